@@ -1,0 +1,369 @@
+//! The command line: clap definitions, validation into a plan, and dispatch to the commands.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{self, Interrupted, UsageError};
+use crate::info::{self, GpuSource};
+use crate::output::Destination;
+use crate::render::{self, Format, Style};
+use crate::train::compare::{self, Plan, PlannedDevice};
+use crate::train::model::InitWeights;
+use crate::train::{DeviceSpec, SyncPolicy, TrainConfig, companion, worker};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hwbench",
+    version,
+    about = "What machine is this, and how fast does a small model train on each of its devices?",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report the CPU, memory, OS and NVIDIA GPUs (through NVML).
+    Info(InfoArgs),
+    /// Train the iris MLP on every device and compare per-epoch cost and the cost of syncing.
+    TrainCompare(TrainArgs),
+    /// Serve one device's training session over stdin/stdout (used by train-compare).
+    #[command(hide = true)]
+    Worker,
+}
+
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Keep identifying values (hostname, GPU UUIDs and serials) instead of placeholders.
+    #[arg(long)]
+    pub no_redact: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Devices to train on, e.g. cpu,cuda:0 [default: the CPU and every usable CUDA GPU].
+    #[arg(long, value_delimiter = ',', value_parser = parse_device)]
+    pub devices: Vec<DeviceChoice>,
+    /// CPU thread counts, one column each [default: 1 and the usable CPUs].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub cpu_threads: Vec<u16>,
+    /// Epochs per run (1 to 100000000).
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub epochs: u64,
+    /// SGD learning rate (finite, > 0).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
+    pub lr: f64,
+    /// Hidden units (1 to 4096).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub hidden: u16,
+    /// Read the loss back every k epochs, one row group each; 0 = only once at the end.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,2000,0")]
+    pub sync_every: Vec<SyncPolicy>,
+    /// Timed runs per device and policy (after an untimed warm-up).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeats: u32,
+    /// Epochs of the untimed warm-up run before each policy (capped at --epochs).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub warmup_epochs: u64,
+    /// Draw initial weights from this seed (hwbench's generator, PyTorch's nn.Linear ranges)
+    /// [default: the PyTorch reference run's weights when --hidden is 10, else seed 0].
+    #[arg(long, conflicts_with = "init_weights")]
+    pub seed: Option<u32>,
+    /// Start from these weights: fc1.weight [hidden,4], fc1.bias, fc2.weight [3,hidden], fc2.bias.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub init_weights: Option<PathBuf>,
+    /// random_state of scikit-learn's train_test_split(test_size=0.2).
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u32,
+    /// Also write every device's loss curve as an SVG chart.
+    #[arg(long, value_name = "PATH.svg")]
+    pub plot: Option<PathBuf>,
+    /// The hwbench-cuda companion to use [default: $HWBENCH_CUDA, else next to hwbench].
+    #[arg(long, value_name = "PATH")]
+    pub cuda_companion: Option<PathBuf>,
+    /// Seconds a device's worker may stay silent before it is called hung and stopped.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub worker_timeout: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A device as named on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(text: &str) -> Result<DeviceChoice, String> {
+    let text = text.trim();
+    match text {
+        "cpu" => Ok(DeviceChoice::Cpu),
+        "cuda" => Ok(DeviceChoice::Cuda(0)),
+        _ => text
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(DeviceChoice::Cuda)
+            .ok_or_else(|| format!("unknown device '{text}': use cpu, cuda or cuda:N")),
+    }
+}
+
+fn parse_lr(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        _ => Err(format!("'{text}' is not a usable learning rate: give a finite number > 0, e.g. 0.01")),
+    }
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Parses the command line, runs, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => error::exit_code(&e),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            error::exit_code(&e)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(args) => info_command(&args),
+        Command::TrainCompare(args) => train_compare(&args),
+        Command::Worker => match worker::serve() {
+            0 => Ok(()),
+            _ => Err(anyhow::anyhow!("worker failed")),
+        },
+    }
+}
+
+fn style_for(destination: &Destination) -> Style {
+    if destination.is_stdout() {
+        Style::for_stdout(std::io::stdout().is_terminal())
+    } else {
+        Style::plain()
+    }
+}
+
+fn info_command(args: &InfoArgs) -> anyhow::Result<()> {
+    let destination = Destination::open(args.output.output.as_deref())?;
+    let mut report = info::collect(&GpuSource::from_env());
+    if !args.output.no_redact {
+        crate::redact::info(&mut report);
+    }
+    let text = render::render(&report, args.output.format, style_for(&destination))?;
+    destination.write(&text)
+}
+
+fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {
+    let plan = plan(args)?;
+    // Fail on a bad path now, not after the run.
+    let destination = Destination::open(args.output.output.as_deref())?;
+    let plot = match &args.plot {
+        Some(path) => Some(Destination::open(Some(path))?),
+        None => None,
+    };
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+
+    let mut report = compare::run(&plan, &INTERRUPTED);
+    report.redacted = !args.output.no_redact;
+    if let Some(plot) = plot {
+        plot.write(&crate::train::plot::svg(&report)?)?;
+    }
+    let text = render::render(&report, args.output.format, style_for(&destination))?;
+    destination.write(&text)?;
+    if report.complete { Ok(()) } else { Err(Interrupted.into()) }
+}
+
+/// Validates the arguments and decides every column, before anything trains.
+fn plan(args: &TrainArgs) -> anyhow::Result<Plan> {
+    let init = initial_weights(args)?;
+    let policies = no_duplicates(&args.sync_every, "--sync-every", |p| p.every.to_string())?;
+    let choices = no_duplicates(&args.devices, "--devices", |d| format!("{d:?}"))?;
+    let threads: Vec<usize> = no_duplicates(&args.cpu_threads, "--cpu-threads", u16::to_string)?
+        .into_iter()
+        .map(usize::from)
+        .collect();
+
+    let usable = info::cpu::probe().usable_cpus.unwrap_or(1);
+    let threads = if threads.is_empty() {
+        let mut default = vec![1];
+        if usable > 1 {
+            default.push(usable);
+        }
+        default
+    } else {
+        threads
+    };
+
+    let timeout = Duration::from_secs(args.worker_timeout);
+    let mut devices = Vec::new();
+    let cuda_choices: Vec<usize> = if choices.is_empty() {
+        devices.extend(cpu_columns(&threads, timeout));
+        default_cuda_devices(args.cuda_companion.as_deref())
+    } else {
+        for choice in &choices {
+            if *choice == DeviceChoice::Cpu {
+                devices.extend(cpu_columns(&threads, timeout));
+            }
+        }
+        choices
+            .iter()
+            .filter_map(|c| match c {
+                DeviceChoice::Cuda(n) => Some(*n),
+                DeviceChoice::Cpu => None,
+            })
+            .collect()
+    };
+    if !cuda_choices.is_empty() {
+        let gpus = crate::info::gpu::probe_nvml();
+        let companion = companion::locate(args.cuda_companion.as_deref());
+        for ordinal in cuda_choices {
+            devices.push(PlannedDevice {
+                device: DeviceSpec::Cuda { ordinal },
+                worker: cuda_worker(ordinal, &gpus, &companion, timeout),
+            });
+        }
+    }
+
+    Ok(Plan {
+        config: TrainConfig {
+            hidden: init.hidden,
+            lr: args.lr,
+            epochs: args.epochs,
+            split_seed: args.split_seed,
+            init,
+        },
+        policies,
+        repeats: args.repeats,
+        warmup_epochs: args.warmup_epochs,
+        devices,
+    })
+}
+
+fn cpu_columns(threads: &[usize], timeout: Duration) -> Vec<PlannedDevice> {
+    threads
+        .iter()
+        .map(|&threads| PlannedDevice {
+            device: DeviceSpec::Cpu { threads },
+            worker: compare::cpu_worker(threads, timeout),
+        })
+        .collect()
+}
+
+/// Every CUDA device this install can use: none without a companion or a driver.
+fn default_cuda_devices(explicit_companion: Option<&Path>) -> Vec<usize> {
+    if companion::locate(explicit_companion).is_err() {
+        return Vec::new();
+    }
+    let gpus = crate::info::gpu::probe_nvml();
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    let count = match visible.as_deref() {
+        Some(list) => list.split(',').filter(|s| !s.trim().is_empty()).count().min(gpus.devices.len()),
+        None => gpus.devices.len(),
+    };
+    (0..count).collect()
+}
+
+/// The command that trains on `cuda:ordinal`, or why that device cannot be used.
+fn cuda_worker(
+    ordinal: usize,
+    gpus: &crate::info::gpu::GpuSection,
+    companion: &Result<(PathBuf, &'static str), String>,
+    timeout: Duration,
+) -> Result<worker::WorkerCommand, String> {
+    let (program, _) = companion.clone()?;
+    if !gpus.nvml_loaded {
+        return Err(gpus.message.clone().unwrap_or_else(|| "no NVIDIA driver".to_string()));
+    }
+    if ordinal >= gpus.devices.len() {
+        let count = gpus.devices.len();
+        return Err(format!(
+            "cuda:{ordinal} is out of range: this machine has {count} CUDA device{}{}",
+            if count == 1 { "" } else { "s" },
+            if count > 0 { format!(" (cuda:0 to cuda:{})", count - 1) } else { String::new() }
+        ));
+    }
+    Ok(worker::WorkerCommand {
+        program,
+        args: vec!["worker".to_string()],
+        env: Vec::new(),
+        timeout,
+    })
+}
+
+fn initial_weights(args: &TrainArgs) -> anyhow::Result<InitWeights> {
+    let hidden = usize::from(args.hidden);
+    if let Some(path) = &args.init_weights {
+        let init = InitWeights::from_file(path).map_err(UsageError)?;
+        let hidden_given = std::env::args().any(|a| a == "--hidden" || a.starts_with("--hidden="));
+        if hidden_given && init.hidden != hidden {
+            return Err(UsageError::new(format!(
+                "--hidden {hidden} disagrees with --init-weights, whose fc1.weight has {} hidden units",
+                init.hidden
+            ))
+            .into());
+        }
+        return Ok(init);
+    }
+    Ok(match args.seed {
+        Some(seed) => InitWeights::from_seed(seed, hidden),
+        None if hidden == 10 => InitWeights::reference(),
+        None => InitWeights::from_seed(0, hidden),
+    })
+}
+
+fn no_duplicates<T: Clone + PartialEq>(values: &[T], flag: &str, show: impl Fn(&T) -> String) -> anyhow::Result<Vec<T>> {
+    for (i, value) in values.iter().enumerate() {
+        if values[..i].contains(value) {
+            return Err(UsageError::new(format!(
+                "{flag} lists {} twice: give each once",
+                show(value)
+            ))
+            .into());
+        }
+    }
+    Ok(values.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

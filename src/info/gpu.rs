@@ -1,0 +1,303 @@
+//! NVIDIA GPUs through NVML, loaded at run time: hwbench builds and starts with no NVIDIA software.
+//!
+//! Each query stands alone: one that answers NotSupported or NoPermission leaves that field `null`
+//! with its reason. A machine without the driver gets a section saying exactly that.
+
+use std::path::Path;
+
+use nvml_wrapper::enum_wrappers::device::{Brand, Clock, TemperatureSensor};
+use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::{Device, Nvml};
+use serde::{Deserialize, Serialize};
+
+use super::{Unavailable, keep};
+
+const MIB: u64 = 1024 * 1024;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GpuSection {
+    /// True when NVML loaded and initialised.
+    pub nvml_loaded: bool,
+    /// Why there is no GPU data, e.g. "no NVIDIA driver: libnvidia-ml.so.1 not found".
+    pub message: Option<String>,
+    pub driver_version: Option<String>,
+    /// The newest CUDA version the installed driver supports, e.g. "13.0". Neither the toolkit's
+    /// version nor the runtime's.
+    pub cuda_driver_version: Option<String>,
+    pub nvml_version: Option<String>,
+    pub devices: Vec<GpuReport>,
+    pub unavailable: Unavailable,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GpuReport {
+    /// NVML index (PCI bus order; may differ from CUDA's order unless CUDA_DEVICE_ORDER=PCI_BUS_ID).
+    pub index: u32,
+    pub name: Option<String>,
+    /// Product line as NVML names it: "GeForce RTX", "NVIDIA RTX", "Tesla" (data centre), …
+    pub brand: Option<String>,
+    /// "Ampere", "Hopper", "Blackwell", …
+    pub architecture: Option<String>,
+    /// CUDA compute capability, e.g. "9.0".
+    pub compute_capability: Option<String>,
+    pub memory_total_mib: Option<u64>,
+    pub memory_used_mib: Option<u64>,
+    pub memory_free_mib: Option<u64>,
+    pub pcie_generation_current: Option<u32>,
+    pub pcie_generation_max: Option<u32>,
+    pub pcie_width_current: Option<u32>,
+    pub pcie_width_max: Option<u32>,
+    pub power_draw_w: Option<f64>,
+    /// The power management limit in force now.
+    pub power_limit_w: Option<f64>,
+    pub power_limit_default_w: Option<f64>,
+    /// The limit actually enforced (the lowest of all limits that apply).
+    pub power_limit_enforced_w: Option<f64>,
+    pub sm_clock_mhz: Option<u32>,
+    pub sm_clock_max_mhz: Option<u32>,
+    pub memory_clock_mhz: Option<u32>,
+    pub memory_clock_max_mhz: Option<u32>,
+    pub temperature_c: Option<u32>,
+    pub persistence_mode: Option<bool>,
+    pub mig_enabled: Option<bool>,
+    /// MIG mode after the next GPU reset.
+    pub mig_pending: Option<bool>,
+    pub mig_devices: Vec<MigDevice>,
+    pub ecc_enabled: Option<bool>,
+    pub ecc_pending: Option<bool>,
+    pub pci_bus_id: Option<String>,
+    /// Redacted unless `--no-redact`.
+    pub uuid: Option<String>,
+    /// Redacted unless `--no-redact`.
+    pub serial: Option<String>,
+    pub unavailable: Unavailable,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MigDevice {
+    pub index: u32,
+    pub name: Option<String>,
+    pub memory_total_mib: Option<u64>,
+    /// Redacted unless `--no-redact`.
+    pub uuid: Option<String>,
+}
+
+impl GpuSection {
+    /// A section that explains why there is no GPU data.
+    pub fn without_gpus(message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Reads a recorded section (the test seam); a bad file becomes the section's message.
+    pub fn from_file(path: &Path) -> Self {
+        std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                Self::without_gpus(format!("recorded GPU data {}: {e}", path.display()))
+            })
+    }
+}
+
+/// What a failed NVML query means, in a user's words.
+fn reason(error: NvmlError) -> String {
+    match error {
+        NvmlError::NotSupported => "not supported by this device".to_string(),
+        NvmlError::NoPermission => "no permission".to_string(),
+        NvmlError::GpuLost => "the GPU has fallen off the bus".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn ask<T>(result: Result<T, NvmlError>) -> Result<T, String> {
+    result.map_err(reason)
+}
+
+pub fn probe_nvml() -> GpuSection {
+    let nvml = match Nvml::init() {
+        Ok(nvml) => nvml,
+        Err(NvmlError::LibloadingError(_)) => {
+            return GpuSection::without_gpus("no NVIDIA driver: libnvidia-ml.so.1 not found");
+        }
+        Err(NvmlError::DriverNotLoaded) => {
+            return GpuSection::without_gpus(
+                "NVIDIA driver installed but not loaded (NVML: driver not loaded)",
+            );
+        }
+        Err(e) => return GpuSection::without_gpus(format!("NVML failed to initialise: {e}")),
+    };
+    let mut unavailable = Unavailable::new();
+    let cuda = ask(nvml.sys_cuda_driver_version()).map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+    let mut section = GpuSection {
+        nvml_loaded: true,
+        message: None,
+        driver_version: keep(ask(nvml.sys_driver_version()), "driver_version", &mut unavailable),
+        cuda_driver_version: keep(cuda, "cuda_driver_version", &mut unavailable),
+        nvml_version: keep(ask(nvml.sys_nvml_version()), "nvml_version", &mut unavailable),
+        devices: Vec::new(),
+        unavailable: Unavailable::new(),
+    };
+    match nvml.device_count() {
+        Ok(0) => section.message = Some("NVIDIA driver loaded, but it sees no GPU".to_string()),
+        Ok(count) => {
+            for index in 0..count {
+                section.devices.push(match nvml.device_by_index(index) {
+                    Ok(device) => probe_device(&nvml, index, &device),
+                    Err(e) => {
+                        let mut report = GpuReport {
+                            index,
+                            ..GpuReport::default()
+                        };
+                        report.unavailable.insert("device".into(), reason(e));
+                        report
+                    }
+                });
+            }
+        }
+        Err(e) => {
+            unavailable.insert("devices".into(), reason(e));
+        }
+    }
+    section.unavailable = unavailable;
+    section
+}
+
+fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
+    let mut u = Unavailable::new();
+    let memory = ask(device.memory_info());
+    let mem = |pick: fn(&nvml_wrapper::struct_wrappers::device::MemoryInfo) -> u64| {
+        memory.as_ref().map(|m| pick(m) / MIB).map_err(Clone::clone)
+    };
+    let watts = |r: Result<u32, NvmlError>| ask(r).map(|mw| f64::from(mw) / 1000.0);
+    let compute = ask(device.cuda_compute_capability());
+    let mig = ask(device.mig_mode());
+    let ecc = ask(device.is_ecc_enabled());
+    let architecture = compute
+        .as_ref()
+        .ok()
+        .and_then(|cc| architecture_from_compute_capability(cc.major, cc.minor))
+        .map(str::to_string)
+        .ok_or(())
+        .or_else(|()| ask(device.architecture()).map(|a| a.to_string()));
+    let mig_enabled = mig.as_ref().map(|m| m.current == 1).map_err(Clone::clone);
+
+    let mut report = GpuReport {
+        index,
+        name: keep(ask(device.name()), "name", &mut u),
+        brand: keep(ask(device.brand()).map(brand_name), "brand", &mut u),
+        architecture: keep(architecture, "architecture", &mut u),
+        compute_capability: keep(
+            compute.map(|cc| format!("{}.{}", cc.major, cc.minor)),
+            "compute_capability",
+            &mut u,
+        ),
+        memory_total_mib: keep(mem(|m| m.total), "memory_total_mib", &mut u),
+        memory_used_mib: keep(mem(|m| m.used), "memory_used_mib", &mut u),
+        memory_free_mib: keep(mem(|m| m.free), "memory_free_mib", &mut u),
+        pcie_generation_current: keep(ask(device.current_pcie_link_gen()), "pcie_generation_current", &mut u),
+        pcie_generation_max: keep(ask(device.max_pcie_link_gen()), "pcie_generation_max", &mut u),
+        pcie_width_current: keep(ask(device.current_pcie_link_width()), "pcie_width_current", &mut u),
+        pcie_width_max: keep(ask(device.max_pcie_link_width()), "pcie_width_max", &mut u),
+        power_draw_w: keep(watts(device.power_usage()), "power_draw_w", &mut u),
+        power_limit_w: keep(watts(device.power_management_limit()), "power_limit_w", &mut u),
+        power_limit_default_w: keep(
+            watts(device.power_management_limit_default()),
+            "power_limit_default_w",
+            &mut u,
+        ),
+        power_limit_enforced_w: keep(watts(device.enforced_power_limit()), "power_limit_enforced_w", &mut u),
+        sm_clock_mhz: keep(ask(device.clock_info(Clock::SM)), "sm_clock_mhz", &mut u),
+        sm_clock_max_mhz: keep(ask(device.max_clock_info(Clock::SM)), "sm_clock_max_mhz", &mut u),
+        memory_clock_mhz: keep(ask(device.clock_info(Clock::Memory)), "memory_clock_mhz", &mut u),
+        memory_clock_max_mhz: keep(
+            ask(device.max_clock_info(Clock::Memory)),
+            "memory_clock_max_mhz",
+            &mut u,
+        ),
+        temperature_c: keep(ask(device.temperature(TemperatureSensor::Gpu)), "temperature_c", &mut u),
+        persistence_mode: keep(ask(device.is_in_persistent_mode()), "persistence_mode", &mut u),
+        mig_enabled: keep(mig_enabled.clone(), "mig_enabled", &mut u),
+        mig_pending: keep(mig.map(|m| m.pending == 1), "mig_pending", &mut u),
+        mig_devices: Vec::new(),
+        ecc_enabled: keep(ecc.as_ref().map(|e| e.currently_enabled).map_err(Clone::clone), "ecc_enabled", &mut u),
+        ecc_pending: keep(ecc.map(|e| e.pending_enabled), "ecc_pending", &mut u),
+        pci_bus_id: keep(ask(device.pci_info()).map(|p| p.bus_id), "pci_bus_id", &mut u),
+        uuid: keep(ask(device.uuid()), "uuid", &mut u),
+        serial: keep(ask(device.serial()), "serial", &mut u),
+        unavailable: Unavailable::new(),
+    };
+    if mig_enabled == Ok(true) {
+        match mig_devices(nvml, device) {
+            Ok(devices) => report.mig_devices = devices,
+            Err(e) => {
+                u.insert("mig_devices".into(), e);
+            }
+        }
+    }
+    report.unavailable = u;
+    report
+}
+
+/// The MIG devices of a GPU in MIG mode. nvml-wrapper has no call for them, so this asks NVML's
+/// C API directly (the library is already loaded; loading it again only takes a reference).
+fn mig_devices(nvml: &Nvml, device: &Device) -> Result<Vec<MigDevice>, String> {
+    use nvml_wrapper_sys::bindings::{NvmlLib, nvmlDevice_t, nvmlReturn_enum_NVML_SUCCESS};
+    // SAFETY: loading libnvidia-ml.so.1, which NVML already loaded and initialised in this process.
+    let lib = unsafe { NvmlLib::new("libnvidia-ml.so.1") }.map_err(|e| e.to_string())?;
+    // SAFETY: the handle is valid for as long as `nvml` is, which outlives this function.
+    let parent = unsafe { device.handle() };
+    let mut count = 0;
+    // SAFETY: a valid device handle and a pointer to a local.
+    if unsafe { lib.nvmlDeviceGetMaxMigDeviceCount(parent, &mut count) } != nvmlReturn_enum_NVML_SUCCESS {
+        return Err("NVML could not count MIG devices".to_string());
+    }
+    let mut devices = Vec::new();
+    for index in 0..count {
+        let mut handle: nvmlDevice_t = std::ptr::null_mut();
+        // SAFETY: as above; a slot without a MIG device answers NOT_FOUND and is skipped.
+        let status = unsafe { lib.nvmlDeviceGetMigDeviceHandleByIndex(parent, index, &mut handle) };
+        if status != nvmlReturn_enum_NVML_SUCCESS || handle.is_null() {
+            continue;
+        }
+        // SAFETY: a MIG device handle NVML just gave us, used only while `nvml` lives.
+        let mig = unsafe { Device::new(handle, nvml) };
+        devices.push(MigDevice {
+            index,
+            name: mig.name().ok(),
+            memory_total_mib: mig.memory_info().ok().map(|m| m.total / MIB),
+            uuid: mig.uuid().ok(),
+        });
+    }
+    Ok(devices)
+}
+
+/// Architecture from compute capability: it knows GPUs newer than NVML's own enum.
+pub fn architecture_from_compute_capability(major: i32, minor: i32) -> Option<&'static str> {
+    Some(match (major, minor) {
+        (3, _) => "Kepler",
+        (5, _) => "Maxwell",
+        (6, _) => "Pascal",
+        (7, 0) | (7, 2) => "Volta",
+        (7, 5) => "Turing",
+        (8, 9) => "Ada Lovelace",
+        (8, _) => "Ampere",
+        (9, _) => "Hopper",
+        (10, _) | (11, _) | (12, _) => "Blackwell",
+        _ => return None,
+    })
+}
+
+fn brand_name(brand: Brand) -> String {
+    match brand {
+        Brand::Tesla => "Tesla (data centre)".to_string(),
+        Brand::GeForceRTX => "GeForce RTX".to_string(),
+        Brand::NvidiaRTX => "NVIDIA RTX (workstation)".to_string(),
+        Brand::QuadroRTX => "Quadro RTX".to_string(),
+        Brand::TitanRTX => "Titan RTX".to_string(),
+        Brand::Nvidia => "NVIDIA".to_string(),
+        other => format!("{other:?}"),
+    }
+}

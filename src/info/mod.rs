@@ -1,0 +1,89 @@
+//! `hwbench info`: what machine this is. Each probe fills one plain struct; `show` draws them.
+//!
+//! Every field stands alone: a value that cannot be read is `None` (JSON `null`) and its reason is
+//! recorded in the struct's `unavailable` map, so one failing probe never hides the others.
+
+pub mod build;
+pub mod cpu;
+pub mod cuda_libs;
+pub mod gpu;
+pub mod show;
+pub mod system;
+pub mod uarch;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a field is renamed or removed, or changes meaning; adding fields does not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why a field is `null`, keyed by the field's JSON name.
+pub type Unavailable = BTreeMap<String, String>;
+
+/// Keeps a probed value, or records why it is missing.
+pub fn keep<T>(result: Result<T, String>, field: &str, unavailable: &mut Unavailable) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(reason) => {
+            unavailable.insert(field.to_string(), reason);
+            None
+        }
+    }
+}
+
+/// The whole `hwbench info` report. The JSON schema is documented in docs/json-schema.md.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct InfoReport {
+    /// Version of this JSON layout.
+    pub schema_version: u32,
+    /// Always "info".
+    pub kind: String,
+    /// Whether identifying values (hostname, GPU UUIDs and serials) were replaced by placeholders.
+    pub redacted: bool,
+    pub build: build::BuildInfo,
+    pub cpu: cpu::CpuReport,
+    pub memory: system::MemoryReport,
+    pub os: system::OsReport,
+    pub gpu: gpu::GpuSection,
+    pub cuda_environment: cuda_libs::CudaEnvironment,
+}
+
+/// Where the GPU data comes from: the real NVML, or a recorded file (tests).
+pub enum GpuSource {
+    Nvml,
+    Recorded(std::path::PathBuf),
+}
+
+impl GpuSource {
+    /// NVML, unless `HWBENCH_GPU_FIXTURE` names a recorded `GpuSection` JSON file (a test seam).
+    pub fn from_env() -> Self {
+        match std::env::var_os("HWBENCH_GPU_FIXTURE") {
+            Some(path) => Self::Recorded(path.into()),
+            None => Self::Nvml,
+        }
+    }
+
+    pub fn probe(&self) -> gpu::GpuSection {
+        match self {
+            Self::Nvml => gpu::probe_nvml(),
+            Self::Recorded(path) => gpu::GpuSection::from_file(path),
+        }
+    }
+}
+
+/// Runs every probe. Never fails: what cannot be read is marked unavailable.
+pub fn collect(gpu_source: &GpuSource) -> InfoReport {
+    let gpu = gpu_source.probe();
+    InfoReport {
+        schema_version: SCHEMA_VERSION,
+        kind: "info".to_string(),
+        redacted: false,
+        build: build::BuildInfo::current(&gpu),
+        cpu: cpu::probe(),
+        memory: system::probe_memory(),
+        os: system::probe_os(),
+        gpu,
+        cuda_environment: cuda_libs::probe(),
+    }
+}

@@ -1,0 +1,278 @@
+//! How an [`InfoReport`] reads: a short summary, then every section in detail.
+
+use super::InfoReport;
+use super::cpu::CpuReport;
+use super::gpu::{GpuReport, GpuSection};
+use crate::render::document::{NA, Pairs};
+use crate::render::{Document, Report, Section};
+
+impl Report for InfoReport {
+    fn document(&self) -> Document {
+        let mut details = vec![
+            Section::pairs("CPU", cpu_pairs(&self.cpu)),
+            Section::pairs("Memory", memory_pairs(self)),
+            Section::pairs("Operating system", os_pairs(self)),
+            Section::pairs("NVIDIA driver", driver_pairs(&self.gpu)),
+        ];
+        for gpu in &self.gpu.devices {
+            details.push(Section::pairs(format!("GPU {}", gpu.index), gpu_pairs(gpu)));
+        }
+        details.push(Section::pairs("CUDA environment", cuda_env_pairs(self)));
+        details.push(Section::pairs("This build", build_pairs(self)));
+        Document {
+            title: "hwbench info".to_string(),
+            summary: vec![Section::pairs("Summary", summary(self))],
+            details,
+        }
+    }
+}
+
+fn or_na(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| NA.to_string())
+}
+
+fn gib(mib: u64) -> String {
+    format!("{:.1} GiB", mib as f64 / 1024.0)
+}
+
+fn summary(r: &InfoReport) -> Vec<(String, String)> {
+    let cpu = &r.cpu;
+    let mut p = Pairs::new();
+    p.add(
+        "CPU",
+        format!(
+            "{} ({})",
+            or_na(&cpu.model_name),
+            cpu.microarchitecture.as_deref().unwrap_or("unknown generation")
+        ),
+    )
+    .add("cores / threads / usable", topology(cpu))
+    .opt("memory", r.memory.total_mib, gib)
+    .add("OS", format!("{}, kernel {}", or_na(&r.os.long_name), or_na(&r.os.kernel)));
+    if r.gpu.devices.is_empty() {
+        p.add("GPUs", r.gpu.message.clone().unwrap_or_else(|| "none".to_string()));
+    } else {
+        for gpu in &r.gpu.devices {
+            p.add(
+                &format!("GPU {}", gpu.index),
+                format!(
+                    "{}, {}, CC {}",
+                    or_na(&gpu.name),
+                    gpu.memory_total_mib.map_or(NA.to_string(), gib),
+                    or_na(&gpu.compute_capability)
+                ),
+            );
+        }
+        p.add(
+            "driver / CUDA (driver supports)",
+            format!("{} / {}", or_na(&r.gpu.driver_version), or_na(&r.gpu.cuda_driver_version)),
+        );
+    }
+    p.add("CUDA training", cuda_training(r));
+    p.finish()
+}
+
+fn cuda_training(r: &InfoReport) -> String {
+    let companion = &r.build.cuda_companion;
+    if companion.available {
+        format!("yes: {}", companion.detail)
+    } else {
+        format!("no: {}", companion.detail)
+    }
+}
+
+fn topology(cpu: &CpuReport) -> String {
+    let n = |v: Option<usize>| v.map_or(NA.to_string(), |v| v.to_string());
+    format!(
+        "{} cores / {} threads / {} usable",
+        n(cpu.physical_cores),
+        n(cpu.logical_cpus),
+        n(cpu.usable_cpus)
+    )
+}
+
+fn cpu_pairs(cpu: &CpuReport) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    p.add("model", or_na(&cpu.model_name))
+        .add("vendor", or_na(&cpu.vendor))
+        .add("architecture", cpu.architecture.clone())
+        .add("microarchitecture", or_na(&cpu.microarchitecture))
+        .add("signature", or_na(&cpu.signature))
+        .opt("sockets", cpu.sockets, |v| v.to_string())
+        .opt("physical cores", cpu.physical_cores, |v| v.to_string())
+        .opt("logical CPUs (host)", cpu.logical_cpus, |v| v.to_string())
+        .opt("SMT", cpu.smt_enabled, |on| if on { "on" } else { "off" }.to_string())
+        .opt("usable CPUs (this process)", cpu.usable_cpus, |v| v.to_string())
+        .opt("affinity mask", cpu.affinity_cpus, |v| format!("{v} CPUs"))
+        .add(
+            "cgroup CPU quota",
+            cpu.cgroup_cpu_quota.map_or("none".to_string(), |q| format!("{q:.2} CPUs")),
+        )
+        .opt("base frequency", cpu.base_mhz, |m| format!("{m:.0} MHz"))
+        .opt("max frequency", cpu.max_mhz, |m| format!("{m:.0} MHz"));
+    let caches: Vec<String> = cpu
+        .caches
+        .iter()
+        .map(|c| match c.instances {
+            Some(n) => format!("{} {} KiB ×{n}", c.name, c.size_kib),
+            None => format!("{} {} KiB", c.name, c.size_kib),
+        })
+        .collect();
+    p.add("caches", if caches.is_empty() { NA.to_string() } else { caches.join(", ") })
+        .add("ML features", cpu.features.join(" "))
+        .add(
+            "not present",
+            if cpu.features_missing.is_empty() { "-".to_string() } else { cpu.features_missing.join(" ") },
+        )
+        .add("x86-64 level", cpu.x86_64_level.clone().unwrap_or_else(|| "-".to_string()))
+        .add(
+            "virtualization",
+            if cpu.virtualization.is_empty() { "none detected".to_string() } else { cpu.virtualization.join(", ") },
+        );
+    p.finish()
+}
+
+fn memory_pairs(r: &InfoReport) -> Vec<(String, String)> {
+    let m = &r.memory;
+    let mut p = Pairs::new();
+    p.opt("total", m.total_mib, gib)
+        .opt("available", m.available_mib, gib)
+        .add(
+            "swap (free / total)",
+            match (m.swap_free_mib, m.swap_total_mib) {
+                (Some(free), Some(total)) => format!("{} / {}", gib(free), gib(total)),
+                _ => NA.to_string(),
+            },
+        )
+        .add("cgroup limit", m.cgroup_limit_mib.map_or("none".to_string(), gib));
+    p.finish()
+}
+
+fn os_pairs(r: &InfoReport) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    p.add("name", or_na(&r.os.long_name))
+        .add("kernel", or_na(&r.os.kernel))
+        .add("hostname", or_na(&r.os.hostname));
+    p.finish()
+}
+
+fn driver_pairs(gpu: &GpuSection) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    if let Some(message) = &gpu.message {
+        p.add("status", message.clone());
+    }
+    if gpu.nvml_loaded {
+        p.add("driver version", or_na(&gpu.driver_version))
+            .add("CUDA version the driver supports", or_na(&gpu.cuda_driver_version))
+            .add("NVML version", or_na(&gpu.nvml_version))
+            .add("GPUs", gpu.devices.len().to_string());
+    }
+    p.finish()
+}
+
+fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
+    let both = |a: Option<String>, b: Option<String>, sep: &str| match (a, b) {
+        (None, None) => NA.to_string(),
+        (a, b) => format!("{}{sep}{}", a.unwrap_or(NA.into()), b.unwrap_or(NA.into())),
+    };
+    let mhz = |v: Option<u32>| v.map(|v| format!("{v} MHz"));
+    let watts = |v: Option<f64>| v.map(|v| format!("{v:.0} W"));
+    let flag = |v: Option<bool>| v.map(|on| if on { "on" } else { "off" }.to_string());
+    let mut p = Pairs::new();
+    p.add("name", or_na(&g.name))
+        .add("brand", or_na(&g.brand))
+        .add("architecture", or_na(&g.architecture))
+        .add("compute capability", or_na(&g.compute_capability))
+        .add(
+            "memory (used / free / total)",
+            match g.memory_total_mib {
+                Some(total) => format!(
+                    "{} / {} / {} MiB",
+                    g.memory_used_mib.map_or(NA.into(), |v| v.to_string()),
+                    g.memory_free_mib.map_or(NA.into(), |v| v.to_string()),
+                    total
+                ),
+                None => NA.to_string(),
+            },
+        )
+        .add(
+            "PCIe (current / max)",
+            both(
+                pcie(g.pcie_generation_current, g.pcie_width_current),
+                pcie(g.pcie_generation_max, g.pcie_width_max),
+                " / ",
+            ),
+        )
+        .add("power draw", watts(g.power_draw_w).unwrap_or(NA.into()))
+        .add(
+            "power limit (current / default / enforced)",
+            format!(
+                "{} / {} / {}",
+                watts(g.power_limit_w).unwrap_or(NA.into()),
+                watts(g.power_limit_default_w).unwrap_or(NA.into()),
+                watts(g.power_limit_enforced_w).unwrap_or(NA.into())
+            ),
+        )
+        .add("SM clock (current / max)", both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / "))
+        .add(
+            "memory clock (current / max)",
+            both(mhz(g.memory_clock_mhz), mhz(g.memory_clock_max_mhz), " / "),
+        )
+        .opt("temperature", g.temperature_c, |t| format!("{t} °C"))
+        .add("persistence mode", flag(g.persistence_mode).unwrap_or(NA.into()))
+        .add("MIG (current / pending)", both(flag(g.mig_enabled), flag(g.mig_pending), " / "));
+    for mig in &g.mig_devices {
+        p.add(
+            &format!("MIG device {}", mig.index),
+            format!(
+                "{}, {} MiB, {}",
+                or_na(&mig.name),
+                mig.memory_total_mib.map_or(NA.into(), |m| m.to_string()),
+                or_na(&mig.uuid)
+            ),
+        );
+    }
+    p.add("ECC (current / pending)", both(flag(g.ecc_enabled), flag(g.ecc_pending), " / "))
+        .add("PCI bus id", or_na(&g.pci_bus_id))
+        .add("UUID", or_na(&g.uuid))
+        .add("serial", or_na(&g.serial));
+    p.finish()
+}
+
+fn pcie(generation: Option<u32>, width: Option<u32>) -> Option<String> {
+    match (generation, width) {
+        (None, None) => None,
+        (g, w) => Some(format!(
+            "Gen{} x{}",
+            g.map_or("?".into(), |g| g.to_string()),
+            w.map_or("?".into(), |w| w.to_string())
+        )),
+    }
+}
+
+fn cuda_env_pairs(r: &InfoReport) -> Vec<(String, String)> {
+    let e = &r.cuda_environment;
+    let unset = |v: &Option<String>| v.clone().unwrap_or_else(|| "(not set)".to_string());
+    let with_lib = |version: &Option<String>, lib: &Option<String>| match (version, lib) {
+        (Some(v), Some(l)) => format!("{v} ({l})"),
+        (Some(v), None) => v.clone(),
+        _ => "not found".to_string(),
+    };
+    let mut p = Pairs::new();
+    p.add("CUDA_VISIBLE_DEVICES", unset(&e.cuda_visible_devices))
+        .add("CUDA_DEVICE_ORDER", unset(&e.cuda_device_order))
+        .add("CUDA runtime (libcudart)", with_lib(&e.cuda_runtime_version, &e.cuda_runtime_library))
+        .add("cuDNN", with_lib(&e.cudnn_version, &e.cudnn_library));
+    p.finish()
+}
+
+fn build_pairs(r: &InfoReport) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    p.add("hwbench", r.build.hwbench_version.clone())
+        .add("target", r.build.target.clone())
+        .add("CUDA training", cuda_training(r));
+    if !r.build.gpus_not_supported.is_empty() {
+        p.add("GPUs this build cannot run on", r.build.gpus_not_supported.join("; "));
+    }
+    p.finish()
+}

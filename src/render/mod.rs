@@ -1,0 +1,61 @@
+//! Turns any report into text: a terminal table, paste-ready Markdown, or JSON.
+//!
+//! Reports describe themselves once as a [`Document`] (titled sections of key/value pairs, grids and
+//! text); the table and Markdown renderers each draw a `Document`, and JSON is the report's own
+//! serde form, so every command gets all three formats from the same code.
+
+pub mod document;
+pub mod json;
+pub mod markdown;
+pub mod table;
+
+pub use document::{Body, Document, Section};
+
+/// A report that can be shown: serialisable as JSON, and describable as a [`Document`].
+pub trait Report: serde::Serialize {
+    fn document(&self) -> Document;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A table for the terminal.
+    Table,
+    /// GitHub/GitLab-flavoured Markdown, ready to paste into an issue.
+    Markdown,
+    /// The documented JSON schema (see docs/json-schema.md).
+    Json,
+}
+
+/// How the terminal table is drawn.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    /// Width to wrap to; `None` lets the table size itself to the terminal.
+    pub width: Option<u16>,
+}
+
+impl Style {
+    /// Colour only on a terminal and never with `NO_COLOR`; 80 columns when not on a terminal.
+    pub fn for_stdout(to_terminal: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Self {
+            color: to_terminal && !no_color,
+            width: if to_terminal { None } else { Some(80) },
+        }
+    }
+
+    pub fn plain() -> Self {
+        Self {
+            color: false,
+            width: Some(80),
+        }
+    }
+}
+
+pub fn render<R: Report>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
+    Ok(match format {
+        Format::Table => table::render(&report.document(), style),
+        Format::Markdown => markdown::render(&report.document()),
+        Format::Json => json::render(report)?,
+    })
+}

@@ -1,0 +1,143 @@
+//! How a [`CompareReport`] reads: one column per device, rows grouped by sync policy.
+
+use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
+use super::verdict::micros;
+use crate::render::document::NA;
+use crate::render::{Document, Report, Section};
+
+impl Report for CompareReport {
+    fn document(&self) -> Document {
+        let mut header = vec![String::new()];
+        header.extend(self.devices.iter().map(|d| d.label.clone()));
+        let mut rows = Vec::new();
+        let row = |name: &str, cell: &dyn Fn(&DeviceResult) -> String| -> Vec<String> {
+            std::iter::once(name.to_string())
+                .chain(self.devices.iter().map(cell))
+                .collect()
+        };
+
+        if self.devices.iter().any(|d| d.status != DeviceStatus::Ok) {
+            rows.push(row("status", &status));
+        }
+        for &policy in &self.config.policies {
+            let cell = |d: &DeviceResult, f: &dyn Fn(&PolicyResult) -> Option<String>| {
+                d.policy(policy).and_then(f).unwrap_or_else(|| NA.to_string())
+            };
+            rows.push(row(&format!("{} · per epoch", policy.label()), &|d| {
+                cell(d, &|p| p.per_epoch_us.map(|s| format!("{} ±{:.0}%", micros(s.median), s.relative_half_range() * 100.0)))
+            }));
+            rows.push(row("  total run", &|d| cell(d, &|p| p.total_s.map(|s| format!("{:.2} s", s.median)))));
+            rows.push(row("  syncs", &|d| cell(d, &|p| Some(p.syncs.to_string()))));
+            if policy.every != 0 {
+                rows.push(row("  cost of one sync", &|d| {
+                    cell(d, &|p| {
+                        p.sync_cost_us.map(|c| {
+                            format!("{} ({:.0}%)", micros(c), p.sync_share_of_epoch.unwrap_or_default() * 100.0)
+                        })
+                    })
+                }));
+            }
+            rows.push(row("  blocked in readback", &|d| {
+                cell(d, &|p| p.readback_us.map(|s| format!("{}/sync", micros(s.median))))
+            }));
+            if self.devices.iter().any(|d| d.policy(policy).is_some_and(|p| p.diverged_at.is_some())) {
+                rows.push(row("  diverged at epoch", &|d| {
+                    cell(d, &|p| p.diverged_at.map(|e| e.to_string()))
+                }));
+            }
+        }
+        rows.push(row("setup (data + params)", &|d| {
+            opt(d.facts.as_ref().map(|f| format!("{:.2} ms", f.setup_ms)))
+        }));
+        rows.push(row("first epoch (cold)", &|d| {
+            opt(d.facts.as_ref().map(|f| format!("{:.2} ms", f.first_epoch_ms)))
+        }));
+        rows.push(row("final training loss", &|d| opt(d.final_loss.map(|l| format!("{l:.4}")))));
+        rows.push(row("test accuracy", &|d| opt(d.test_accuracy.map(|a| format!("{:.4}", a)))));
+        rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(|m| format!("{m:.0} MiB")))));
+        rows.push(row("speed vs cpu×1", &|d| opt(d.speed_vs_cpu1.map(|s| format!("{s:.2}×")))));
+        rows.push(row("loss curve (log)", &|d| sparkline(&d.loss_curve, 12)));
+
+        let mut config = crate::render::document::Pairs::new();
+        config
+            .add("model", format!("4 → {} → 3 MLP, ReLU, cross-entropy", self.config.hidden))
+            .add("optimizer", format!("SGD, lr {}, full batch", self.config.lr))
+            .add("data", format!(
+                "iris: {} training rows, {} test rows (train_test_split random_state={}), MinMax-scaled on the training rows",
+                self.config.train_rows, self.config.test_rows, self.config.split_seed
+            ))
+            .add("initial weights", self.config.init.clone())
+            .add("epochs", self.config.epochs.to_string())
+            .add("timing", format!(
+                "{} timed runs per device and policy after a {}-epoch warm-up; median ± half the range",
+                self.config.repeats, self.config.warmup_epochs
+            ))
+            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), medians; % of an epoch without syncs")
+            .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
+            .add("hwbench", self.hwbench_version.clone());
+        if !self.complete {
+            config.add("complete", "no: interrupted, only finished rows are shown");
+        }
+        let mut devices = crate::render::document::Pairs::new();
+        for d in &self.devices {
+            let name = d.facts.as_ref().and_then(|f| f.name.clone()).unwrap_or_else(|| NA.to_string());
+            devices.add(&d.label, match (&d.memory_kind, &d.facts) {
+                (Some(kind), Some(facts)) => format!("{name}; device opened in {:.1} ms; memory = {kind}", facts.open_ms),
+                _ => name,
+            });
+        }
+
+        Document {
+            title: format!("hwbench train-compare — iris MLP, {} epochs", self.config.epochs),
+            summary: vec![
+                Section::grid("Per-epoch cost and cost of syncing", header, rows),
+                Section::text("Verdict", self.verdict.clone()),
+            ],
+            details: vec![
+                Section::pairs("Configuration", config.finish()),
+                Section::pairs("Devices", devices.finish()),
+            ],
+        }
+    }
+}
+
+fn status(d: &DeviceResult) -> String {
+    let word = match d.status {
+        DeviceStatus::Ok => "ok",
+        DeviceStatus::NotRun => "not run",
+        DeviceStatus::Failed => "failed",
+        DeviceStatus::Interrupted => "interrupted",
+    };
+    match &d.reason {
+        Some(reason) => format!("{word}: {reason}"),
+        None => word.to_string(),
+    }
+}
+
+fn opt(value: Option<String>) -> String {
+    value.unwrap_or_else(|| NA.to_string())
+}
+
+/// A `width`-character sketch of the curve on a log scale.
+pub fn sparkline(curve: &[f32], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let logs: Vec<f64> = curve
+        .iter()
+        .filter(|v| v.is_finite() && **v > 0.0)
+        .map(|&v| f64::from(v).ln())
+        .collect();
+    if logs.len() < 2 {
+        return NA.to_string();
+    }
+    let (lo, hi) = logs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let width = width.min(logs.len());
+    (0..width)
+        .map(|i| {
+            let v = logs[i * (logs.len() - 1) / (width - 1).max(1)];
+            let level = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 0 };
+            BARS[level.min(7)]
+        })
+        .collect()
+}

@@ -1,0 +1,189 @@
+//! The plain-language answer to the exercise, written from this run's numbers only.
+
+use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
+use super::{DeviceSpec, SyncPolicy};
+
+pub fn write(report: &CompareReport) -> Vec<String> {
+    let measured: Vec<&DeviceResult> = report
+        .devices
+        .iter()
+        .filter(|d| d.headline_per_epoch_us().is_some())
+        .collect();
+    if measured.is_empty() {
+        return vec!["No device finished a policy, so there is nothing to compare.".to_string()];
+    }
+    let mut lines = vec![fastest(&measured)];
+    if let Some(line) = threads(&measured) {
+        lines.push(line);
+    }
+    if let Some(line) = readback_cost(&measured) {
+        lines.push(line);
+    }
+    if let Some(line) = logging_every_epoch(&measured, report.config.epochs) {
+        lines.push(line);
+    }
+    for device in report.devices.iter().filter(|d| d.status != DeviceStatus::Ok) {
+        let why = device.reason.as_deref().unwrap_or("no reason given");
+        lines.push(format!("{} has no (complete) result: {why}.", device.label));
+    }
+    for device in &measured {
+        for policy in device.policies.iter().filter(|p| p.diverged_at.is_some()) {
+            lines.push(format!(
+                "{} diverged at epoch {} ({}): lower --lr.",
+                device.label,
+                policy.diverged_at.unwrap_or_default(),
+                policy.policy.label()
+            ));
+        }
+    }
+    lines
+}
+
+fn fastest(measured: &[&DeviceResult]) -> String {
+    let mut ranked: Vec<(&DeviceResult, f64)> = measured
+        .iter()
+        .filter_map(|d| Some((*d, d.headline_per_epoch_us()?)))
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (best, best_us) = ranked[0];
+    let mut line = format!(
+        "Fastest for this model: {} at {} per epoch.",
+        best.label,
+        micros(best_us)
+    );
+    if let Some((slowest, slow_us)) = ranked.last().filter(|(d, _)| d.label != best.label) {
+        line.push_str(&format!(
+            " The slowest, {}, needs {} ({:.1}× longer).",
+            slowest.label,
+            micros(*slow_us),
+            slow_us / best_us
+        ));
+    }
+    let gpu_lost = ranked
+        .iter()
+        .any(|(d, _)| matches!(d.device, DeviceSpec::Cuda { .. }))
+        && matches!(best.device, DeviceSpec::Cpu { .. });
+    line.push_str(if gpu_lost {
+        " An epoch here is a few dozen tiny operations on a 120×4 batch; on a GPU each one is a kernel launch whose fixed cost dwarfs its arithmetic, so the GPU cannot win until the model or the batch grows."
+    } else if matches!(best.device, DeviceSpec::Cuda { .. }) {
+        " Even at this size the GPU's launch overhead is smaller than the CPU's per-operation cost on this machine."
+    } else {
+        " An epoch is a few dozen tiny operations; what decides the speed is the fixed cost per operation, not arithmetic."
+    });
+    line
+}
+
+/// The CPU at one thread against more threads.
+fn threads(measured: &[&DeviceResult]) -> Option<String> {
+    let cpu: Vec<(usize, f64)> = measured
+        .iter()
+        .filter_map(|d| match d.device {
+            DeviceSpec::Cpu { threads } => Some((threads, d.headline_per_epoch_us()?)),
+            DeviceSpec::Cuda { .. } => None,
+        })
+        .collect();
+    let &(_, one) = cpu.iter().find(|(t, _)| *t == 1)?;
+    let &(most, many) = cpu.iter().max_by_key(|(t, _)| *t)?;
+    if most == 1 {
+        return None;
+    }
+    Some(if many > one {
+        format!(
+            "More CPU threads make it slower: cpu×{most} takes {:.1}× as long per epoch as cpu×1, because handing matrices this small to a thread pool costs more than the work it spreads.",
+            many / one
+        )
+    } else {
+        format!(
+            "cpu×{most} is {:.1}× faster than cpu×1 per epoch.",
+            one / many
+        )
+    })
+}
+
+/// The policy with the most syncs measures the cost of one most precisely.
+fn most_synced(device: &DeviceResult) -> Option<&PolicyResult> {
+    device
+        .policies
+        .iter()
+        .filter(|p| p.sync_cost_us.is_some())
+        .max_by_key(|p| p.syncs)
+}
+
+fn readback_cost(measured: &[&DeviceResult]) -> Option<String> {
+    let parts: Vec<String> = measured
+        .iter()
+        .filter_map(|d| {
+            let policy = most_synced(d)?;
+            let cost = policy.sync_cost_us?;
+            let share = policy.sync_share_of_epoch.unwrap_or_default() * 100.0;
+            Some(if within_noise(d, policy) {
+                format!("on {} too small to separate from run-to-run noise", d.label)
+            } else {
+                format!("{} on {} ({share:.0}% of an epoch)", micros(cost), d.label)
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "One readback of the loss to the host costs {}. On the CPU the value is already in memory; on a GPU the readback waits for the queued work and copies across PCIe.",
+        parts.join(", ")
+    ))
+}
+
+fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String> {
+    let every = SyncPolicy { every: 1 };
+    let mut largest_share: f64 = 0.0;
+    let parts: Vec<String> = measured
+        .iter()
+        .filter_map(|d| {
+            let policy = d.policy(every)?;
+            let never = d.policy(SyncPolicy { every: 0 })?;
+            let added = policy.total_s?.median - never.total_s?.median;
+            let share = added / never.total_s?.median * 100.0;
+            largest_share = largest_share.max(share);
+            Some(if within_noise(d, policy) {
+                format!("nothing measurable on {}", d.label)
+            } else {
+                format!("{added:.2} s ({share:+.0}%) on {}", d.label)
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    let conclusion = if largest_share < 10.0 {
+        "That is why the logging interval barely changes the total time: a readback is small next to the epoch itself."
+    } else {
+        "Here the logging interval does matter: read the loss less often, or keep it on the device and read it once."
+    };
+    Some(format!(
+        "Logging every epoch, as the reference loop's loss.item() does, adds {} over {epochs} epochs compared with reading the loss once at the end. {conclusion}",
+        parts.join(", ")
+    ))
+}
+
+/// Whether the difference to "never" is inside the spread of the two measurements.
+fn within_noise(device: &DeviceResult, policy: &PolicyResult) -> bool {
+    let Some(never) = device.policy(SyncPolicy { every: 0 }) else {
+        return false;
+    };
+    match (policy.total_s, never.total_s) {
+        (Some(k), Some(zero)) => {
+            let noise = (k.max - k.min) / 2.0 + (zero.max - zero.min) / 2.0;
+            (k.median - zero.median).abs() <= noise
+        }
+        _ => false,
+    }
+}
+
+pub fn micros(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else if us >= 10.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{us:.1} µs")
+    }
+}
