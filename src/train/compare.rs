@@ -99,6 +99,9 @@ pub struct PolicyResult {
     pub sync_cost_us: Option<f64>,
     /// That marginal cost as a share of one epoch without syncs (0.05 = 5 %).
     pub sync_share_of_epoch: Option<f64>,
+    /// When T(k) − T(never) is inside the run-to-run spread, the marginal cost cannot be
+    /// measured; this is the most it can be (spread / extra syncs), in µs, and `sync_cost_us` is null.
+    pub sync_cost_below_us: Option<f64>,
     pub diverged_at: Option<u64>,
 }
 
@@ -113,6 +116,7 @@ impl PolicyResult {
             readback_us,
             sync_cost_us: None,
             sync_share_of_epoch: None,
+            sync_cost_below_us: None,
             diverged_at: runs.iter().find_map(|r| r.diverged_at),
             runs,
         }
@@ -326,7 +330,7 @@ fn derive(report: &mut CompareReport) {
     for device in &mut report.devices {
         let baseline = device
             .policy(never)
-            .and_then(|p| Some((p.total_s?.median, p.syncs, p.per_epoch_us?.median)));
+            .and_then(|p| Some((p.total_s?, p.syncs, p.per_epoch_us?.median)));
         for policy in &mut device.policies {
             let (Some((t0, s0, epoch0)), Some(total)) = (baseline, policy.total_s) else {
                 continue;
@@ -334,9 +338,16 @@ fn derive(report: &mut CompareReport) {
             if policy.policy == never || policy.syncs <= s0 {
                 continue;
             }
-            let cost = (total.median - t0) * 1e6 / (policy.syncs - s0) as f64;
-            policy.sync_cost_us = Some(cost);
-            policy.sync_share_of_epoch = Some(cost / epoch0);
+            let extra_syncs = (policy.syncs - s0) as f64;
+            let difference = total.median - t0.median;
+            let noise = (total.max - total.min) / 2.0 + (t0.max - t0.min) / 2.0;
+            if difference.abs() <= noise {
+                policy.sync_cost_below_us = Some(noise.max(difference.abs()) * 1e6 / extra_syncs);
+            } else {
+                let cost = difference * 1e6 / extra_syncs;
+                policy.sync_cost_us = Some(cost);
+                policy.sync_share_of_epoch = Some(cost / epoch0);
+            }
         }
     }
     let cpu1 = report

@@ -8,6 +8,7 @@ pub mod companion;
 pub mod compare;
 mod cuda;
 pub mod data;
+pub mod fused;
 pub mod model;
 pub mod plot;
 pub mod session;

@@ -7,11 +7,11 @@
 
 use std::path::Path;
 
-use candle_core::{D, DType, Device, Module, Tensor, Var};
-use candle_nn::Linear;
+use candle_core::{D, DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::data::{CLASSES, FEATURES, MersenneTwister};
+use super::fused::{self, Kernels};
 
 const REFERENCE_INIT: &[u8] = include_bytes!("../../data/torch_iris_seed0_init.safetensors");
 
@@ -107,44 +107,104 @@ impl InitWeights {
     }
 }
 
-/// The model's parameters on one device, as candle variables the optimizer updates in place.
+/// One split of the data on a device, in the form the model consumes.
+pub struct Batch {
+    /// Features with a constant 1 appended to each row, [rows, 5]: the first layer's bias is then
+    /// part of its matrix product (see [`Mlp`]).
+    pub x: Tensor,
+    /// Class indices, [rows], u32.
+    pub y: Tensor,
+    /// The same class indices on the host (the fused CPU loss reads them).
+    pub host_y: Vec<u32>,
+}
+
+impl Batch {
+    pub fn new(features: &[f32], labels: &[u32], device: &Device) -> candle_core::Result<Self> {
+        let rows = labels.len();
+        let with_ones: Vec<f32> = features
+            .chunks(FEATURES)
+            .flat_map(|row| row.iter().copied().chain([1.0]))
+            .collect();
+        Ok(Self {
+            x: Tensor::from_vec(with_ones, (rows, FEATURES + 1), device)?,
+            y: Tensor::from_slice(labels, rows, device)?,
+            host_y: labels.to_vec(),
+        })
+    }
+}
+
+/// The model's parameters on one device, as candle variables that candle-nn's SGD updates in place.
+///
+/// PyTorch's `fc1 = nn.Linear(4, hidden)` computes `x · W1ᵀ + b1`. Here `W1ᵀ` and `b1` are stored
+/// together as one [5, hidden] matrix and the inputs carry a constant 1, so the layer is a single
+/// matrix product whose gradient includes the bias's; `fc2`'s weight is stored transposed
+/// ([hidden, 3]). The arithmetic, and what plain SGD does to every number, is exactly PyTorch's;
+/// what goes is a broadcast addition and a transposition per layer, whose backward passes cost more
+/// than the layers' arithmetic on a model this small.
 pub struct Mlp {
-    pub fc1: Linear,
-    pub fc2: Linear,
-    vars: Vec<Var>,
+    /// [5, hidden]: rows 0–3 are fc1.weightᵀ, row 4 is fc1.bias.
+    fc1: Var,
+    /// [hidden, 3]: fc2.weightᵀ.
+    fc2_weight: Var,
+    /// [3]
+    fc2_bias: Var,
+    kernels: Kernels,
 }
 
 impl Mlp {
+    /// The model on `device`, using the fastest kernels available there.
     pub fn new(init: &InitWeights, device: &Device) -> candle_core::Result<Self> {
-        let var = |values: &[f32], shape: &[usize]| Var::from_slice(values, shape, device);
-        let w1 = var(&init.fc1_weight, &[init.hidden, FEATURES])?;
-        let b1 = var(&init.fc1_bias, &[init.hidden])?;
-        let w2 = var(&init.fc2_weight, &[CLASSES, init.hidden])?;
-        let b2 = var(&init.fc2_bias, &[CLASSES])?;
+        Self::with_kernels(init, device, Kernels::for_device(device))
+    }
+
+    pub fn with_kernels(init: &InitWeights, device: &Device, kernels: Kernels) -> candle_core::Result<Self> {
+        let h = init.hidden;
+        let mut fc1 = vec![0f32; (FEATURES + 1) * h];
+        for unit in 0..h {
+            for feature in 0..FEATURES {
+                fc1[feature * h + unit] = init.fc1_weight[unit * FEATURES + feature];
+            }
+            fc1[FEATURES * h + unit] = init.fc1_bias[unit];
+        }
+        let mut fc2 = vec![0f32; h * CLASSES];
+        for class in 0..CLASSES {
+            for unit in 0..h {
+                fc2[unit * CLASSES + class] = init.fc2_weight[class * h + unit];
+            }
+        }
         Ok(Self {
-            fc1: Linear::new(w1.as_tensor().clone(), Some(b1.as_tensor().clone())),
-            fc2: Linear::new(w2.as_tensor().clone(), Some(b2.as_tensor().clone())),
-            vars: vec![w1, b1, w2, b2],
+            fc1: Var::from_vec(fc1, (FEATURES + 1, h), device)?,
+            fc2_weight: Var::from_vec(fc2, (h, CLASSES), device)?,
+            fc2_bias: Var::from_slice(&init.fc2_bias, CLASSES, device)?,
+            kernels,
         })
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        self.vars.clone()
+        vec![self.fc1.clone(), self.fc2_weight.clone(), self.fc2_bias.clone()]
     }
 
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.fc2.forward(&self.fc1.forward(x)?.relu()?)
+    /// The second layer's output before its bias: [rows, 3].
+    fn hidden_to_output(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let hidden = fused::relu(&fused::matmul(x, self.fc1.as_tensor(), self.kernels)?, self.kernels)?;
+        fused::matmul(&hidden, self.fc2_weight.as_tensor(), self.kernels)
     }
 
-    /// Mean cross-entropy of the logits against class indices, as PyTorch's CrossEntropyLoss.
-    pub fn loss(&self, x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-        candle_nn::loss::cross_entropy(&self.forward(x)?, y)
+    /// Class scores, [rows, 3].
+    pub fn logits(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        self.hidden_to_output(&batch.x)?.broadcast_add(self.fc2_bias.as_tensor())
     }
 
-    /// Share of rows whose highest logit is the true class.
-    pub fn accuracy(&self, x: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
-        let predicted = self.forward(x)?.argmax(D::Minus1)?;
-        let correct = predicted.eq(y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
-        Ok(f64::from(correct) / y.dims()[0] as f64)
+    /// Mean cross-entropy of the logits against the classes, as PyTorch's CrossEntropyLoss.
+    pub fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let scores = self.hidden_to_output(&batch.x)?;
+        fused::softmax_cross_entropy(&scores, self.fc2_bias.as_tensor(), &batch.y, &batch.host_y, self.kernels)
+    }
+
+    /// Share of rows whose highest score is the true class.
+    pub fn accuracy(&self, batch: &Batch) -> candle_core::Result<f64> {
+        let predicted = self.logits(batch)?.argmax(D::Minus1)?;
+        let correct = predicted.eq(&batch.y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+        Ok(f64::from(correct) / batch.host_y.len() as f64)
     }
 }

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
 use serde::{Deserialize, Serialize};
 
-use super::model::Mlp;
+use super::model::{Batch, Mlp};
 use super::{DeviceSpec, SyncPolicy, TrainConfig, data};
 
 /// What a worker is asked to do.
@@ -84,13 +84,11 @@ pub enum Event {
     Finished(DeviceOutcome),
 }
 
-/// The data and model inputs, on the device.
+/// The data, on the device.
 struct Prepared {
     device: Device,
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
+    train: Batch,
+    test: Batch,
 }
 
 /// Opens the device, or says in one line why it cannot be used.
@@ -145,7 +143,7 @@ pub fn run(request: &SessionRequest, mut emit: impl FnMut(Event) -> anyhow::Resu
     let outcome = match last {
         Some(trained) => DeviceOutcome {
             final_loss: trained.result.final_loss,
-            test_accuracy: Some(trained.model.accuracy(&prepared.test_x, &prepared.test_y)?),
+            test_accuracy: Some(trained.model.accuracy(&prepared.test)?),
             loss_curve: trained.curve,
             peak_memory_mib: peak_memory_mib(&prepared.device),
             memory_kind: memory_kind(&prepared.device).to_string(),
@@ -163,12 +161,9 @@ pub fn run(request: &SessionRequest, mut emit: impl FnMut(Event) -> anyhow::Resu
 
 fn prepare(cfg: &super::TrainConfig, device: Device) -> candle_core::Result<Prepared> {
     let data = data::prepare(cfg.split_seed);
-    let rows = |x: &[f32], n: usize| Tensor::from_slice(x, (n, data::FEATURES), &device);
     Ok(Prepared {
-        train_x: rows(&data.train_x, data.train_rows())?,
-        train_y: Tensor::from_slice(&data.train_y, data.train_rows(), &device)?,
-        test_x: rows(&data.test_x, data.test_rows())?,
-        test_y: Tensor::from_slice(&data.test_y, data.test_rows(), &device)?,
+        train: Batch::new(&data.train_x, &data.train_y, &device)?,
+        test: Batch::new(&data.test_x, &data.test_y, &device)?,
         device,
     })
 }
@@ -196,7 +191,7 @@ fn train(p: &Prepared, cfg: &TrainConfig, policy: SyncPolicy, epochs: u64, time_
     p.device.synchronize()?;
     let start = Instant::now();
     for epoch in 1..=epochs {
-        let loss = model.loss(&p.train_x, &p.train_y)?;
+        let loss = model.loss(&p.train)?;
         losses.slice_set(&loss.reshape(1)?, 0, (epoch - 1) as usize)?;
         if policy.reads_at(epoch) {
             let asked = Instant::now();

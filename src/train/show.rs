@@ -30,10 +30,14 @@ impl Report for CompareReport {
             rows.push(row("  syncs", &|d| cell(d, &|p| Some(p.syncs.to_string()))));
             if policy.every != 0 {
                 rows.push(row("  cost of one sync", &|d| {
-                    cell(d, &|p| {
-                        p.sync_cost_us.map(|c| {
-                            format!("{} ({:.0}%)", micros(c), p.sync_share_of_epoch.unwrap_or_default() * 100.0)
-                        })
+                    cell(d, &|p| match (p.sync_cost_us, p.sync_cost_below_us) {
+                        (Some(c), _) => Some(format!(
+                            "{} ({:.0}%)",
+                            micros(c),
+                            p.sync_share_of_epoch.unwrap_or_default() * 100.0
+                        )),
+                        (None, Some(bound)) => Some(format!("< {} (noise)", micros(bound))),
+                        (None, None) => None,
                     })
                 }));
             }
@@ -72,7 +76,7 @@ impl Report for CompareReport {
                 "{} timed runs per device and policy after a {}-epoch warm-up; median ± half the range",
                 self.config.repeats, self.config.warmup_epochs
             ))
-            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), medians; % of an epoch without syncs")
+            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), medians; % of an epoch without syncs; \"< x (noise)\" when the difference is inside the run-to-run spread")
             .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
             .add("hwbench", self.hwbench_version.clone());
         if !self.complete {

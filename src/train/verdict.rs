@@ -52,12 +52,16 @@ fn fastest(measured: &[&DeviceResult]) -> String {
         micros(best_us)
     );
     if let Some((slowest, slow_us)) = ranked.last().filter(|(d, _)| d.label != best.label) {
-        line.push_str(&format!(
+        if slow_us / best_us < 1.05 {
+            line.push_str(" Every device measured is within 5% of that.");
+        } else {
+            line.push_str(&format!(
             " The slowest, {}, needs {} ({:.1}× longer).",
             slowest.label,
             micros(*slow_us),
             slow_us / best_us
         ));
+        }
     }
     let gpu_lost = ranked
         .iter()
@@ -87,7 +91,12 @@ fn threads(measured: &[&DeviceResult]) -> Option<String> {
     if most == 1 {
         return None;
     }
-    Some(if many > one {
+    let ratio = many / one;
+    Some(if (0.95..=1.05).contains(&ratio) {
+        format!(
+            "cpu×{most} is no faster than cpu×1 ({ratio:.2}× the time per epoch): matrices this small give extra threads nothing to share."
+        )
+    } else if many > one {
         format!(
             "More CPU threads make it slower: cpu×{most} takes {:.1}× as long per epoch as cpu×1, because handing matrices this small to a thread pool costs more than the work it spreads.",
             many / one
@@ -105,7 +114,7 @@ fn most_synced(device: &DeviceResult) -> Option<&PolicyResult> {
     device
         .policies
         .iter()
-        .filter(|p| p.sync_cost_us.is_some())
+        .filter(|p| p.sync_cost_us.is_some() || p.sync_cost_below_us.is_some())
         .max_by_key(|p| p.syncs)
 }
 
@@ -114,12 +123,19 @@ fn readback_cost(measured: &[&DeviceResult]) -> Option<String> {
         .iter()
         .filter_map(|d| {
             let policy = most_synced(d)?;
-            let cost = policy.sync_cost_us?;
-            let share = policy.sync_share_of_epoch.unwrap_or_default() * 100.0;
-            Some(if within_noise(d, policy) {
-                format!("on {} too small to separate from run-to-run noise", d.label)
-            } else {
-                format!("{} on {} ({share:.0}% of an epoch)", micros(cost), d.label)
+            Some(match (policy.sync_cost_us, policy.sync_cost_below_us) {
+                (Some(cost), _) => format!(
+                    "{} on {} ({:.0}% of an epoch)",
+                    micros(cost),
+                    d.label,
+                    policy.sync_share_of_epoch.unwrap_or_default() * 100.0
+                ),
+                (None, Some(bound)) => format!(
+                    "less than run-to-run noise on {} (under {})",
+                    d.label,
+                    micros(bound)
+                ),
+                (None, None) => return None,
             })
         })
         .collect();
