@@ -1,7 +1,10 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
 use hwbench::train::fused::Kernels;
-use hwbench::train::{data, model::{Batch, InitWeights, Mlp}};
+use hwbench::train::{
+    data,
+    model::{Batch, InitWeights, Mlp},
+};
 use std::time::Instant;
 fn main() -> anyhow::Result<()> {
     let d = data::prepare(42);
@@ -14,9 +17,19 @@ fn main() -> anyhow::Result<()> {
         let n = 20000;
         let losses = Tensor::zeros(n, DType::F32, &dev)?;
         let t = Instant::now();
-        for i in 0..n { let l = m.loss(&b)?; losses.slice_set(&l.reshape(1)?, 0, i)?; sgd.backward_step(&l)?; }
+        for i in 0..n {
+            let l = m.loss(&b)?;
+            losses.slice_set(&l.reshape(1)?, 0, i)?;
+            sgd.backward_step(&l)?;
+        }
         let v = losses.to_vec1::<f32>()?;
-        println!("{k:?}: {:.1} us/epoch; loss@1 {} @2000 {} @20000 {}", t.elapsed().as_secs_f64()*1e6/n as f64, v[0], v[1999], v[19999]);
+        println!(
+            "{k:?}: {:.1} us/epoch; loss@1 {} @2000 {} @20000 {}",
+            t.elapsed().as_secs_f64() * 1e6 / n as f64,
+            v[0],
+            v[1999],
+            v[19999]
+        );
     }
     Ok(())
 }

@@ -130,7 +130,9 @@ fn parse_device(text: &str) -> Result<DeviceChoice, String> {
 fn parse_lr(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
-        _ => Err(format!("'{text}' is not a usable learning rate: give a finite number > 0, e.g. 0.01")),
+        _ => Err(format!(
+            "'{text}' is not a usable learning rate: give a finite number > 0, e.g. 0.01"
+        )),
     }
 }
 
@@ -203,7 +205,11 @@ fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let text = render::render(&report, args.output.format, style_for(&destination))?;
     destination.write(&text)?;
-    if report.complete { Ok(()) } else { Err(Interrupted.into()) }
+    if report.complete {
+        Ok(())
+    } else {
+        Err(Interrupted.into())
+    }
 }
 
 /// Validates the arguments and decides every column, before anything trains.
@@ -247,7 +253,7 @@ fn plan(args: &TrainArgs) -> anyhow::Result<Plan> {
             .collect()
     };
     if !cuda_choices.is_empty() {
-        let gpus = crate::info::gpu::probe_nvml();
+        let gpus = GpuSource::from_env().probe();
         let companion = companion::locate(args.cuda_companion.as_deref());
         for ordinal in cuda_choices {
             devices.push(PlannedDevice {
@@ -287,10 +293,14 @@ fn default_cuda_devices(explicit_companion: Option<&Path>) -> Vec<usize> {
     if companion::locate(explicit_companion).is_err() {
         return Vec::new();
     }
-    let gpus = crate::info::gpu::probe_nvml();
+    let gpus = GpuSource::from_env().probe();
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     let count = match visible.as_deref() {
-        Some(list) => list.split(',').filter(|s| !s.trim().is_empty()).count().min(gpus.devices.len()),
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .count()
+            .min(gpus.devices.len()),
         None => gpus.devices.len(),
     };
     (0..count).collect()
@@ -305,14 +315,21 @@ fn cuda_worker(
 ) -> Result<worker::WorkerCommand, String> {
     let (program, _) = companion.clone()?;
     if !gpus.nvml_loaded {
-        return Err(gpus.message.clone().unwrap_or_else(|| "no NVIDIA driver".to_string()));
+        return Err(gpus
+            .message
+            .clone()
+            .unwrap_or_else(|| "no NVIDIA driver".to_string()));
     }
     if ordinal >= gpus.devices.len() {
         let count = gpus.devices.len();
         return Err(format!(
             "cuda:{ordinal} is out of range: this machine has {count} CUDA device{}{}",
             if count == 1 { "" } else { "s" },
-            if count > 0 { format!(" (cuda:0 to cuda:{})", count - 1) } else { String::new() }
+            if count > 0 {
+                format!(" (cuda:0 to cuda:{})", count - 1)
+            } else {
+                String::new()
+            }
         ));
     }
     Ok(worker::WorkerCommand {
@@ -344,7 +361,11 @@ fn initial_weights(args: &TrainArgs) -> anyhow::Result<InitWeights> {
     })
 }
 
-fn no_duplicates<T: Clone + PartialEq>(values: &[T], flag: &str, show: impl Fn(&T) -> String) -> anyhow::Result<Vec<T>> {
+fn no_duplicates<T: Clone + PartialEq>(
+    values: &[T],
+    flag: &str,
+    show: impl Fn(&T) -> String,
+) -> anyhow::Result<Vec<T>> {
     for (i, value) in values.iter().enumerate() {
         if values[..i].contains(value) {
             return Err(UsageError::new(format!(

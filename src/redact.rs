@@ -22,9 +22,11 @@ pub fn info(report: &mut InfoReport) {
                 .iter()
                 .map(|u| (u.clone(), gpu_uuid(gpu.index)))
                 .collect();
-            pairs.extend(gpu.mig_devices.iter().filter_map(|mig| {
-                Some((mig.uuid.clone()?, mig_uuid(gpu.index, mig.index)))
-            }));
+            pairs.extend(
+                gpu.mig_devices
+                    .iter()
+                    .filter_map(|mig| Some((mig.uuid.clone()?, mig_uuid(gpu.index, mig.index)))),
+            );
             pairs
         })
         .collect();
@@ -80,6 +82,9 @@ mod tests {
     #[test]
     fn uuids_in_cuda_visible_devices_are_replaced_and_indices_kept() {
         let known = vec![("GPU-1234".to_string(), "GPU-redacted-0".to_string())];
-        assert_eq!(visible_devices("GPU-1234,1,MIG-abcd", &known), "GPU-redacted-0,1,MIG-redacted");
+        assert_eq!(
+            visible_devices("GPU-1234,1,MIG-abcd", &known),
+            "GPU-redacted-0,1,MIG-redacted"
+        );
     }
 }

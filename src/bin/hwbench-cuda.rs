@@ -16,7 +16,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("hwbench-cuda is started by `hwbench train-compare`; usage: hwbench-cuda worker | describe | --version");
+            eprintln!(
+                "hwbench-cuda is started by `hwbench train-compare`; usage: hwbench-cuda worker | describe | --version"
+            );
             ExitCode::from(2)
         }
     }

@@ -68,12 +68,18 @@ pub fn probe() -> CpuReport {
         fill_topology_from_sysfs(&mut report);
     }
     if report.physical_cores.is_none() {
-        unavailable.insert("physical_cores".into(), "topology not exposed by the kernel".into());
+        unavailable.insert(
+            "physical_cores".into(),
+            "topology not exposed by the kernel".into(),
+        );
     }
 
     report.affinity_cpus = keep(affinity_cpus(), "affinity_cpus", &mut unavailable);
     report.cgroup_cpu_quota = cgroup_cpu_quota();
-    report.usable_cpus = usable(report.affinity_cpus.or(report.logical_cpus), report.cgroup_cpu_quota);
+    report.usable_cpus = usable(
+        report.affinity_cpus.or(report.logical_cpus),
+        report.cgroup_cpu_quota,
+    );
 
     let (base, max) = frequencies(report.model_name.as_deref());
     report.base_mhz = keep(base, "base_mhz", &mut unavailable);
@@ -81,7 +87,10 @@ pub fn probe() -> CpuReport {
 
     report.caches = caches(report.logical_cpus);
     if report.caches.is_empty() {
-        unavailable.insert("caches".into(), "/sys/devices/system/cpu/cpu0/cache not readable".into());
+        unavailable.insert(
+            "caches".into(),
+            "/sys/devices/system/cpu/cpu0/cache not readable".into(),
+        );
     }
     report.virtualization = virtualization(&report);
     report.unavailable = unavailable;
@@ -173,7 +182,9 @@ pub fn from_cpuinfo(text: &str) -> CpuReport {
             part.map_or("?".to_string(), |p| format!("{p:#05x}")),
             first("CPU variant").unwrap_or("?")
         ));
-        report.microarchitecture = part.and_then(|p| uarch::arm(implementer, p)).map(str::to_string);
+        report.microarchitecture = part
+            .and_then(|p| uarch::arm(implementer, p))
+            .map(str::to_string);
         report.model_name = first("model name")
             .map(str::to_string)
             .or_else(|| report.microarchitecture.clone());
@@ -239,8 +250,13 @@ const ARM_ML_FEATURES: &[(&str, &str)] = &[
 /// The x86-64 psABI levels, from the flags each level adds.
 fn x86_64_level(flags: &BTreeSet<&str>) -> &'static str {
     let has_all = |list: &[&str]| list.iter().all(|f| flags.contains(f));
-    let v2 = has_all(&["cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"]);
-    let v3 = v2 && has_all(&["avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"]);
+    let v2 = has_all(&[
+        "cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3",
+    ]);
+    let v3 = v2
+        && has_all(&[
+            "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave",
+        ]);
     let v4 = v3 && has_all(&["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"]);
     match (v2, v3, v4) {
         (_, _, true) => "x86-64-v4",
@@ -369,7 +385,9 @@ fn cgroup_cpu_quota() -> Option<f64> {
                         .ok()
                         .and_then(|t| t.trim().parse::<f64>().ok())
                 };
-                if let (Some(quota), Some(period)) = (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us")) {
+                if let (Some(quota), Some(period)) =
+                    (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us"))
+                {
                     consider((quota > 0.0 && period > 0.0).then(|| quota / period));
                     break;
                 }
@@ -417,7 +435,8 @@ fn caches(logical_cpus: Option<usize>) -> Vec<CacheLevel> {
     for index in 0..8 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
         let read = |name: &str| fs::read_to_string(format!("{dir}/{name}")).ok();
-        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size")) else {
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
             break;
         };
         let suffix = match kind.trim() {
@@ -467,7 +486,9 @@ fn virtualization(report: &CpuReport) -> Vec<String> {
     } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         hints.push("container (Kubernetes pod)".to_string());
     } else if let Ok(cgroup) = fs::read_to_string("/proc/1/cgroup")
-        && ["docker", "kubepods", "containerd", "lxc"].iter().any(|k| cgroup.contains(k))
+        && ["docker", "kubepods", "containerd", "lxc"]
+            .iter()
+            .any(|k| cgroup.contains(k))
     {
         hints.push("container".to_string());
     }
@@ -493,7 +514,9 @@ fn hypervisor() -> Option<String> {
         .iter()
         .flat_map(|r| r.to_le_bytes())
         .collect();
-    let id = String::from_utf8_lossy(&bytes).trim_matches('\0').to_string();
+    let id = String::from_utf8_lossy(&bytes)
+        .trim_matches('\0')
+        .to_string();
     Some(
         match id.as_str() {
             "KVMKVMKVM" => "KVM",

@@ -45,7 +45,11 @@ pub fn probe() -> CudaEnvironment {
             &mut unavailable,
         ),
         cuda_runtime_library: runtime.ok().map(|(_, lib)| lib),
-        cudnn_version: keep(cudnn.clone().map(|(v, _)| v), "cudnn_version", &mut unavailable),
+        cudnn_version: keep(
+            cudnn.clone().map(|(v, _)| v),
+            "cudnn_version",
+            &mut unavailable,
+        ),
         cudnn_library: cudnn.ok().map(|(_, lib)| lib),
         unavailable,
     }
@@ -75,7 +79,10 @@ fn cudart_version() -> Result<(String, String), String> {
         }
         version
     };
-    Ok((format!("{}.{}", version / 1000, (version % 1000) / 10), name))
+    Ok((
+        format!("{}.{}", version / 1000, (version % 1000) / 10),
+        name,
+    ))
 }
 
 fn cudnn_version() -> Result<(String, String), String> {

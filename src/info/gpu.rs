@@ -130,13 +130,22 @@ pub fn probe_nvml() -> GpuSection {
         Err(e) => return GpuSection::without_gpus(format!("NVML failed to initialise: {e}")),
     };
     let mut unavailable = Unavailable::new();
-    let cuda = ask(nvml.sys_cuda_driver_version()).map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
+    let cuda =
+        ask(nvml.sys_cuda_driver_version()).map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
     let mut section = GpuSection {
         nvml_loaded: true,
         message: None,
-        driver_version: keep(ask(nvml.sys_driver_version()), "driver_version", &mut unavailable),
+        driver_version: keep(
+            ask(nvml.sys_driver_version()),
+            "driver_version",
+            &mut unavailable,
+        ),
         cuda_driver_version: keep(cuda, "cuda_driver_version", &mut unavailable),
-        nvml_version: keep(ask(nvml.sys_nvml_version()), "nvml_version", &mut unavailable),
+        nvml_version: keep(
+            ask(nvml.sys_nvml_version()),
+            "nvml_version",
+            &mut unavailable,
+        ),
         devices: Vec::new(),
         unavailable: Unavailable::new(),
     };
@@ -197,34 +206,80 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         memory_total_mib: keep(mem(|m| m.total), "memory_total_mib", &mut u),
         memory_used_mib: keep(mem(|m| m.used), "memory_used_mib", &mut u),
         memory_free_mib: keep(mem(|m| m.free), "memory_free_mib", &mut u),
-        pcie_generation_current: keep(ask(device.current_pcie_link_gen()), "pcie_generation_current", &mut u),
-        pcie_generation_max: keep(ask(device.max_pcie_link_gen()), "pcie_generation_max", &mut u),
-        pcie_width_current: keep(ask(device.current_pcie_link_width()), "pcie_width_current", &mut u),
+        pcie_generation_current: keep(
+            ask(device.current_pcie_link_gen()),
+            "pcie_generation_current",
+            &mut u,
+        ),
+        pcie_generation_max: keep(
+            ask(device.max_pcie_link_gen()),
+            "pcie_generation_max",
+            &mut u,
+        ),
+        pcie_width_current: keep(
+            ask(device.current_pcie_link_width()),
+            "pcie_width_current",
+            &mut u,
+        ),
         pcie_width_max: keep(ask(device.max_pcie_link_width()), "pcie_width_max", &mut u),
         power_draw_w: keep(watts(device.power_usage()), "power_draw_w", &mut u),
-        power_limit_w: keep(watts(device.power_management_limit()), "power_limit_w", &mut u),
+        power_limit_w: keep(
+            watts(device.power_management_limit()),
+            "power_limit_w",
+            &mut u,
+        ),
         power_limit_default_w: keep(
             watts(device.power_management_limit_default()),
             "power_limit_default_w",
             &mut u,
         ),
-        power_limit_enforced_w: keep(watts(device.enforced_power_limit()), "power_limit_enforced_w", &mut u),
+        power_limit_enforced_w: keep(
+            watts(device.enforced_power_limit()),
+            "power_limit_enforced_w",
+            &mut u,
+        ),
         sm_clock_mhz: keep(ask(device.clock_info(Clock::SM)), "sm_clock_mhz", &mut u),
-        sm_clock_max_mhz: keep(ask(device.max_clock_info(Clock::SM)), "sm_clock_max_mhz", &mut u),
-        memory_clock_mhz: keep(ask(device.clock_info(Clock::Memory)), "memory_clock_mhz", &mut u),
+        sm_clock_max_mhz: keep(
+            ask(device.max_clock_info(Clock::SM)),
+            "sm_clock_max_mhz",
+            &mut u,
+        ),
+        memory_clock_mhz: keep(
+            ask(device.clock_info(Clock::Memory)),
+            "memory_clock_mhz",
+            &mut u,
+        ),
         memory_clock_max_mhz: keep(
             ask(device.max_clock_info(Clock::Memory)),
             "memory_clock_max_mhz",
             &mut u,
         ),
-        temperature_c: keep(ask(device.temperature(TemperatureSensor::Gpu)), "temperature_c", &mut u),
-        persistence_mode: keep(ask(device.is_in_persistent_mode()), "persistence_mode", &mut u),
+        temperature_c: keep(
+            ask(device.temperature(TemperatureSensor::Gpu)),
+            "temperature_c",
+            &mut u,
+        ),
+        persistence_mode: keep(
+            ask(device.is_in_persistent_mode()),
+            "persistence_mode",
+            &mut u,
+        ),
         mig_enabled: keep(mig_enabled.clone(), "mig_enabled", &mut u),
         mig_pending: keep(mig.map(|m| m.pending == 1), "mig_pending", &mut u),
         mig_devices: Vec::new(),
-        ecc_enabled: keep(ecc.as_ref().map(|e| e.currently_enabled).map_err(Clone::clone), "ecc_enabled", &mut u),
+        ecc_enabled: keep(
+            ecc.as_ref()
+                .map(|e| e.currently_enabled)
+                .map_err(Clone::clone),
+            "ecc_enabled",
+            &mut u,
+        ),
         ecc_pending: keep(ecc.map(|e| e.pending_enabled), "ecc_pending", &mut u),
-        pci_bus_id: keep(ask(device.pci_info()).map(|p| p.bus_id), "pci_bus_id", &mut u),
+        pci_bus_id: keep(
+            ask(device.pci_info()).map(|p| p.bus_id),
+            "pci_bus_id",
+            &mut u,
+        ),
         uuid: keep(ask(device.uuid()), "uuid", &mut u),
         serial: keep(ask(device.serial()), "serial", &mut u),
         unavailable: Unavailable::new(),
@@ -251,7 +306,9 @@ fn mig_devices(nvml: &Nvml, device: &Device) -> Result<Vec<MigDevice>, String> {
     let parent = unsafe { device.handle() };
     let mut count = 0;
     // SAFETY: a valid device handle and a pointer to a local.
-    if unsafe { lib.nvmlDeviceGetMaxMigDeviceCount(parent, &mut count) } != nvmlReturn_enum_NVML_SUCCESS {
+    if unsafe { lib.nvmlDeviceGetMaxMigDeviceCount(parent, &mut count) }
+        != nvmlReturn_enum_NVML_SUCCESS
+    {
         return Err("NVML could not count MIG devices".to_string());
     }
     let mut devices = Vec::new();

@@ -43,14 +43,22 @@ fn summary(r: &InfoReport) -> Vec<(String, String)> {
         format!(
             "{} ({})",
             or_na(&cpu.model_name),
-            cpu.microarchitecture.as_deref().unwrap_or("unknown generation")
+            cpu.microarchitecture
+                .as_deref()
+                .unwrap_or("unknown generation")
         ),
     )
     .add("cores / threads / usable", topology(cpu))
     .opt("memory", r.memory.total_mib, gib)
-    .add("OS", format!("{}, kernel {}", or_na(&r.os.long_name), or_na(&r.os.kernel)));
+    .add(
+        "OS",
+        format!("{}, kernel {}", or_na(&r.os.long_name), or_na(&r.os.kernel)),
+    );
     if r.gpu.devices.is_empty() {
-        p.add("GPUs", r.gpu.message.clone().unwrap_or_else(|| "none".to_string()));
+        p.add(
+            "GPUs",
+            r.gpu.message.clone().unwrap_or_else(|| "none".to_string()),
+        );
     } else {
         for gpu in &r.gpu.devices {
             p.add(
@@ -65,7 +73,11 @@ fn summary(r: &InfoReport) -> Vec<(String, String)> {
         }
         p.add(
             "driver / CUDA (driver supports)",
-            format!("{} / {}", or_na(&r.gpu.driver_version), or_na(&r.gpu.cuda_driver_version)),
+            format!(
+                "{} / {}",
+                or_na(&r.gpu.driver_version),
+                or_na(&r.gpu.cuda_driver_version)
+            ),
         );
     }
     p.add("CUDA training", cuda_training(r));
@@ -101,12 +113,17 @@ fn cpu_pairs(cpu: &CpuReport) -> Vec<(String, String)> {
         .opt("sockets", cpu.sockets, |v| v.to_string())
         .opt("physical cores", cpu.physical_cores, |v| v.to_string())
         .opt("logical CPUs (host)", cpu.logical_cpus, |v| v.to_string())
-        .opt("SMT", cpu.smt_enabled, |on| if on { "on" } else { "off" }.to_string())
-        .opt("usable CPUs (this process)", cpu.usable_cpus, |v| v.to_string())
+        .opt("SMT", cpu.smt_enabled, |on| {
+            if on { "on" } else { "off" }.to_string()
+        })
+        .opt("usable CPUs (this process)", cpu.usable_cpus, |v| {
+            v.to_string()
+        })
         .opt("affinity mask", cpu.affinity_cpus, |v| format!("{v} CPUs"))
         .add(
             "cgroup CPU quota",
-            cpu.cgroup_cpu_quota.map_or("none".to_string(), |q| format!("{q:.2} CPUs")),
+            cpu.cgroup_cpu_quota
+                .map_or("none".to_string(), |q| format!("{q:.2} CPUs")),
         )
         .opt("base frequency", cpu.base_mhz, |m| format!("{m:.0} MHz"))
         .opt("max frequency", cpu.max_mhz, |m| format!("{m:.0} MHz"));
@@ -118,17 +135,35 @@ fn cpu_pairs(cpu: &CpuReport) -> Vec<(String, String)> {
             None => format!("{} {} KiB", c.name, c.size_kib),
         })
         .collect();
-    p.add("caches", if caches.is_empty() { NA.to_string() } else { caches.join(", ") })
-        .add("ML features", cpu.features.join(" "))
-        .add(
-            "not present",
-            if cpu.features_missing.is_empty() { "-".to_string() } else { cpu.features_missing.join(" ") },
-        )
-        .add("x86-64 level", cpu.x86_64_level.clone().unwrap_or_else(|| "-".to_string()))
-        .add(
-            "virtualization",
-            if cpu.virtualization.is_empty() { "none detected".to_string() } else { cpu.virtualization.join(", ") },
-        );
+    p.add(
+        "caches",
+        if caches.is_empty() {
+            NA.to_string()
+        } else {
+            caches.join(", ")
+        },
+    )
+    .add("ML features", cpu.features.join(" "))
+    .add(
+        "not present",
+        if cpu.features_missing.is_empty() {
+            "-".to_string()
+        } else {
+            cpu.features_missing.join(" ")
+        },
+    )
+    .add(
+        "x86-64 level",
+        cpu.x86_64_level.clone().unwrap_or_else(|| "-".to_string()),
+    )
+    .add(
+        "virtualization",
+        if cpu.virtualization.is_empty() {
+            "none detected".to_string()
+        } else {
+            cpu.virtualization.join(", ")
+        },
+    );
     p.finish()
 }
 
@@ -144,7 +179,10 @@ fn memory_pairs(r: &InfoReport) -> Vec<(String, String)> {
                 _ => NA.to_string(),
             },
         )
-        .add("cgroup limit", m.cgroup_limit_mib.map_or("none".to_string(), gib));
+        .add(
+            "cgroup limit",
+            m.cgroup_limit_mib.map_or("none".to_string(), gib),
+        );
     p.finish()
 }
 
@@ -163,7 +201,10 @@ fn driver_pairs(gpu: &GpuSection) -> Vec<(String, String)> {
     }
     if gpu.nvml_loaded {
         p.add("driver version", or_na(&gpu.driver_version))
-            .add("CUDA version the driver supports", or_na(&gpu.cuda_driver_version))
+            .add(
+                "CUDA version the driver supports",
+                or_na(&gpu.cuda_driver_version),
+            )
             .add("NVML version", or_na(&gpu.nvml_version))
             .add("GPUs", gpu.devices.len().to_string());
     }
@@ -213,14 +254,23 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
                 watts(g.power_limit_enforced_w).unwrap_or(NA.into())
             ),
         )
-        .add("SM clock (current / max)", both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / "))
+        .add(
+            "SM clock (current / max)",
+            both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / "),
+        )
         .add(
             "memory clock (current / max)",
             both(mhz(g.memory_clock_mhz), mhz(g.memory_clock_max_mhz), " / "),
         )
         .opt("temperature", g.temperature_c, |t| format!("{t} °C"))
-        .add("persistence mode", flag(g.persistence_mode).unwrap_or(NA.into()))
-        .add("MIG (current / pending)", both(flag(g.mig_enabled), flag(g.mig_pending), " / "));
+        .add(
+            "persistence mode",
+            flag(g.persistence_mode).unwrap_or(NA.into()),
+        )
+        .add(
+            "MIG (current / pending)",
+            both(flag(g.mig_enabled), flag(g.mig_pending), " / "),
+        );
     for mig in &g.mig_devices {
         p.add(
             &format!("MIG device {}", mig.index),
@@ -232,10 +282,13 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
             ),
         );
     }
-    p.add("ECC (current / pending)", both(flag(g.ecc_enabled), flag(g.ecc_pending), " / "))
-        .add("PCI bus id", or_na(&g.pci_bus_id))
-        .add("UUID", or_na(&g.uuid))
-        .add("serial", or_na(&g.serial));
+    p.add(
+        "ECC (current / pending)",
+        both(flag(g.ecc_enabled), flag(g.ecc_pending), " / "),
+    )
+    .add("PCI bus id", or_na(&g.pci_bus_id))
+    .add("UUID", or_na(&g.uuid))
+    .add("serial", or_na(&g.serial));
     p.finish()
 }
 
@@ -261,7 +314,10 @@ fn cuda_env_pairs(r: &InfoReport) -> Vec<(String, String)> {
     let mut p = Pairs::new();
     p.add("CUDA_VISIBLE_DEVICES", unset(&e.cuda_visible_devices))
         .add("CUDA_DEVICE_ORDER", unset(&e.cuda_device_order))
-        .add("CUDA runtime (libcudart)", with_lib(&e.cuda_runtime_version, &e.cuda_runtime_library))
+        .add(
+            "CUDA runtime (libcudart)",
+            with_lib(&e.cuda_runtime_version, &e.cuda_runtime_library),
+        )
         .add("cuDNN", with_lib(&e.cudnn_version, &e.cudnn_library));
     p.finish()
 }
@@ -272,7 +328,10 @@ fn build_pairs(r: &InfoReport) -> Vec<(String, String)> {
         .add("target", r.build.target.clone())
         .add("CUDA training", cuda_training(r));
     if !r.build.gpus_not_supported.is_empty() {
-        p.add("GPUs this build cannot run on", r.build.gpus_not_supported.join("; "));
+        p.add(
+            "GPUs this build cannot run on",
+            r.build.gpus_not_supported.join("; "),
+        );
     }
     p.finish()
 }

@@ -72,7 +72,11 @@ pub fn probe_os() -> OsReport {
     OsReport {
         name: keep(known(System::name()), "name", &mut unavailable),
         version: keep(known(System::os_version()), "version", &mut unavailable),
-        long_name: keep(known(System::long_os_version()), "long_name", &mut unavailable),
+        long_name: keep(
+            known(System::long_os_version()),
+            "long_name",
+            &mut unavailable,
+        ),
         kernel: keep(known(System::kernel_version()), "kernel", &mut unavailable),
         hostname: keep(known(System::host_name()), "hostname", &mut unavailable),
         unavailable,

@@ -215,11 +215,26 @@ mod tests {
     fn intel() {
         assert_eq!(x86("GenuineIntel", 6, 143), Some("Sapphire Rapids"));
         assert_eq!(x86("GenuineIntel", 6, 207), Some("Emerald Rapids"));
-        assert_eq!(x86("GenuineIntel", 6, 85), Some("Skylake-SP / Cascade Lake / Cooper Lake"));
-        assert_eq!(x86_with_stepping("GenuineIntel", 6, 85, 4), Some("Skylake-SP"));
-        assert_eq!(x86_with_stepping("GenuineIntel", 6, 85, 7), Some("Cascade Lake"));
-        assert_eq!(x86_with_stepping("GenuineIntel", 6, 85, 11), Some("Cooper Lake"));
-        assert_eq!(x86_with_stepping("GenuineIntel", 6, 143, 8), Some("Sapphire Rapids"));
+        assert_eq!(
+            x86("GenuineIntel", 6, 85),
+            Some("Skylake-SP / Cascade Lake / Cooper Lake")
+        );
+        assert_eq!(
+            x86_with_stepping("GenuineIntel", 6, 85, 4),
+            Some("Skylake-SP")
+        );
+        assert_eq!(
+            x86_with_stepping("GenuineIntel", 6, 85, 7),
+            Some("Cascade Lake")
+        );
+        assert_eq!(
+            x86_with_stepping("GenuineIntel", 6, 85, 11),
+            Some("Cooper Lake")
+        );
+        assert_eq!(
+            x86_with_stepping("GenuineIntel", 6, 143, 8),
+            Some("Sapphire Rapids")
+        );
         assert_eq!(x86("GenuineIntel", 6, 0x6A), Some("Ice Lake-SP"));
     }
 

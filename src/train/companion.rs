@@ -46,13 +46,20 @@ impl CompanionStatus {
         let (Some(gpu), Some(built)) = (parse_cc(cc), parse_cc(&build.compute_capability)) else {
             return true;
         };
-        if build.ptx { gpu >= built } else { gpu.0 == built.0 && gpu >= built }
+        if build.ptx {
+            gpu >= built
+        } else {
+            gpu.0 == built.0 && gpu >= built
+        }
     }
 }
 
 fn parse_cc(text: &str) -> Option<(u32, u32)> {
     let (major, minor) = text.split_once('.')?;
-    Some((major.parse().ok()?, minor.trim_end_matches('a').parse().ok()?))
+    Some((
+        major.parse().ok()?,
+        minor.trim_end_matches('a').parse().ok()?,
+    ))
 }
 
 /// Where the companion is: `explicit`, else `$HWBENCH_CUDA`, else next to this executable.
@@ -61,7 +68,10 @@ pub fn locate(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), String
         return if path.is_file() {
             Ok((path.to_path_buf(), "--cuda-companion"))
         } else {
-            Err(format!("--cuda-companion {} does not exist", path.display()))
+            Err(format!(
+                "--cuda-companion {} does not exist",
+                path.display()
+            ))
         };
     }
     if let Some(path) = std::env::var_os(ENV) {
@@ -69,7 +79,10 @@ pub fn locate(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), String
         return if path.is_file() {
             Ok((path, "$HWBENCH_CUDA"))
         } else {
-            Err(format!("${ENV} names {}, which does not exist", path.display()))
+            Err(format!(
+                "${ENV} names {}, which does not exist",
+                path.display()
+            ))
         };
     }
     let beside = std::env::current_exe()
@@ -125,9 +138,16 @@ fn describe(path: &Path) -> Result<CompanionBuild, String> {
     let output = run_with_timeout(Command::new(path).arg("describe"), Duration::from_secs(20))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let said = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        let said = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim();
         return Err(if said.contains("libcuda.so") {
-            format!("{EXECUTABLE} cannot start: libcuda.so.1 not found (no NVIDIA driver on this machine)")
+            format!(
+                "{EXECUTABLE} cannot start: libcuda.so.1 not found (no NVIDIA driver on this machine)"
+            )
         } else if said.is_empty() {
             format!("{EXECUTABLE} cannot start ({})", output.status)
         } else {
@@ -138,7 +158,10 @@ fn describe(path: &Path) -> Result<CompanionBuild, String> {
         .map_err(|e| format!("{EXECUTABLE} describe answered something unreadable: {e}"))
 }
 
-fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<std::process::Output, String> {
+fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+) -> Result<std::process::Output, String> {
     let child = command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -155,7 +178,10 @@ fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<std::pro
         Err(_) => {
             // SAFETY: kill(2) on the pid of the child we started and have not reaped yet.
             unsafe { libc::kill(id as i32, libc::SIGKILL) };
-            Err(format!("{EXECUTABLE} describe did not answer within {} s", timeout.as_secs()))
+            Err(format!(
+                "{EXECUTABLE} describe did not answer within {} s",
+                timeout.as_secs()
+            ))
         }
     }
 }
@@ -165,8 +191,12 @@ pub fn this_build() -> CompanionBuild {
     CompanionBuild {
         protocol: super::worker::PROTOCOL,
         hwbench_version: env!("CARGO_PKG_VERSION").to_string(),
-        cuda_version: option_env!("HWBENCH_CUDA_VERSION").unwrap_or("none").to_string(),
-        compute_capability: option_env!("HWBENCH_CUDA_COMPUTE_CAP").unwrap_or("none").to_string(),
+        cuda_version: option_env!("HWBENCH_CUDA_VERSION")
+            .unwrap_or("none")
+            .to_string(),
+        compute_capability: option_env!("HWBENCH_CUDA_COMPUTE_CAP")
+            .unwrap_or("none")
+            .to_string(),
         ptx: option_env!("HWBENCH_CUDA_PTX").is_some(),
     }
 }

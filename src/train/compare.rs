@@ -75,7 +75,8 @@ pub struct DeviceResult {
     /// Median per-epoch cost of `cpu×1` divided by this device's, both without syncs during
     /// training (or at the first policy when "never" was not measured). Above 1 is faster.
     pub speed_vs_cpu1: Option<f64>,
-    /// The loss curve of the last run, sampled at up to 200 evenly spaced epochs: [epoch, loss].
+    /// The loss curve of the last run, sampled at up to 200 evenly spaced epochs: [epoch, loss]
+    /// (finite losses only).
     pub loss_curve_sampled: Vec<(u64, f32)>,
     /// The whole curve, for the plot and the sparkline; not in the JSON.
     #[serde(skip)]
@@ -107,7 +108,10 @@ pub struct PolicyResult {
 
 impl PolicyResult {
     fn from_runs(policy: SyncPolicy, runs: Vec<RunResult>) -> Self {
-        let readback_us = Spread::of(runs.iter().map(|r| r.readback_s * 1e6 / r.syncs.max(1) as f64));
+        let readback_us = Spread::of(
+            runs.iter()
+                .map(|r| r.readback_s * 1e6 / r.syncs.max(1) as f64),
+        );
         Self {
             policy,
             per_epoch_us: Spread::of(runs.iter().map(RunResult::per_epoch_us)),
@@ -180,7 +184,8 @@ pub struct Plan {
 
 /// How to start a CPU worker with `threads` threads: this executable, `worker` subcommand.
 pub fn cpu_worker(threads: usize, timeout: Duration) -> Result<WorkerCommand, String> {
-    let program: PathBuf = std::env::current_exe().map_err(|e| format!("cannot find the hwbench executable: {e}"))?;
+    let program: PathBuf =
+        std::env::current_exe().map_err(|e| format!("cannot find the hwbench executable: {e}"))?;
     Ok(WorkerCommand {
         program,
         args: vec!["worker".to_string()],
@@ -196,7 +201,8 @@ pub fn cpu_worker(threads: usize, timeout: Duration) -> Result<WorkerCommand, St
 /// Runs every device in turn. Stops early, keeping what finished, when `interrupted` is set.
 pub fn run(plan: &Plan, interrupted: &AtomicBool) -> CompareReport {
     let data = super::data::prepare(plan.config.split_seed);
-    let total_runs = plan.devices.len() as u64 * plan.policies.len() as u64 * u64::from(plan.repeats);
+    let total_runs =
+        plan.devices.len() as u64 * plan.policies.len() as u64 * u64::from(plan.repeats);
     let progress = ProgressBar::new(total_runs).with_style(
         ProgressStyle::with_template("{spinner} {msg:28} [{bar:30}] {pos}/{len} runs, {elapsed}")
             .expect("valid template")
@@ -222,7 +228,9 @@ pub fn run(plan: &Plan, interrupted: &AtomicBool) -> CompareReport {
     }
     progress.finish_and_clear();
 
-    let complete = devices.iter().all(|d| d.status != DeviceStatus::Interrupted);
+    let complete = devices
+        .iter()
+        .all(|d| d.status != DeviceStatus::Interrupted);
     let mut report = CompareReport {
         schema_version: SCHEMA_VERSION,
         kind: "train-compare".to_string(),
@@ -274,7 +282,9 @@ fn run_device(
             runs.push(run);
             if runs.len() as u32 == plan.repeats {
                 let policy = runs[0].policy;
-                result.policies.push(PolicyResult::from_runs(policy, std::mem::take(&mut runs)));
+                result
+                    .policies
+                    .push(PolicyResult::from_runs(policy, std::mem::take(&mut runs)));
             }
         }
         Message::Finished(outcome) => {
@@ -288,7 +298,8 @@ fn run_device(
         Message::Hello { .. } | Message::Error { .. } => {}
     });
     // Runs of a policy that did not finish all its repeats are not reported.
-    let skipped = plan.policies.len() as u64 * u64::from(plan.repeats) - result.policies.len() as u64 * u64::from(plan.repeats);
+    let skipped = plan.policies.len() as u64 * u64::from(plan.repeats)
+        - result.policies.len() as u64 * u64::from(plan.repeats);
     match outcome {
         Ok(()) => {}
         Err(WorkerFailure::Interrupted) => {
@@ -317,8 +328,11 @@ fn sample_curve(curve: &[f32], points: usize) -> Vec<(u64, f32)> {
     let mut sampled: Vec<(u64, f32)> = (0..curve.len())
         .step_by(step)
         .map(|i| (i as u64 + 1, curve[i]))
+        .filter(|(_, loss)| loss.is_finite())
         .collect();
-    if sampled.last().map(|(e, _)| *e) != Some(curve.len() as u64) {
+    if sampled.last().map(|(e, _)| *e) != Some(curve.len() as u64)
+        && curve[curve.len() - 1].is_finite()
+    {
         sampled.push((curve.len() as u64, curve[curve.len() - 1]));
     }
     sampled

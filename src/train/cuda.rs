@@ -5,12 +5,24 @@ use candle_core::Device;
 
 #[cfg(feature = "cuda")]
 pub fn device_name(device: &Device) -> Option<String> {
-    device.as_cuda_device().ok()?.cuda_stream().context().name().ok()
+    device
+        .as_cuda_device()
+        .ok()?
+        .cuda_stream()
+        .context()
+        .name()
+        .ok()
 }
 
 #[cfg(feature = "cuda")]
 pub fn memory_in_use_mib(device: &Device) -> Option<f64> {
-    let (free, total) = device.as_cuda_device().ok()?.cuda_stream().context().mem_get_info().ok()?;
+    let (free, total) = device
+        .as_cuda_device()
+        .ok()?
+        .cuda_stream()
+        .context()
+        .mem_get_info()
+        .ok()?;
     Some((total - free) as f64 / (1024.0 * 1024.0))
 }
 

@@ -205,10 +205,19 @@ mod tests {
     fn scaled_training_features_span_zero_to_one() {
         let data = prepare(42);
         for f in 0..FEATURES {
-            let column: Vec<f32> = data.train_x.iter().skip(f).step_by(FEATURES).copied().collect();
+            let column: Vec<f32> = data
+                .train_x
+                .iter()
+                .skip(f)
+                .step_by(FEATURES)
+                .copied()
+                .collect();
             let min = column.iter().copied().fold(f32::INFINITY, f32::min);
             let max = column.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            assert!(min.abs() < 1e-6 && (max - 1.0).abs() < 1e-6, "feature {f}: {min}..{max}");
+            assert!(
+                min.abs() < 1e-6 && (max - 1.0).abs() < 1e-6,
+                "feature {f}: {min}..{max}"
+            );
         }
     }
 }

@@ -23,7 +23,11 @@ pub enum Kernels {
 
 impl Kernels {
     pub fn for_device(device: &candle_core::Device) -> Self {
-        if device.is_cpu() { Self::Fused } else { Self::Composed }
+        if device.is_cpu() {
+            Self::Fused
+        } else {
+            Self::Composed
+        }
     }
 }
 
@@ -91,7 +95,13 @@ impl CustomOp2 for MatMul {
         "hwbench-matmul"
     }
 
-    fn cpu_fwd(&self, a: &CpuStorage, a_layout: &Layout, b: &CpuStorage, b_layout: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        a: &CpuStorage,
+        a_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (m, k) = dims2(a_layout.shape(), self.name())?;
         let (k2, n) = dims2(b_layout.shape(), self.name())?;
         if k != k2 {
@@ -101,10 +111,24 @@ impl CustomOp2 for MatMul {
         Ok((c, Shape::from((m, n))))
     }
 
-    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // dA = dC · Bᵀ, only when A is part of the graph; dB = Aᵀ · dC.
-        let grad_a = if a.track_op() { Some(grad.matmul(&b.t()?)?) } else { None };
-        let grad_b = if b.track_op() { Some(a.t()?.matmul(grad)?) } else { None };
+        let grad_a = if a.track_op() {
+            Some(grad.matmul(&b.t()?)?)
+        } else {
+            None
+        };
+        let grad_b = if b.track_op() {
+            Some(a.t()?.matmul(grad)?)
+        } else {
+            None
+        };
         Ok((grad_a, grad_b))
     }
 }
@@ -119,7 +143,10 @@ impl CustomOp1 for Relu {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32_slice(storage, layout, self.name())?;
         // NaN stays NaN (a diverging run must still be seen to diverge).
-        let y = x.iter().map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 }).collect();
+        let y = x
+            .iter()
+            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
+            .collect();
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -158,13 +185,26 @@ impl CustomOp2 for SoftmaxCrossEntropy {
         let classes = b.len();
         let rows = self.targets.len();
         if z.len() != rows * classes {
-            bail!("{}: {} logits for {rows} rows of {classes} classes", self.name(), z.len());
+            bail!(
+                "{}: {} logits for {rows} rows of {classes} classes",
+                self.name(),
+                z.len()
+            );
         }
         let mut probabilities = vec![0f32; z.len()];
         let mut total = 0f64;
-        for (row, (&target, p)) in self.targets.iter().zip(probabilities.chunks_mut(classes)).enumerate() {
+        for (row, (&target, p)) in self
+            .targets
+            .iter()
+            .zip(probabilities.chunks_mut(classes))
+            .enumerate()
+        {
             let z = &z[row * classes..(row + 1) * classes];
-            let max = z.iter().zip(b).map(|(z, b)| z + b).fold(f32::NEG_INFINITY, f32::max);
+            let max = z
+                .iter()
+                .zip(b)
+                .map(|(z, b)| z + b)
+                .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for ((p, z), b) in p.iter_mut().zip(z).zip(b) {
                 *p = (z + b - max).exp();
@@ -204,7 +244,11 @@ impl CustomOp2 for SoftmaxCrossEntropy {
             }
         }
         Ok((
-            Some(Tensor::from_vec(grad_logits, logits.shape(), logits.device())?),
+            Some(Tensor::from_vec(
+                grad_logits,
+                logits.shape(),
+                logits.device(),
+            )?),
             Some(Tensor::from_vec(grad_bias, bias.shape(), bias.device())?),
         ))
     }

@@ -59,9 +59,13 @@ impl InitWeights {
 
     /// Reads `fc1.weight` [hidden,4], `fc1.bias` [hidden], `fc2.weight` [3,hidden], `fc2.bias` [3].
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read --init-weights '{}': {e}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read --init-weights '{}': {e}", path.display()))?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-            format!("--init-weights '{}' is not a safetensors file: {e}", path.display())
+            format!(
+                "--init-weights '{}' is not a safetensors file: {e}",
+                path.display()
+            )
         })?;
         let name = path
             .file_name()
@@ -76,19 +80,28 @@ impl InitWeights {
         source: &str,
     ) -> Result<Self, String> {
         let get = |name: &str| -> Result<&Tensor, String> {
-            tensors
-                .get(name)
-                .ok_or_else(|| format!("no tensor named '{name}' (expected fc1.weight, fc1.bias, fc2.weight, fc2.bias)"))
+            tensors.get(name).ok_or_else(|| {
+                format!(
+                    "no tensor named '{name}' (expected fc1.weight, fc1.bias, fc2.weight, fc2.bias)"
+                )
+            })
         };
         let fc1_weight = get("fc1.weight")?;
         let hidden = match fc1_weight.dims() {
             [h, f] if *f == FEATURES && *h > 0 => *h,
-            dims => return Err(format!("fc1.weight has shape {dims:?}, expected [hidden, {FEATURES}]")),
+            dims => {
+                return Err(format!(
+                    "fc1.weight has shape {dims:?}, expected [hidden, {FEATURES}]"
+                ));
+            }
         };
         let expect = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
             let tensor = get(name)?;
             if tensor.dims() != shape {
-                return Err(format!("{name} has shape {:?}, expected {shape:?}", tensor.dims()));
+                return Err(format!(
+                    "{name} has shape {:?}, expected {shape:?}",
+                    tensor.dims()
+                ));
             }
             tensor
                 .to_dtype(DType::F32)
@@ -157,7 +170,11 @@ impl Mlp {
         Self::with_kernels(init, device, Kernels::for_device(device))
     }
 
-    pub fn with_kernels(init: &InitWeights, device: &Device, kernels: Kernels) -> candle_core::Result<Self> {
+    pub fn with_kernels(
+        init: &InitWeights,
+        device: &Device,
+        kernels: Kernels,
+    ) -> candle_core::Result<Self> {
         let h = init.hidden;
         let mut fc1 = vec![0f32; (FEATURES + 1) * h];
         for unit in 0..h {
@@ -181,30 +198,48 @@ impl Mlp {
     }
 
     pub fn vars(&self) -> Vec<Var> {
-        vec![self.fc1.clone(), self.fc2_weight.clone(), self.fc2_bias.clone()]
+        vec![
+            self.fc1.clone(),
+            self.fc2_weight.clone(),
+            self.fc2_bias.clone(),
+        ]
     }
 
     /// The second layer's output before its bias: [rows, 3].
     fn hidden_to_output(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let hidden = fused::relu(&fused::matmul(x, self.fc1.as_tensor(), self.kernels)?, self.kernels)?;
+        let hidden = fused::relu(
+            &fused::matmul(x, self.fc1.as_tensor(), self.kernels)?,
+            self.kernels,
+        )?;
         fused::matmul(&hidden, self.fc2_weight.as_tensor(), self.kernels)
     }
 
     /// Class scores, [rows, 3].
     pub fn logits(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        self.hidden_to_output(&batch.x)?.broadcast_add(self.fc2_bias.as_tensor())
+        self.hidden_to_output(&batch.x)?
+            .broadcast_add(self.fc2_bias.as_tensor())
     }
 
     /// Mean cross-entropy of the logits against the classes, as PyTorch's CrossEntropyLoss.
     pub fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
         let scores = self.hidden_to_output(&batch.x)?;
-        fused::softmax_cross_entropy(&scores, self.fc2_bias.as_tensor(), &batch.y, &batch.host_y, self.kernels)
+        fused::softmax_cross_entropy(
+            &scores,
+            self.fc2_bias.as_tensor(),
+            &batch.y,
+            &batch.host_y,
+            self.kernels,
+        )
     }
 
     /// Share of rows whose highest score is the true class.
     pub fn accuracy(&self, batch: &Batch) -> candle_core::Result<f64> {
         let predicted = self.logits(batch)?.argmax(D::Minus1)?;
-        let correct = predicted.eq(&batch.y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
+        let correct = predicted
+            .eq(&batch.y)?
+            .to_dtype(DType::F32)?
+            .sum_all()?
+            .to_scalar::<f32>()?;
         Ok(f64::from(correct) / batch.host_y.len() as f64)
     }
 }

@@ -12,10 +12,24 @@ pub fn svg(report: &CompareReport) -> anyhow::Result<String> {
         .filter(|d| !d.loss_curve.is_empty())
         .map(|d| (d.label.as_str(), d.loss_curve.as_slice()))
         .collect();
-    let finite = curves.iter().flat_map(|(_, c)| c.iter()).filter(|v| v.is_finite() && **v > 0.0);
-    let (lo, hi) = finite.fold((f32::INFINITY, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if lo.is_finite() && hi > lo { (lo * 0.9, hi * 1.1) } else { (0.01, 10.0) };
-    let epochs = curves.iter().map(|(_, c)| c.len()).max().unwrap_or(1).max(2) as u64;
+    let finite = curves
+        .iter()
+        .flat_map(|(_, c)| c.iter())
+        .filter(|v| v.is_finite() && **v > 0.0);
+    let (lo, hi) = finite.fold((f32::INFINITY, 0.0f32), |(lo, hi), &v| {
+        (lo.min(v), hi.max(v))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        (lo * 0.9, hi * 1.1)
+    } else {
+        (0.01, 10.0)
+    };
+    let epochs = curves
+        .iter()
+        .map(|(_, c)| c.len())
+        .max()
+        .unwrap_or(1)
+        .max(2) as u64;
 
     let mut text = String::new();
     {
@@ -47,7 +61,9 @@ pub fn svg(report: &CompareReport) -> anyhow::Result<String> {
                     color.stroke_width(2),
                 ))?
                 .label(*label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
         }
         chart
             .configure_series_labels()

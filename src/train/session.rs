@@ -70,7 +70,8 @@ pub struct DeviceOutcome {
     pub final_loss: Option<f32>,
     /// Accuracy on the test rows after the last run.
     pub test_accuracy: Option<f64>,
-    /// Loss of every epoch of the last run.
+    /// Loss of every epoch of the last run (NaN or infinity travel as `null`).
+    #[serde(with = "non_finite_as_null")]
     pub loss_curve: Vec<f32>,
     /// Peak memory: the worker process's peak RSS (CPU) or the GPU memory in use (CUDA), in MiB.
     pub peak_memory_mib: Option<f64>,
@@ -105,7 +106,10 @@ pub fn open_device(spec: DeviceSpec) -> Result<Device, String> {
 }
 
 /// Runs the whole session, reporting each step through `emit` as soon as it is measured.
-pub fn run(request: &SessionRequest, mut emit: impl FnMut(Event) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub fn run(
+    request: &SessionRequest,
+    mut emit: impl FnMut(Event) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let opened = Instant::now();
     let device = open_device(request.device).map_err(anyhow::Error::msg)?;
     device.synchronize()?;
@@ -178,7 +182,13 @@ struct Trained {
 /// One training run from the initial weights. The loss of every epoch is kept on the device in a
 /// preallocated buffer (identical work under every policy); the policy only decides how often it is
 /// also read back to the host, so the difference between policies is the cost of those readbacks.
-fn train(p: &Prepared, cfg: &TrainConfig, policy: SyncPolicy, epochs: u64, time_first_epoch: bool) -> anyhow::Result<Trained> {
+fn train(
+    p: &Prepared,
+    cfg: &TrainConfig,
+    policy: SyncPolicy,
+    epochs: u64,
+    time_first_epoch: bool,
+) -> anyhow::Result<Trained> {
     let model = Mlp::new(&cfg.init, &p.device)?;
     let mut sgd = SGD::new(model.vars(), cfg.lr)?;
     let losses = Tensor::zeros(epochs as usize, DType::F32, &p.device)?;
@@ -211,13 +221,18 @@ fn train(p: &Prepared, cfg: &TrainConfig, policy: SyncPolicy, epochs: u64, time_
         }
     }
     let asked = Instant::now();
-    let curve = losses.narrow(0, 0, trained_epochs as usize)?.to_vec1::<f32>()?;
+    let curve = losses
+        .narrow(0, 0, trained_epochs as usize)?
+        .to_vec1::<f32>()?;
     readback += asked.elapsed();
     syncs += 1;
     let total = start.elapsed();
 
     if diverged_at.is_none() {
-        diverged_at = curve.iter().position(|v| !v.is_finite()).map(|i| i as u64 + 1);
+        diverged_at = curve
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| i as u64 + 1);
     }
     let result = RunResult {
         policy,
@@ -262,5 +277,19 @@ fn peak_memory_mib(device: &Device) -> Option<f64> {
         Some(kib / 1024.0)
     } else {
         super::cuda::memory_in_use_mib(device)
+    }
+}
+
+/// JSON has no NaN or infinity: a diverged loss travels as `null` and comes back as NaN.
+mod non_finite_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(values.iter().map(|v| v.is_finite().then_some(*v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+        let values = Vec::<Option<f32>>::deserialize(deserializer)?;
+        Ok(values.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
     }
 }

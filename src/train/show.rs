@@ -21,12 +21,24 @@ impl Report for CompareReport {
         }
         for &policy in &self.config.policies {
             let cell = |d: &DeviceResult, f: &dyn Fn(&PolicyResult) -> Option<String>| {
-                d.policy(policy).and_then(f).unwrap_or_else(|| NA.to_string())
+                d.policy(policy)
+                    .and_then(f)
+                    .unwrap_or_else(|| NA.to_string())
             };
             rows.push(row(&format!("{} · per epoch", policy.label()), &|d| {
-                cell(d, &|p| p.per_epoch_us.map(|s| format!("{} ±{:.0}%", micros(s.median), s.relative_half_range() * 100.0)))
+                cell(d, &|p| {
+                    p.per_epoch_us.map(|s| {
+                        format!(
+                            "{} ±{:.0}%",
+                            micros(s.median),
+                            s.relative_half_range() * 100.0
+                        )
+                    })
+                })
             }));
-            rows.push(row("  total run", &|d| cell(d, &|p| p.total_s.map(|s| format!("{:.2} s", s.median)))));
+            rows.push(row("  total run", &|d| {
+                cell(d, &|p| p.total_s.map(|s| format!("{:.2} s", s.median)))
+            }));
             rows.push(row("  syncs", &|d| cell(d, &|p| Some(p.syncs.to_string()))));
             if policy.every != 0 {
                 rows.push(row("  cost of one sync", &|d| {
@@ -42,9 +54,15 @@ impl Report for CompareReport {
                 }));
             }
             rows.push(row("  blocked in readback", &|d| {
-                cell(d, &|p| p.readback_us.map(|s| format!("{}/sync", micros(s.median))))
+                cell(d, &|p| {
+                    p.readback_us.map(|s| format!("{}/sync", micros(s.median)))
+                })
             }));
-            if self.devices.iter().any(|d| d.policy(policy).is_some_and(|p| p.diverged_at.is_some())) {
+            if self
+                .devices
+                .iter()
+                .any(|d| d.policy(policy).is_some_and(|p| p.diverged_at.is_some()))
+            {
                 rows.push(row("  diverged at epoch", &|d| {
                     cell(d, &|p| p.diverged_at.map(|e| e.to_string()))
                 }));
@@ -54,12 +72,23 @@ impl Report for CompareReport {
             opt(d.facts.as_ref().map(|f| format!("{:.2} ms", f.setup_ms)))
         }));
         rows.push(row("first epoch (cold)", &|d| {
-            opt(d.facts.as_ref().map(|f| format!("{:.2} ms", f.first_epoch_ms)))
+            opt(d
+                .facts
+                .as_ref()
+                .map(|f| format!("{:.2} ms", f.first_epoch_ms)))
         }));
-        rows.push(row("final training loss", &|d| opt(d.final_loss.map(|l| format!("{l:.4}")))));
-        rows.push(row("test accuracy", &|d| opt(d.test_accuracy.map(|a| format!("{:.4}", a)))));
-        rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(|m| format!("{m:.0} MiB")))));
-        rows.push(row("speed vs cpu×1", &|d| opt(d.speed_vs_cpu1.map(|s| format!("{s:.2}×")))));
+        rows.push(row("final training loss", &|d| {
+            opt(d.final_loss.map(|l| format!("{l:.4}")))
+        }));
+        rows.push(row("test accuracy", &|d| {
+            opt(d.test_accuracy.map(|a| format!("{:.4}", a)))
+        }));
+        rows.push(row("peak memory", &|d| {
+            opt(d.peak_memory_mib.map(|m| format!("{m:.0} MiB")))
+        }));
+        rows.push(row("speed vs cpu×1", &|d| {
+            opt(d.speed_vs_cpu1.map(|s| format!("{s:.2}×")))
+        }));
         rows.push(row("loss curve (log)", &|d| sparkline(&d.loss_curve, 12)));
 
         let mut config = crate::render::document::Pairs::new();
@@ -84,15 +113,28 @@ impl Report for CompareReport {
         }
         let mut devices = crate::render::document::Pairs::new();
         for d in &self.devices {
-            let name = d.facts.as_ref().and_then(|f| f.name.clone()).unwrap_or_else(|| NA.to_string());
-            devices.add(&d.label, match (&d.memory_kind, &d.facts) {
-                (Some(kind), Some(facts)) => format!("{name}; device opened in {:.1} ms; memory = {kind}", facts.open_ms),
-                _ => name,
-            });
+            let name = d
+                .facts
+                .as_ref()
+                .and_then(|f| f.name.clone())
+                .unwrap_or_else(|| NA.to_string());
+            devices.add(
+                &d.label,
+                match (&d.memory_kind, &d.facts) {
+                    (Some(kind), Some(facts)) => format!(
+                        "{name}; device opened in {:.1} ms; memory = {kind}",
+                        facts.open_ms
+                    ),
+                    _ => name,
+                },
+            );
         }
 
         Document {
-            title: format!("hwbench train-compare — iris MLP, {} epochs", self.config.epochs),
+            title: format!(
+                "hwbench train-compare — iris MLP, {} epochs",
+                self.config.epochs
+            ),
             summary: vec![
                 Section::grid("Per-epoch cost and cost of syncing", header, rows),
                 Section::text("Verdict", self.verdict.clone()),
@@ -135,12 +177,18 @@ pub fn sparkline(curve: &[f32], width: usize) -> String {
     }
     let (lo, hi) = logs
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let width = width.min(logs.len());
     (0..width)
         .map(|i| {
             let v = logs[i * (logs.len() - 1) / (width - 1).max(1)];
-            let level = if hi > lo { ((v - lo) / (hi - lo) * 7.0).round() as usize } else { 0 };
+            let level = if hi > lo {
+                ((v - lo) / (hi - lo) * 7.0).round() as usize
+            } else {
+                0
+            };
             BARS[level.min(7)]
         })
         .collect()

@@ -22,7 +22,11 @@ pub fn write(report: &CompareReport) -> Vec<String> {
     if let Some(line) = logging_every_epoch(&measured, report.config.epochs) {
         lines.push(line);
     }
-    for device in report.devices.iter().filter(|d| d.status != DeviceStatus::Ok) {
+    for device in report
+        .devices
+        .iter()
+        .filter(|d| d.status != DeviceStatus::Ok)
+    {
         let why = device.reason.as_deref().unwrap_or("no reason given");
         lines.push(format!("{} has no (complete) result: {why}.", device.label));
     }
@@ -56,11 +60,11 @@ fn fastest(measured: &[&DeviceResult]) -> String {
             line.push_str(" Every device measured is within 5% of that.");
         } else {
             line.push_str(&format!(
-            " The slowest, {}, needs {} ({:.1}× longer).",
-            slowest.label,
-            micros(*slow_us),
-            slow_us / best_us
-        ));
+                " The slowest, {}, needs {} ({:.1}× longer).",
+                slowest.label,
+                micros(*slow_us),
+                slow_us / best_us
+            ));
         }
     }
     let gpu_lost = ranked

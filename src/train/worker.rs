@@ -45,7 +45,11 @@ pub enum Message {
 
 /// The worker side: answer one request read from stdin. Returns the process exit code.
 pub fn serve() -> u8 {
-    let backend = if candle_core::utils::cuda_is_available() { "cuda" } else { "cpu" };
+    let backend = if candle_core::utils::cuda_is_available() {
+        "cuda"
+    } else {
+        "cpu"
+    };
     let mut out = std::io::stdout().lock();
     let mut send = |message: &Message| -> anyhow::Result<()> {
         serde_json::to_writer(&mut out, message)?;
@@ -109,7 +113,10 @@ pub struct WorkerCommand {
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerFailure {
     #[error("could not start {program}: {error}")]
-    Spawn { program: String, error: std::io::Error },
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
     #[error("{0}")]
     Exited(String),
     #[error("no answer for {0} s; the worker was stopped (hung?)")]
@@ -273,7 +280,9 @@ fn last_line(text: &str) -> Option<String> {
 fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
-        (Some(127), _) => "the worker could not start (exit code 127: a shared library is missing)".to_string(),
+        (Some(127), _) => {
+            "the worker could not start (exit code 127: a shared library is missing)".to_string()
+        }
         (Some(code), _) => format!("the worker stopped early with exit code {code}"),
         (None, Some(signal)) => format!("the worker crashed (signal {signal})"),
         (None, None) => "the worker stopped early".to_string(),

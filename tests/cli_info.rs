@@ -1,0 +1,183 @@
+//! `hwbench info` as a user runs it, on this machine (no GPU needed).
+
+mod common;
+
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn hwbench() -> Command {
+    let mut command = Command::cargo_bin("hwbench").unwrap();
+    command
+        .env_remove("HWBENCH_GPU_FIXTURE")
+        .env_remove("HWBENCH_CUDA");
+    command
+}
+
+fn info_json(extra_env: &[(&str, &str)], args: &[&str]) -> (Value, String) {
+    let output = hwbench()
+        .args(["info", "--format", "json"])
+        .args(args)
+        .envs(extra_env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    (serde_json::from_str(&text).unwrap(), text)
+}
+
+#[test]
+fn cpu_figures_agree_with_proc_cpuinfo_and_nproc() {
+    let (json, _) = info_json(&[], &[]);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let processors = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(json["cpu"]["logical_cpus"], processors);
+    let nproc = Command::new("nproc").output().unwrap();
+    let nproc: u64 = String::from_utf8(nproc.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(json["cpu"]["usable_cpus"], nproc);
+    if let Some(name) = cpuinfo.lines().find_map(|l| {
+        l.strip_prefix("model name")
+            .map(|r| r.trim_start_matches([' ', '\t', ':']).trim())
+    }) {
+        assert_eq!(json["cpu"]["model_name"], name);
+    }
+    assert_eq!(json["schema_version"], 1);
+    assert!(json["memory"]["total_mib"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn without_a_driver_the_gpu_section_says_why_and_the_command_succeeds() {
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return; // a GPU machine: the other tests cover it
+    }
+    let (json, _) = info_json(&[], &[]);
+    assert_eq!(json["gpu"]["nvml_loaded"], false);
+    assert!(
+        json["gpu"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("libnvidia-ml.so.1")
+    );
+    assert_eq!(json["build"]["cuda_companion"]["available"], false);
+}
+
+#[test]
+fn every_format_runs() {
+    for format in ["table", "markdown", "json"] {
+        let output = hwbench()
+            .args(["info", "--format", format])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{format}");
+        assert!(!output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let bin = assert_cmd::cargo::cargo_bin("hwbench");
+    let output = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; '{}' info | head -1 >/dev/null",
+                bin.display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "exit {:?}", output.status.code());
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn output_file_is_written_and_matches_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("info.md");
+    let status = hwbench()
+        .args(["info", "--format", "markdown", "-o"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.starts_with("### hwbench info"));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+}
+
+#[test]
+fn an_unwritable_output_fails_at_once_with_exit_code_2() {
+    let output = hwbench()
+        .args(["info", "-o", "/nonexistent-dir/report.json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent-dir/report.json"));
+}
+
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let output = hwbench().args(["info", "--colour"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn recorded_gpus_are_redacted_in_every_format_unless_asked_not_to() {
+    let fixture = common::fixture("gpu/two_a100_one_mig.json");
+    let hostname = sysinfo::System::host_name().unwrap_or_default();
+    let visible = "GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab";
+    for format in ["table", "markdown", "json"] {
+        let output = hwbench()
+            .args(["info", "--format", format])
+            .env("HWBENCH_GPU_FIXTURE", &fixture)
+            .env("CUDA_VISIBLE_DEVICES", visible)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            text.contains("NVIDIA A100-SXM4-80GB"),
+            "{format}: the GPUs are reported"
+        );
+        for secret in common::SECRETS
+            .iter()
+            .copied()
+            .chain([hostname.as_str()])
+            .filter(|s| s.len() >= 4)
+        {
+            assert!(!text.contains(secret), "{secret} leaked in {format}");
+        }
+    }
+    let output = hwbench()
+        .args(["info", "--format", "json", "--no-redact"])
+        .env("HWBENCH_GPU_FIXTURE", &fixture)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("GPU-5e6f7a8b-dddd-4eee-8fff-ba9876543210"));
+    assert!(text.contains("1323421000222"));
+}
+
+#[test]
+fn verify_cli() {
+    use clap::CommandFactory;
+    hwbench::cli::Cli::command().debug_assert();
+}

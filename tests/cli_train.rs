@@ -1,0 +1,500 @@
+//! `hwbench train-compare` as a user runs it: bad input, short real runs, Ctrl-C, divergence,
+//! and every way a CUDA companion can fail (with fake companions; no GPU needed).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn hwbench() -> Command {
+    let mut command = Command::cargo_bin("hwbench").unwrap();
+    command
+        .env_remove("HWBENCH_GPU_FIXTURE")
+        .env_remove("HWBENCH_CUDA");
+    command
+}
+
+/// A short run: a few hundred epochs, one repeat.
+const QUICK: &[&str] = &[
+    "train-compare",
+    "--epochs",
+    "300",
+    "--repeats",
+    "1",
+    "--warmup-epochs",
+    "10",
+    "--format",
+    "json",
+];
+
+fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
+    let output = hwbench()
+        .args(QUICK)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn usage_error(args: &[&str]) -> String {
+    let output: Output = hwbench().arg("train-compare").args(args).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} should be a usage error"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "nothing trained or printed for {args:?}"
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn bad_input_is_refused_before_training_with_exit_code_2() {
+    for args in [
+        &["--epochs", "0"][..],
+        &["--epochs", "100000001"],
+        &["--lr", "NaN"],
+        &["--lr", "inf"],
+        &["--lr", "-0.1"],
+        &["--lr", "0"],
+        &["--hidden", "0"],
+        &["--hidden", "4097"],
+        &["--sync-every", "-1"],
+        &["--sync-every", "often"],
+        &["--sync-every", "100,100"],
+        &["--repeats", "0"],
+        &["--devices", "tpu"],
+        &["--devices", "cpu,cpu"],
+        &["--devices", "cuda:0,cuda:0"],
+        &["--cpu-threads", "0"],
+        &["--init-weights", "/nonexistent/init.safetensors"],
+        &["--seed", "1", "--init-weights", "x.safetensors"],
+    ] {
+        usage_error(args);
+    }
+}
+
+#[test]
+fn usage_errors_are_one_clear_line() {
+    let stderr = usage_error(&["--sync-every", "100,100"]);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--sync-every lists 100 twice"));
+}
+
+#[test]
+fn a_misshapen_init_weights_file_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_safetensors = dir.path().join("junk.safetensors");
+    std::fs::write(&not_safetensors, b"definitely not safetensors").unwrap();
+    let stderr = usage_error(&["--init-weights", not_safetensors.to_str().unwrap()]);
+    assert!(stderr.contains("not a safetensors file"), "{stderr}");
+
+    // Right names, wrong shape: fc1.weight [10, 5].
+    use candle_core::{Device, Tensor};
+    let wrong = dir.path().join("wrong.safetensors");
+    let tensors = [
+        (
+            "fc1.weight",
+            Tensor::zeros((10, 5), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        ),
+        (
+            "fc1.bias",
+            Tensor::zeros(10, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        ),
+    ];
+    candle_core::safetensors::save(
+        &tensors
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        &wrong,
+    )
+    .unwrap();
+    let stderr = usage_error(&["--init-weights", wrong.to_str().unwrap()]);
+    assert!(stderr.contains("fc1.weight has shape [10, 5]"), "{stderr}");
+}
+
+#[test]
+fn the_reference_weights_file_gives_the_default_run() {
+    let json = run_json(
+        &[
+            "--devices",
+            "cpu",
+            "--cpu-threads",
+            "1",
+            "--init-weights",
+            &format!(
+                "{}/data/torch_iris_seed0_init.safetensors",
+                env!("CARGO_MANIFEST_DIR")
+            ),
+        ],
+        &[],
+    );
+    let default = run_json(&["--devices", "cpu", "--cpu-threads", "1"], &[]);
+    assert_eq!(
+        json["devices"][0]["final_loss"],
+        default["devices"][0]["final_loss"]
+    );
+}
+
+#[test]
+fn a_short_run_reports_every_device_and_policy() {
+    let json = run_json(&["--cpu-threads", "1,2", "--sync-every", "1,50,0"], &[]);
+    assert_eq!(json["kind"], "train-compare");
+    assert_eq!(json["complete"], true);
+    let devices = json["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 2);
+    for (device, label) in devices.iter().zip(["cpu×1", "cpu×2"]) {
+        assert_eq!(device["label"], label);
+        assert_eq!(device["status"], "ok");
+        let policies = device["policies"].as_array().unwrap();
+        assert_eq!(policies.len(), 3);
+        assert_eq!(policies[0]["syncs"], 301);
+        assert_eq!(policies[1]["syncs"], 7);
+        assert_eq!(policies[2]["syncs"], 1);
+        for policy in policies {
+            let spread = &policy["per_epoch_us"];
+            assert!(spread["min"].as_f64().unwrap() > 0.0);
+            assert!(spread["min"].as_f64().unwrap() <= spread["median"].as_f64().unwrap());
+        }
+        // 300 epochs of the reference run: PyTorch's loss at epoch 300 is 0.97935.
+        assert!((device["final_loss"].as_f64().unwrap() - 0.979_349_5).abs() < 1e-4);
+        assert!(device["peak_memory_mib"].as_f64().unwrap() > 0.0);
+        assert!(device["facts"]["first_epoch_ms"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(devices[0]["speed_vs_cpu1"], 1.0);
+    assert!(!json["verdict"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn table_and_markdown_show_one_column_per_device() {
+    for (format, marker) in [("table", "cpu×1"), ("markdown", "| cpu×1 |")] {
+        let output = hwbench()
+            .args([
+                "train-compare",
+                "--epochs",
+                "100",
+                "--repeats",
+                "1",
+                "--warmup-epochs",
+                "5",
+                "--cpu-threads",
+                "1",
+                "--format",
+                format,
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8(output.stdout).unwrap();
+        assert!(text.contains(marker), "{text}");
+        assert!(text.contains("Verdict"));
+    }
+}
+
+#[test]
+fn plot_and_output_files_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("loss.svg");
+    let report = dir.path().join("report.json");
+    let status = hwbench()
+        .args(QUICK)
+        .args(["--cpu-threads", "1", "--plot"])
+        .arg(&svg)
+        .arg("-o")
+        .arg(&report)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("cpu×1"));
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["devices"][0]["label"], "cpu×1");
+}
+
+#[test]
+fn an_unwritable_plot_path_fails_before_training() {
+    let output = hwbench()
+        .args([
+            "train-compare",
+            "--epochs",
+            "100000000",
+            "--plot",
+            "/nonexistent-dir/loss.svg",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn a_diverging_run_is_reported_and_the_others_continue() {
+    let json = run_json(
+        &[
+            "--cpu-threads",
+            "1,2",
+            "--sync-every",
+            "1,0",
+            "--lr",
+            "1e30",
+        ],
+        &[],
+    );
+    for device in json["devices"].as_array().unwrap() {
+        assert_eq!(device["status"], "ok");
+        for policy in device["policies"].as_array().unwrap() {
+            assert_eq!(policy["diverged_at"], 2);
+        }
+    }
+    let table = hwbench()
+        .args([
+            "train-compare",
+            "--epochs",
+            "50",
+            "--repeats",
+            "1",
+            "--warmup-epochs",
+            "5",
+            "--cpu-threads",
+            "1",
+            "--lr",
+            "1e30",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(table.stdout)
+            .unwrap()
+            .contains("diverged at epoch")
+    );
+}
+
+#[test]
+fn ctrl_c_prints_the_finished_rows_and_exits_130() {
+    let child = hwbench()
+        .args([
+            "train-compare",
+            "--epochs",
+            "20000",
+            "--repeats",
+            "3",
+            "--warmup-epochs",
+            "10",
+            "--cpu-threads",
+            "1,2",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    // SAFETY: sending SIGINT to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["complete"], false);
+    let first = &json["devices"][0];
+    assert!(
+        !first["policies"].as_array().unwrap().is_empty(),
+        "finished policies are kept"
+    );
+    assert!(
+        json["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == "interrupted")
+    );
+}
+
+// ---- CUDA devices on a machine without CUDA, and fake companions ----
+
+#[test]
+fn asking_for_cuda_without_support_reports_the_device_as_not_run() {
+    let json = run_json(&["--devices", "cpu,cuda:0", "--cpu-threads", "1"], &[]);
+    let cuda = &json["devices"][1];
+    assert_eq!(cuda["label"], "cuda:0");
+    assert_eq!(cuda["status"], "not_run");
+    assert!(
+        cuda["reason"].as_str().unwrap().contains("no CUDA support"),
+        "{cuda}"
+    );
+    assert_eq!(json["devices"][0]["status"], "ok", "the CPU still ran");
+}
+
+#[test]
+fn an_ordinal_out_of_range_is_named() {
+    let companion = fake_companion("exit 1");
+    let json = run_json(
+        &[
+            "--devices",
+            "cuda:3",
+            "--cuda-companion",
+            companion.path.to_str().unwrap(),
+        ],
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &common::fixture("gpu/hopper_h100.json"),
+        )],
+    );
+    let reason = json["devices"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cuda:3 is out of range: this machine has 1 CUDA device"),
+        "{reason}"
+    );
+}
+
+struct FakeCompanion {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn fake_companion(body: &str) -> FakeCompanion {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hwbench-cuda");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    FakeCompanion { _dir: dir, path }
+}
+
+/// Runs cuda:0 through `companion` on a recorded H100 and returns that column's reason.
+fn cuda_reason(companion: &Path, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "--devices",
+        "cuda:0",
+        "--cuda-companion",
+        companion.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let json = run_json(
+        &args,
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &common::fixture("gpu/hopper_h100.json"),
+        )],
+    );
+    let device = &json["devices"][0];
+    (
+        device["status"].as_str().unwrap().to_string(),
+        device["reason"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+const HELLO: &str = r#"{"event":"hello","protocol":1,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+
+#[test]
+fn companion_that_cannot_load_libcuda() {
+    let fake = fake_companion(
+        "echo 'hwbench-cuda: error while loading shared libraries: libcuda.so.1: cannot open shared object file: No such file or directory' >&2\nexit 127",
+    );
+    let (status, reason) = cuda_reason(&fake.path, &[]);
+    assert_eq!(status, "not_run");
+    assert!(
+        reason.contains("exit code 127") && reason.contains("libcuda.so.1"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn companion_that_crashes() {
+    let fake = fake_companion(&format!("echo '{HELLO}'\nkill -SEGV $$"));
+    let (status, reason) = cuda_reason(&fake.path, &[]);
+    assert_eq!(status, "not_run");
+    assert!(reason.contains("crashed (signal 11)"), "{reason}");
+}
+
+#[test]
+fn companion_that_hangs() {
+    let fake = fake_companion(&format!("echo '{HELLO}'\nexec sleep 30"));
+    let started = std::time::Instant::now();
+    let (status, reason) = cuda_reason(&fake.path, &["--worker-timeout", "1"]);
+    assert_eq!(status, "not_run");
+    assert!(reason.contains("no answer for 1 s"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn companion_with_another_protocol_version() {
+    let fake = fake_companion(
+        r#"echo '{"event":"hello","protocol":99,"hwbench_version":"9.0.0","backend":"cuda"}'; exec sleep 5"#,
+    );
+    let (_, reason) = cuda_reason(&fake.path, &[]);
+    assert!(reason.contains("protocol 99"), "{reason}");
+}
+
+#[test]
+fn companion_that_talks_nonsense() {
+    let fake = fake_companion("echo 'Segmentation fault (core dumped)'");
+    let (_, reason) = cuda_reason(&fake.path, &[]);
+    assert!(reason.contains("does not understand"), "{reason}");
+}
+
+#[test]
+fn companion_without_cuda_support_says_so() {
+    // The CPU build's own worker, posing as the companion, is asked for a CUDA device.
+    let bin = assert_cmd::cargo::cargo_bin("hwbench");
+    let fake = fake_companion(&format!("exec '{}' worker", bin.display()));
+    let (status, reason) = cuda_reason(&fake.path, &[]);
+    assert_eq!(status, "not_run");
+    assert!(reason.contains("built without CUDA support"), "{reason}");
+}
+
+#[test]
+fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
+    let fake = fake_companion(
+        r#"[ "$1" = describe ] && echo '{"protocol":1,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
+    );
+    let output = hwbench()
+        .args(["info", "--format", "json"])
+        .env("HWBENCH_CUDA", &fake.path)
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            common::fixture("gpu/two_a100_one_mig.json"),
+        )
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let companion = &json["build"]["cuda_companion"];
+    assert_eq!(companion["available"], true);
+    assert_eq!(companion["build"]["cuda_version"], "13.0");
+    let flagged = json["build"]["gpus_not_supported"].as_array().unwrap();
+    assert_eq!(
+        flagged.len(),
+        2,
+        "both A100s (8.0) are older than sm_90 kernels: {flagged:?}"
+    );
+
+    let broken = fake_companion(
+        "echo 'error while loading shared libraries: libcuda.so.1: cannot open shared object file' >&2; exit 127",
+    );
+    let output = hwbench()
+        .args(["info", "--format", "json"])
+        .env("HWBENCH_CUDA", &broken.path)
+        .output()
+        .unwrap();
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["build"]["cuda_companion"]["available"], false);
+    assert!(
+        json["build"]["cuda_companion"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("libcuda.so.1 not found")
+    );
+}

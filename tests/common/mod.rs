@@ -1,0 +1,108 @@
+//! Shared by the integration tests: fixed reports built from recorded data.
+#![allow(dead_code)]
+
+use hwbench::info::build::BuildInfo;
+use hwbench::info::cuda_libs::CudaEnvironment;
+use hwbench::info::gpu::GpuSection;
+use hwbench::info::system::{MemoryReport, OsReport};
+use hwbench::info::{InfoReport, SCHEMA_VERSION, Unavailable, cpu};
+use hwbench::train::companion::CompanionStatus;
+
+pub const HOSTNAME: &str = "build-host-4242";
+
+pub fn fixture(path: &str) -> String {
+    format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// An `info` report made only of recorded data, so it renders the same on every machine.
+pub fn info_report(gpu_fixture: &str) -> InfoReport {
+    let cpuinfo = std::fs::read_to_string(fixture("cpuinfo/xeon_cascade_lake_2core.txt")).unwrap();
+    let mut cpu = cpu::from_cpuinfo(&cpuinfo);
+    cpu.architecture = "x86_64".to_string();
+    cpu.usable_cpus = Some(2);
+    cpu.affinity_cpus = Some(2);
+    cpu.base_mhz = Some(2500.0);
+    cpu.caches = vec![
+        cpu::CacheLevel {
+            name: "L1d".into(),
+            size_kib: 32,
+            instances: Some(2),
+        },
+        cpu::CacheLevel {
+            name: "L2".into(),
+            size_kib: 1024,
+            instances: Some(2),
+        },
+        cpu::CacheLevel {
+            name: "L3".into(),
+            size_kib: 36608,
+            instances: Some(1),
+        },
+    ];
+    cpu.virtualization = vec!["virtual machine (KVM)".to_string()];
+    cpu.unavailable
+        .insert("max_mhz".into(), "no cpufreq data from the kernel".into());
+    let gpu = GpuSection::from_file(std::path::Path::new(&fixture(gpu_fixture)));
+    InfoReport {
+        schema_version: SCHEMA_VERSION,
+        kind: "info".to_string(),
+        redacted: false,
+        build: BuildInfo {
+            hwbench_version: "0.1.0".to_string(),
+            target: "x86_64-unknown-linux-gnu".to_string(),
+            cuda_companion: CompanionStatus {
+                available: false,
+                found: None,
+                detail: "this install has no CUDA support".to_string(),
+                build: None,
+            },
+            gpus_not_supported: Vec::new(),
+        },
+        cpu,
+        memory: MemoryReport {
+            total_mib: Some(24_000),
+            available_mib: Some(23_000),
+            swap_total_mib: Some(0),
+            swap_free_mib: Some(0),
+            cgroup_limit_mib: None,
+            unavailable: Unavailable::new(),
+        },
+        os: OsReport {
+            name: Some("Debian GNU/Linux".into()),
+            version: Some("12".into()),
+            long_name: Some("Linux (Debian GNU/Linux 12)".into()),
+            kernel: Some("6.1.0-18-amd64".into()),
+            hostname: Some(HOSTNAME.into()),
+            unavailable: Unavailable::new(),
+        },
+        gpu,
+        cuda_environment: CudaEnvironment {
+            cuda_visible_devices: Some("GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab,1".into()),
+            cuda_device_order: Some("PCI_BUS_ID".into()),
+            cuda_runtime_version: Some("13.0".into()),
+            cuda_runtime_library: Some("libcudart.so.13".into()),
+            cudnn_version: None,
+            cudnn_library: None,
+            unavailable: [(
+                "cudnn_version".to_string(),
+                "libcudnn not found by the dynamic loader".to_string(),
+            )]
+            .into_iter()
+            .collect(),
+        },
+    }
+}
+
+/// Every identifying string in the GPU fixtures and the fixed report.
+pub const SECRETS: &[&str] = &[
+    HOSTNAME,
+    "GPU-9f3c2a71-5b1e-4c7d-8e2a-0d6b4f1a2c3e",
+    "1654922012345",
+    "GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab",
+    "GPU-5e6f7a8b-dddd-4eee-8fff-ba9876543210",
+    "1323421000111",
+    "1323421000222",
+    "MIG-1a2b3c4d-0000-4000-8000-00000000a001",
+    "MIG-1a2b3c4d-0000-4000-8000-00000000a002",
+    "GPU-77777777-8888-4999-8aaa-bbbbbbbbbbbb",
+];
