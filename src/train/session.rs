@@ -86,10 +86,10 @@ pub enum Event {
 }
 
 /// The data, on the device.
-struct Prepared {
-    device: Device,
-    train: Batch,
-    test: Batch,
+pub struct Prepared {
+    pub device: Device,
+    pub train: Batch,
+    pub test: Batch,
 }
 
 /// Opens the device, or says in one line why it cannot be used.
@@ -163,7 +163,7 @@ pub fn run(
     emit(Event::Finished(outcome))
 }
 
-fn prepare(cfg: &super::TrainConfig, device: Device) -> candle_core::Result<Prepared> {
+pub fn prepare(cfg: &super::TrainConfig, device: Device) -> candle_core::Result<Prepared> {
     let data = data::prepare(cfg.split_seed);
     Ok(Prepared {
         train: Batch::new(&data.train_x, &data.train_y, &device)?,
@@ -172,17 +172,17 @@ fn prepare(cfg: &super::TrainConfig, device: Device) -> candle_core::Result<Prep
     })
 }
 
-struct Trained {
-    result: RunResult,
-    curve: Vec<f32>,
-    model: Mlp,
+pub struct Trained {
+    pub result: RunResult,
+    pub curve: Vec<f32>,
+    pub model: Mlp,
     first_epoch: Option<Duration>,
 }
 
 /// One training run from the initial weights. The loss of every epoch is kept on the device in a
 /// preallocated buffer (identical work under every policy); the policy only decides how often it is
 /// also read back to the host, so the difference between policies is the cost of those readbacks.
-fn train(
+pub fn train(
     p: &Prepared,
     cfg: &TrainConfig,
     policy: SyncPolicy,
