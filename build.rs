@@ -9,7 +9,23 @@ fn main() {
         println!(
             "cargo:rustc-link-arg-bin=hwbench-cuda=-Wl,-rpath,$ORIGIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib"
         );
+        // What `hwbench-cuda describe` reports: the toolkit and the GPUs the kernels target.
+        let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "unknown".to_string());
+        let cap = match cap.len() {
+            2 | 3 => format!("{}.{}", &cap[..cap.len() - 1], &cap[cap.len() - 1..]),
+            _ => cap,
+        };
+        println!("cargo:rustc-env=HWBENCH_CUDA_COMPUTE_CAP={cap}");
+        // candle-kernels embeds PTX, which the driver compiles for any newer GPU on first use.
+        println!("cargo:rustc-env=HWBENCH_CUDA_PTX=1");
+        let version = std::env::var("CUDARC_CUDA_VERSION").unwrap_or_default();
+        let version = match version.parse::<u32>() {
+            Ok(v) => format!("{}.{}", v / 1000, (v % 1000) / 10),
+            Err(_) => "unknown".to_string(),
+        };
+        println!("cargo:rustc-env=HWBENCH_CUDA_VERSION={version}");
         println!("cargo:rerun-if-env-changed=CUDA_COMPUTE_CAP");
+        println!("cargo:rerun-if-env-changed=CUDARC_CUDA_VERSION");
     }
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -59,7 +59,8 @@ fn epochs_per_thread_setting(c: &mut Criterion) {
         set_threads(threads);
         group.bench_function(format!("cpu×{threads}"), |b| {
             b.iter_custom(|iters| {
-                let trained = session::train(&prepared, &cfg, SyncPolicy { every: 0 }, iters, false).unwrap();
+                let trained =
+                    session::train(&prepared, &cfg, SyncPolicy { every: 0 }, iters, false).unwrap();
                 Duration::from_secs_f64(trained.result.total_s)
             })
         });
@@ -72,10 +73,19 @@ fn measurement_overhead(c: &mut Criterion) {
     let cfg = config();
     let prepared = session::prepare(&cfg, Device::Cpu).unwrap();
     let mut group = c.benchmark_group("overhead");
-    group.bench_function("bare", |b| b.iter_custom(|iters| bare_epochs(&prepared, &cfg, iters * 1000)));
+    group.bench_function("bare", |b| {
+        b.iter_custom(|iters| bare_epochs(&prepared, &cfg, iters * 1000))
+    });
     group.bench_function("instrumented", |b| {
         b.iter_custom(|iters| {
-            let trained = session::train(&prepared, &cfg, SyncPolicy { every: 100 }, iters * 1000, false).unwrap();
+            let trained = session::train(
+                &prepared,
+                &cfg,
+                SyncPolicy { every: 100 },
+                iters * 1000,
+                false,
+            )
+            .unwrap();
             Duration::from_secs_f64(trained.result.total_s)
         })
     });

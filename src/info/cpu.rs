@@ -63,8 +63,7 @@ pub fn probe() -> CpuReport {
     let mut report = from_cpuinfo(&cpuinfo);
     let mut unavailable = std::mem::take(&mut report.unavailable);
 
-    let topology = report.logical_cpus.map(|_| ()).ok_or(());
-    if topology.is_err() || report.physical_cores.is_none() {
+    if report.logical_cpus.is_none() || report.physical_cores.is_none() {
         fill_topology_from_sysfs(&mut report);
     }
     if report.physical_cores.is_none() {
@@ -92,7 +91,7 @@ pub fn probe() -> CpuReport {
             "/sys/devices/system/cpu/cpu0/cache not readable".into(),
         );
     }
-    report.virtualization = virtualization(&report);
+    report.virtualization = virtualization();
     report.unavailable = unavailable;
     report
 }
@@ -214,7 +213,6 @@ pub fn from_cpuinfo(text: &str) -> CpuReport {
             list.push(name.to_string());
         }
     }
-    // AMX tiles are one feature to a user; avx512_vnni covers the VNNI story.
     report.unavailable = unavailable;
     report
 }
@@ -473,12 +471,11 @@ pub fn parse_cache_size(text: &str) -> Option<u64> {
 }
 
 /// Hints that this is not bare metal: hypervisor, container runtime, WSL.
-fn virtualization(report: &CpuReport) -> Vec<String> {
+fn virtualization() -> Vec<String> {
     let mut hints = Vec::new();
     if let Some(hypervisor) = hypervisor() {
         hints.push(format!("virtual machine ({hypervisor})"));
     }
-    let _ = report;
     if fs::metadata("/.dockerenv").is_ok() {
         hints.push("container (Docker)".to_string());
     } else if fs::metadata("/run/.containerenv").is_ok() {

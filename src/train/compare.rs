@@ -273,10 +273,12 @@ fn run_device(
     };
     let mut result = DeviceResult::new(device);
     let mut runs: Vec<RunResult> = Vec::new();
+    let mut reported = 0u64;
     progress.set_message(format!("{device}: warming up"));
     let outcome = worker::run(command, &request, interrupted, |message| match message {
         Message::Ready(facts) => result.facts = Some(facts),
         Message::Run(run) => {
+            reported += 1;
             progress.inc(1);
             progress.set_message(format!("{device}: {}", run.policy.label()));
             runs.push(run);
@@ -297,9 +299,9 @@ fn run_device(
         }
         Message::Hello { .. } | Message::Error { .. } => {}
     });
-    // Runs of a policy that did not finish all its repeats are not reported.
-    let skipped = plan.policies.len() as u64 * u64::from(plan.repeats)
-        - result.policies.len() as u64 * u64::from(plan.repeats);
+    // A policy whose repeats did not all finish is not reported; the bar skips what will not run.
+    let planned = plan.policies.len() as u64 * u64::from(plan.repeats);
+    progress.inc(planned.saturating_sub(reported));
     match outcome {
         Ok(()) => {}
         Err(WorkerFailure::Interrupted) => {
@@ -307,7 +309,6 @@ fn run_device(
             result.reason = Some("interrupted (Ctrl-C)".to_string());
         }
         Err(failure) => {
-            progress.inc(skipped.saturating_sub(runs.len() as u64));
             result.status = if result.policies.is_empty() && result.facts.is_none() {
                 DeviceStatus::NotRun
             } else {

@@ -77,9 +77,15 @@ pub fn serve() -> u8 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            let _ = send(&Message::Error {
-                message: format!("{e:#}"),
-            });
+            // One line: candle's errors can carry a backtrace after the message.
+            let message = format!("{e:#}");
+            let message = message
+                .lines()
+                .next()
+                .unwrap_or("failed")
+                .trim()
+                .to_string();
+            let _ = send(&Message::Error { message });
             1
         }
     }
@@ -173,7 +179,8 @@ pub fn run(
             let said = stderr
                 .recv_timeout(Duration::from_secs(2))
                 .ok()
-                .and_then(|text| last_line(&text));
+                .and_then(|text| last_line(&text))
+                .map(|line| without_path(&line, &command.program));
             let how = match status {
                 Ok(status) => describe_exit(status),
                 Err(e) => e.to_string(),
@@ -268,6 +275,15 @@ fn collect_stderr(child: &mut Child) -> mpsc::Receiver<String> {
         });
     }
     receiver
+}
+
+/// The loader names the program by its full path; the file name says as much without revealing
+/// where it is installed (a path can carry a user name into a public report).
+pub fn without_path(line: &str, program: &std::path::Path) -> String {
+    match program.file_name() {
+        Some(name) => line.replace(&program.display().to_string(), &name.to_string_lossy()),
+        None => line.to_string(),
+    }
 }
 
 fn last_line(text: &str) -> Option<String> {
