@@ -178,7 +178,7 @@ fn style_for(destination: &Destination) -> Style {
 }
 
 fn info_command(args: &InfoArgs) -> anyhow::Result<()> {
-    let destination = Destination::open(args.output.output.as_deref())?;
+    let destination = Destination::open(args.output.output.as_deref(), "-o")?;
     let mut report = info::collect(&GpuSource::from_env());
     if !args.output.no_redact {
         crate::redact::info(&mut report);
@@ -190,9 +190,9 @@ fn info_command(args: &InfoArgs) -> anyhow::Result<()> {
 fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {
     let plan = plan(args)?;
     // Fail on a bad path now, not after the run.
-    let destination = Destination::open(args.output.output.as_deref())?;
+    let destination = Destination::open(args.output.output.as_deref(), "-o")?;
     let plot = match &args.plot {
-        Some(path) => Some(Destination::open(Some(path))?),
+        Some(path) => Some(Destination::open(Some(path), "--plot")?),
         None => None,
     };
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))

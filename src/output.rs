@@ -21,13 +21,14 @@ pub enum Destination {
 
 impl Destination {
     /// Checks that `path` can be written, by creating the temporary file it will be renamed from.
-    pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
+    /// `flag` names the option the path came from, for the error message.
+    pub fn open(path: Option<&Path>, flag: &str) -> anyhow::Result<Self> {
         let Some(path) = path else {
             return Ok(Self::Stdout);
         };
         if path.is_dir() {
             return Err(UsageError::new(format!(
-                "cannot write to '{}': it is a directory; give a file name, e.g. -o report.json",
+                "cannot write to '{}': it is a directory; give {flag} a file name",
                 path.display()
             ))
             .into());
@@ -36,13 +37,22 @@ impl Destination {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
+        if !dir.is_dir() {
+            return Err(UsageError::new(format!(
+                "cannot write to '{}': the folder '{}' does not exist; create it or give {flag} another path",
+                path.display(),
+                dir.display()
+            ))
+            .into());
+        }
         let temp = tempfile::Builder::new()
             .prefix(".hwbench-")
             .tempfile_in(dir)
             .map_err(|e| {
                 UsageError::new(format!(
-                    "cannot write to '{}': {e}; choose a writable location with -o",
-                    path.display()
+                    "cannot write to '{}': {}; give {flag} a writable path",
+                    path.display(),
+                    std::io::Error::from(e.kind())
                 ))
             })?;
         Ok(Self::File {

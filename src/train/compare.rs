@@ -24,7 +24,7 @@ pub struct CompareReport {
     pub redacted: bool,
     pub hwbench_version: String,
     pub config: RunConfig,
-    /// False when the run was interrupted: only the finished rows are present.
+    /// False when the run was interrupted: only finished runs are present (see each policy's `runs`).
     pub complete: bool,
     pub devices: Vec<DeviceResult>,
     /// Plain-language conclusions drawn from this run's numbers.
@@ -96,12 +96,13 @@ pub struct PolicyResult {
     /// Time blocked inside one readback call, over the repeats, in microseconds. On an
     /// asynchronous device this includes waiting for queued work.
     pub readback_us: Option<Spread>,
-    /// Marginal cost of one sync: (T(k) − T(never)) / (syncs(k) − syncs(never)), medians, in µs.
+    /// Marginal cost of one sync: (T(k) − T(never)) / (syncs(k) − syncs(never)), fastest runs, in µs.
     pub sync_cost_us: Option<f64>,
     /// That marginal cost as a share of one epoch without syncs (0.05 = 5 %).
     pub sync_share_of_epoch: Option<f64>,
-    /// When T(k) − T(never) is inside the run-to-run spread, the marginal cost cannot be
-    /// measured; this is the most it can be (spread / extra syncs), in µs, and `sync_cost_us` is null.
+    /// When T(k) − T(never) is inside the run-to-run spread (or negative), the marginal cost cannot
+    /// be measured; this is the most it can be (spread / extra syncs), in µs, and `sync_cost_us` is
+    /// null.
     pub sync_cost_below_us: Option<f64>,
     pub diverged_at: Option<u64>,
 }
@@ -272,7 +273,8 @@ fn run_device(
         warmup_epochs: plan.warmup_epochs,
     };
     let mut result = DeviceResult::new(device);
-    let mut runs: Vec<RunResult> = Vec::new();
+    let mut runs: Vec<(SyncPolicy, Vec<RunResult>)> =
+        plan.policies.iter().map(|&p| (p, Vec::new())).collect();
     let mut reported = 0u64;
     progress.set_message(format!("{device}: warming up"));
     let outcome = worker::run(command, &request, interrupted, |message| match message {
@@ -281,12 +283,8 @@ fn run_device(
             reported += 1;
             progress.inc(1);
             progress.set_message(format!("{device}: {}", run.policy.label()));
-            runs.push(run);
-            if runs.len() as u32 == plan.repeats {
-                let policy = runs[0].policy;
-                result
-                    .policies
-                    .push(PolicyResult::from_runs(policy, std::mem::take(&mut runs)));
+            if let Some((_, list)) = runs.iter_mut().find(|(policy, _)| *policy == run.policy) {
+                list.push(run);
             }
         }
         Message::Finished(outcome) => {
@@ -299,7 +297,12 @@ fn run_device(
         }
         Message::Hello { .. } | Message::Error { .. } => {}
     });
-    // A policy whose repeats did not all finish is not reported; the bar skips what will not run.
+    // After a failure or Ctrl-C, the policies keep the runs that finished (`runs` says how many).
+    result.policies = runs
+        .into_iter()
+        .filter(|(_, list)| !list.is_empty())
+        .map(|(policy, list)| PolicyResult::from_runs(policy, list))
+        .collect();
     let planned = plan.policies.len() as u64 * u64::from(plan.repeats);
     progress.inc(planned.saturating_sub(reported));
     match outcome {
@@ -354,9 +357,11 @@ fn derive(report: &mut CompareReport) {
                 continue;
             }
             let extra_syncs = (policy.syncs - s0) as f64;
-            let difference = total.median - t0.median;
+            // The fastest runs are the least disturbed: a shared machine only ever adds time.
+            let difference = total.min - t0.min;
             let noise = (total.max - total.min) / 2.0 + (t0.max - t0.min) / 2.0;
-            if difference.abs() <= noise {
+            // A negative difference beyond the spread is drift, not a sync that saves time.
+            if difference <= noise {
                 policy.sync_cost_below_us = Some(noise.max(difference.abs()) * 1e6 / extra_syncs);
             } else {
                 let cost = difference * 1e6 / extra_syncs;

@@ -124,9 +124,8 @@ pub fn run(
     drop(first_model);
 
     let cfg = &request.config;
-    let mut last = None;
+    let warmup_epochs = request.warmup_epochs.clamp(1, cfg.epochs);
     for (i, &policy) in request.policies.iter().enumerate() {
-        let warmup_epochs = request.warmup_epochs.clamp(1, cfg.epochs);
         let warmup = train(&prepared, cfg, policy, warmup_epochs, i == 0)?;
         if i == 0 {
             emit(Event::Ready(DeviceFacts {
@@ -136,7 +135,12 @@ pub fn run(
                 first_epoch_ms: warmup.first_epoch.unwrap_or_default().as_secs_f64() * 1e3,
             }))?;
         }
-        for repeat in 1..=request.repeats {
+    }
+    // Timed runs are interleaved, one of every policy per round, so that slow drifts of a shared
+    // machine (clock changes, neighbours) weigh on every policy alike instead of on one.
+    let mut last = None;
+    for repeat in 1..=request.repeats {
+        for &policy in &request.policies {
             let mut trained = train(&prepared, cfg, policy, cfg.epochs, false)?;
             trained.result.repeat = repeat;
             emit(Event::Run(trained.result.clone()))?;

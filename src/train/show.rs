@@ -105,7 +105,7 @@ impl Report for CompareReport {
                 "{} timed runs per device and policy after a {}-epoch warm-up; median ± half the range",
                 self.config.repeats, self.config.warmup_epochs
             ))
-            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), medians; % of an epoch without syncs; \"< x (noise)\" when the difference is inside the run-to-run spread")
+            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), fastest runs; % of an epoch without syncs; \"< x (noise)\" when the difference is inside the run-to-run spread")
             .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
             .add("hwbench", self.hwbench_version.clone());
         if !self.complete {

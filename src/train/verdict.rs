@@ -160,8 +160,8 @@ fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String
         .filter_map(|d| {
             let policy = d.policy(every)?;
             let never = d.policy(SyncPolicy { every: 0 })?;
-            let added = policy.total_s?.median - never.total_s?.median;
-            let share = added / never.total_s?.median * 100.0;
+            let added = policy.total_s?.min - never.total_s?.min;
+            let share = added / never.total_s?.min * 100.0;
             largest_share = largest_share.max(share);
             Some(if within_noise(d, policy) {
                 format!("nothing measurable on {}", d.label)
@@ -192,7 +192,7 @@ fn within_noise(device: &DeviceResult, policy: &PolicyResult) -> bool {
     match (policy.total_s, never.total_s) {
         (Some(k), Some(zero)) => {
             let noise = (k.max - k.min) / 2.0 + (zero.max - zero.min) / 2.0;
-            (k.median - zero.median).abs() <= noise
+            k.min - zero.min <= noise
         }
         _ => false,
     }
