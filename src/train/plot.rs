@@ -53,9 +53,11 @@ pub fn svg(report: &CompareReport) -> anyhow::Result<String> {
             let color = Palette99::pick(i).to_rgba();
             chart
                 .draw_series(LineSeries::new(
+                    // About 2000 points per curve: finer than any screen, a fraction of the file.
                     curve
                         .iter()
                         .enumerate()
+                        .step_by(curve.len().div_ceil(2000).max(1))
                         .filter(|(_, v)| v.is_finite() && **v > 0.0)
                         .map(|(e, &v)| (e as u64 + 1, v)),
                     color.stroke_width(2),
