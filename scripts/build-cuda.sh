@@ -11,7 +11,7 @@
 # CUDA_COMPUTE_CAP (default 80) as PTX, which the driver compiles on first use for any newer GPU
 # (Ampere, Ada, Hopper, Blackwell). At run time the companion needs the NVIDIA driver (libcuda.so.1)
 # and the CUDA 13 libraries (cuBLAS, cuRAND, runtime) on the loader's path; /usr/local/cuda/lib64 is
-# searched by default. See docs/cuda-companion.md.
+# searched by default. See the README's CUDA section.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

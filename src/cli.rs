@@ -72,9 +72,9 @@ pub struct TrainArgs {
     /// SGD learning rate (finite, > 0).
     #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
     pub lr: f64,
-    /// Hidden units (1 to 4096).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=4096))]
-    pub hidden: u16,
+    /// Hidden units, 1 to 4096 [default: 10, or what --init-weights holds].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub hidden: Option<u16>,
     /// Read the loss back every k epochs, one row group each; 0 = only once at the end.
     #[arg(long, value_delimiter = ',', default_value = "1,100,2000,0")]
     pub sync_every: Vec<SyncPolicy>,
@@ -341,11 +341,11 @@ fn cuda_worker(
 }
 
 fn initial_weights(args: &TrainArgs) -> anyhow::Result<InitWeights> {
-    let hidden = usize::from(args.hidden);
     if let Some(path) = &args.init_weights {
         let init = InitWeights::from_file(path).map_err(UsageError)?;
-        let hidden_given = std::env::args().any(|a| a == "--hidden" || a.starts_with("--hidden="));
-        if hidden_given && init.hidden != hidden {
+        if let Some(hidden) = args.hidden.map(usize::from)
+            && init.hidden != hidden
+        {
             return Err(UsageError::new(format!(
                 "--hidden {hidden} disagrees with --init-weights, whose fc1.weight has {} hidden units",
                 init.hidden
@@ -354,6 +354,7 @@ fn initial_weights(args: &TrainArgs) -> anyhow::Result<InitWeights> {
         }
         return Ok(init);
     }
+    let hidden = args.hidden.map_or(10, usize::from);
     Ok(match args.seed {
         Some(seed) => InitWeights::from_seed(seed, hidden),
         None if hidden == 10 => InitWeights::reference(),

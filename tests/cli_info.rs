@@ -4,36 +4,17 @@ mod common;
 
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
+use common::hwbench;
+
 use serde_json::Value;
 
-fn hwbench() -> Command {
-    let mut command = Command::cargo_bin("hwbench").unwrap();
-    command
-        .env_remove("HWBENCH_GPU_FIXTURE")
-        .env_remove("HWBENCH_CUDA");
-    command
-}
-
-fn info_json(extra_env: &[(&str, &str)], args: &[&str]) -> (Value, String) {
-    let output = hwbench()
-        .args(["info", "--format", "json"])
-        .args(args)
-        .envs(extra_env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
-    (serde_json::from_str(&text).unwrap(), text)
+fn info_json(env: &[(&str, &str)]) -> Value {
+    common::run_json(&["info", "--format", "json"], env)
 }
 
 #[test]
 fn cpu_figures_agree_with_proc_cpuinfo_and_nproc() {
-    let (json, _) = info_json(&[], &[]);
+    let json = info_json(&[]);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
     let processors = cpuinfo
         .lines()
@@ -62,7 +43,7 @@ fn without_a_driver_the_gpu_section_says_why_and_the_command_succeeds() {
     if std::path::Path::new("/dev/nvidiactl").exists() {
         return; // a GPU machine: the other tests cover it
     }
-    let (json, _) = info_json(&[], &[]);
+    let json = info_json(&[]);
     assert_eq!(json["gpu"]["nvml_loaded"], false);
     assert!(
         json["gpu"]["message"]

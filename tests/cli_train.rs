@@ -5,19 +5,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::CommandCargoExt;
+use common::hwbench;
 use serde_json::Value;
-
-fn hwbench() -> Command {
-    let mut command = Command::cargo_bin("hwbench").unwrap();
-    command
-        .env_remove("HWBENCH_GPU_FIXTURE")
-        .env_remove("HWBENCH_CUDA");
-    command
-}
 
 /// A short run: a few hundred epochs, one repeat.
 const QUICK: &[&str] = &[
@@ -33,19 +25,8 @@ const QUICK: &[&str] = &[
 ];
 
 fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
-    let output = hwbench()
-        .args(QUICK)
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let all: Vec<&str> = QUICK.iter().chain(args).copied().collect();
+    common::run_json(&all, env)
 }
 
 fn usage_error(args: &[&str]) -> String {
@@ -130,6 +111,15 @@ fn a_misshapen_init_weights_file_is_a_usage_error() {
 
 #[test]
 fn the_reference_weights_file_gives_the_default_run() {
+    let reference = format!(
+        "{}/data/torch_iris_seed0_init.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let stderr = usage_error(&["--hidden", "5", "--init-weights", &reference]);
+    assert!(
+        stderr.contains("--hidden 5 disagrees with --init-weights"),
+        "{stderr}"
+    );
     let json = run_json(
         &[
             "--devices",

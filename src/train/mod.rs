@@ -54,7 +54,7 @@ pub struct SyncPolicy {
 impl SyncPolicy {
     /// Whether the loss of `epoch` (1-based) is read back during training.
     pub fn reads_at(self, epoch: u64) -> bool {
-        self.every != 0 && epoch % self.every == 0
+        self.every != 0 && epoch.is_multiple_of(self.every)
     }
 
     /// Readbacks in a run of `epochs`: those during training plus the one at the end.

@@ -1,6 +1,9 @@
 //! Shared by the integration tests: fixed reports built from recorded data.
 #![allow(dead_code)]
 
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
 use hwbench::info::build::BuildInfo;
 use hwbench::info::cuda_libs::CudaEnvironment;
 use hwbench::info::gpu::GpuSection;
@@ -9,6 +12,31 @@ use hwbench::info::{InfoReport, SCHEMA_VERSION, Unavailable, cpu};
 use hwbench::train::companion::CompanionStatus;
 
 pub const HOSTNAME: &str = "build-host-4242";
+
+/// The `hwbench` under test, with the test seams cleared from the environment.
+pub fn hwbench() -> Command {
+    let mut command = Command::cargo_bin("hwbench").unwrap();
+    command
+        .env_remove("HWBENCH_GPU_FIXTURE")
+        .env_remove("HWBENCH_CUDA");
+    command
+}
+
+/// Runs `hwbench` with `args` and `env`, expects success, and parses stdout as JSON.
+pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let output = hwbench()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
 
 pub fn fixture(path: &str) -> String {
     format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
