@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{self, Interrupted, UsageError};
 use crate::info::{self, GpuSource};
@@ -34,6 +34,13 @@ pub enum Command {
     Info(InfoArgs),
     /// Train the iris MLP on every device and compare per-epoch cost and the cost of syncing.
     TrainCompare(TrainArgs),
+    /// Print a shell completion script, e.g. `hwbench completions bash > /etc/bash_completion.d/hwbench`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `hwbench man > hwbench.1`.
+    Man,
     /// Serve one device's training session over stdin/stdout (used by train-compare).
     #[command(hide = true)]
     Worker,
@@ -162,6 +169,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Info(args) => info_command(&args),
         Command::TrainCompare(args) => train_compare(&args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hwbench", &mut script);
+            Destination::Stdout.write(&String::from_utf8_lossy(&script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            Destination::Stdout.write(&String::from_utf8_lossy(&page))
+        }
         Command::Worker => match worker::serve() {
             0 => Ok(()),
             _ => Err(anyhow::anyhow!("worker failed")),
@@ -385,7 +402,6 @@ mod tests {
 
     #[test]
     fn verify_cli() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

@@ -197,6 +197,73 @@ fn table_and_markdown_show_one_column_per_device() {
 }
 
 #[test]
+fn prometheus_format_has_per_epoch_gauges_for_every_device_and_policy() {
+    let output = hwbench()
+        .args([
+            "train-compare",
+            "--epochs",
+            "100",
+            "--repeats",
+            "2",
+            "--warmup-epochs",
+            "5",
+        ])
+        .args([
+            "--cpu-threads",
+            "1,2",
+            "--sync-every",
+            "1,0",
+            "--format",
+            "prometheus",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let medians = scrape
+        .samples
+        .iter()
+        .filter(|s| {
+            s.metric == "hwbench_train_epoch_seconds" && s.labels.get("stat") == Some("median")
+        })
+        .count();
+    assert_eq!(medians, 4, "2 devices × 2 policies");
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "hwbench_train_test_accuracy_ratio")
+    );
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = hwbench().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        assert!(
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .contains("train-compare"),
+            "{shell}"
+        );
+    }
+    let man = hwbench().arg("man").output().unwrap();
+    assert!(man.status.success());
+    assert!(String::from_utf8(man.stdout).unwrap().starts_with(".ie"));
+    assert_eq!(
+        hwbench()
+            .args(["completions", "tcsh"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
 fn plot_and_output_files_are_written() {
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("loss.svg");

@@ -135,7 +135,12 @@ fn no_identifying_value_survives_redaction_in_any_format() {
     for fixture in FIXTURES {
         let mut report = info_report(fixture);
         hwbench::redact::info(&mut report);
-        for format in [Format::Table, Format::Markdown, Format::Json] {
+        for format in [
+            Format::Table,
+            Format::Markdown,
+            Format::Json,
+            Format::Prometheus,
+        ] {
             let text = rendered(&report, format);
             for secret in SECRETS {
                 assert!(
@@ -164,4 +169,56 @@ fn table_fits_an_80_column_terminal() {
             assert!(line.chars().count() <= 80, "too wide: {line}");
         }
     }
+}
+
+#[test]
+fn prometheus_output_parses_and_carries_every_gpu() {
+    let mut report = info_report("gpu/two_a100_one_mig.json");
+    hwbench::redact::info(&mut report);
+    let text = rendered(&report, Format::Prometheus);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let gpus: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hwbench_gpu_info")
+        .collect();
+    assert_eq!(gpus.len(), 2);
+    assert_eq!(gpus[0].labels.get("compute_capability"), Some("8.0"));
+    assert_eq!(gpus[1].labels.get("uuid"), Some("GPU-redacted-1"));
+    let memory = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "hwbench_gpu_memory_total_bytes")
+        .unwrap();
+    assert!(
+        matches!(memory.value, prometheus_parse::Value::Gauge(v) if v == 81920.0 * 1024.0 * 1024.0)
+    );
+    let mig: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hwbench_gpu_mig_enabled")
+        .collect();
+    assert!(matches!(mig[0].value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    let driver = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "hwbench_nvidia_driver_info")
+        .unwrap();
+    assert_eq!(driver.labels.get("cuda_driver_version"), Some("13.0"));
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("hwbench_"), "{line}");
+    }
+}
+
+#[test]
+fn prometheus_leaves_out_what_could_not_be_read() {
+    let text = rendered(
+        &info_report("gpu/optional_fields_not_supported.json"),
+        Format::Prometheus,
+    );
+    assert!(
+        !text.contains("hwbench_gpu_power_limit_watts"),
+        "no sample, no family: {text}"
+    );
+    assert!(text.contains("hwbench_gpu_memory_total_bytes{gpu=\"0\"}"));
 }

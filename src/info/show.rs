@@ -4,6 +4,7 @@ use super::InfoReport;
 use super::cpu::CpuReport;
 use super::gpu::{GpuReport, GpuSection};
 use crate::render::document::{NA, Pairs};
+use crate::render::prometheus::Metric;
 use crate::render::{Document, Report, Section};
 
 impl Report for InfoReport {
@@ -24,6 +25,105 @@ impl Report for InfoReport {
             summary: vec![Section::pairs("Summary", summary(self))],
             details,
         }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let count = |v: Option<usize>| v.map(|n| n as f64);
+        let cpu = &self.cpu;
+        let mut metrics = vec![
+            Metric::info(
+                "build_info",
+                "This hwbench build.",
+                &[
+                    ("version", &self.build.hwbench_version),
+                    ("target", &self.build.target),
+                    (
+                        "cuda_companion",
+                        if self.build.cuda_companion.available {
+                            "yes"
+                        } else {
+                            "no"
+                        },
+                    ),
+                ],
+            ),
+            Metric::info(
+                "cpu_info",
+                "The CPU.",
+                &[
+                    ("model", &text(&cpu.model_name)),
+                    ("vendor", &text(&cpu.vendor)),
+                    ("architecture", &cpu.architecture),
+                    ("microarchitecture", &text(&cpu.microarchitecture)),
+                    ("x86_64_level", &text(&cpu.x86_64_level)),
+                ],
+            ),
+            Metric::new("cpu_logical_cpus", "Logical CPUs online on the host.")
+                .sample(&[], count(cpu.logical_cpus)),
+            Metric::new("cpu_physical_cores", "Physical cores on the host.")
+                .sample(&[], count(cpu.physical_cores)),
+            Metric::new(
+                "cpu_usable_cpus",
+                "CPUs this process may use (affinity and cgroup quota).",
+            )
+            .sample(&[], count(cpu.usable_cpus)),
+            Metric::new("memory_total_bytes", "Host memory.")
+                .sample(&[], self.memory.total_mib.map(|m| m as f64 * MIB)),
+            Metric::new(
+                "memory_cgroup_limit_bytes",
+                "cgroup memory limit, when below the host's memory.",
+            )
+            .sample(&[], self.memory.cgroup_limit_mib.map(|m| m as f64 * MIB)),
+            Metric::info(
+                "os_info",
+                "The operating system.",
+                &[
+                    ("name", &text(&self.os.long_name)),
+                    ("kernel", &text(&self.os.kernel)),
+                ],
+            ),
+            Metric::new("gpus", "NVIDIA GPUs NVML reports.")
+                .sample(&[], Some(self.gpu.devices.len() as f64)),
+        ];
+        if self.gpu.nvml_loaded {
+            metrics.push(Metric::info(
+                "nvidia_driver_info",
+                "NVIDIA driver, the CUDA version it supports, and NVML.",
+                &[
+                    ("driver_version", &text(&self.gpu.driver_version)),
+                    ("cuda_driver_version", &text(&self.gpu.cuda_driver_version)),
+                    ("nvml_version", &text(&self.gpu.nvml_version)),
+                ],
+            ));
+        }
+        let mut info = Metric::new("gpu_info", "One NVIDIA GPU.");
+        let mut memory = Metric::new("gpu_memory_total_bytes", "GPU memory.");
+        let mut power = Metric::new("gpu_power_limit_watts", "Power limit enforced.");
+        let mut sm_clock = Metric::new("gpu_sm_clock_max_hertz", "Maximum SM clock.");
+        let mut mig = Metric::new("gpu_mig_enabled", "1 when MIG mode is on.");
+        for gpu in &self.gpu.devices {
+            let index = gpu.index.to_string();
+            let id = [("gpu", index.as_str())];
+            info = info.sample(
+                &[
+                    ("gpu", &index),
+                    ("name", &text(&gpu.name)),
+                    ("architecture", &text(&gpu.architecture)),
+                    ("compute_capability", &text(&gpu.compute_capability)),
+                    ("uuid", &text(&gpu.uuid)),
+                    ("pci_bus_id", &text(&gpu.pci_bus_id)),
+                ],
+                Some(1.0),
+            );
+            memory = memory.sample(&id, gpu.memory_total_mib.map(|m| m as f64 * MIB));
+            power = power.sample(&id, gpu.power_limit_enforced_w);
+            sm_clock = sm_clock.sample(&id, gpu.sm_clock_max_mhz.map(|m| f64::from(m) * 1e6));
+            mig = mig.sample(&id, gpu.mig_enabled.map(|on| if on { 1.0 } else { 0.0 }));
+        }
+        metrics.extend([info, memory, power, sm_clock, mig]);
+        metrics
     }
 }
 

@@ -7,13 +7,16 @@
 pub mod document;
 pub mod json;
 pub mod markdown;
+pub mod prometheus;
 pub mod table;
 
 pub use document::{Body, Document, Section};
 
-/// A report that can be shown: serialisable as JSON, and describable as a [`Document`].
+/// A report that can be shown: serialisable as JSON, describable as a [`Document`], and
+/// countable as Prometheus metrics.
 pub trait Report: serde::Serialize {
     fn document(&self) -> Document;
+    fn metrics(&self) -> Vec<prometheus::Metric>;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,6 +27,8 @@ pub enum Format {
     Markdown,
     /// The documented JSON schema (see docs/json-schema.md).
     Json,
+    /// Prometheus text format, for node_exporter's textfile collector.
+    Prometheus,
 }
 
 /// How the terminal table is drawn.
@@ -57,5 +62,6 @@ pub fn render<R: Report>(report: &R, format: Format, style: Style) -> anyhow::Re
         Format::Table => table::render(&report.document(), style),
         Format::Markdown => markdown::render(&report.document()),
         Format::Json => json::render(report)?,
+        Format::Prometheus => prometheus::render(&report.metrics()),
     })
 }

@@ -3,6 +3,7 @@
 use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
 use super::verdict::micros;
 use crate::render::document::NA;
+use crate::render::prometheus::Metric;
 use crate::render::{Document, Report, Section};
 
 impl Report for CompareReport {
@@ -144,6 +145,81 @@ impl Report for CompareReport {
                 Section::pairs("Devices", devices.finish()),
             ],
         }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        self.metric_list()
+    }
+}
+
+impl CompareReport {
+    fn metric_list(&self) -> Vec<Metric> {
+        let config = &self.config;
+        let mut metrics = vec![Metric::info(
+            "train_info",
+            "The train-compare experiment.",
+            &[
+                ("version", &self.hwbench_version),
+                ("epochs", &config.epochs.to_string()),
+                ("hidden", &config.hidden.to_string()),
+                ("lr", &config.lr.to_string()),
+                ("repeats", &config.repeats.to_string()),
+                ("complete", if self.complete { "yes" } else { "no" }),
+            ],
+        )];
+        let mut epoch = Metric::new(
+            "train_epoch_seconds",
+            "Cost of one epoch, over the timed runs (stat = min, median, max).",
+        );
+        let mut sync = Metric::new(
+            "train_sync_cost_seconds",
+            "Marginal cost of one readback of the loss.",
+        );
+        let mut loss = Metric::new("train_final_loss", "Training loss after the last epoch.");
+        let mut accuracy = Metric::new(
+            "train_test_accuracy_ratio",
+            "Share of test rows classified correctly.",
+        );
+        let mut relative = Metric::new(
+            "train_speed_vs_cpu1_ratio",
+            "cpu×1's per-epoch cost divided by this device's.",
+        );
+        let mut ok = Metric::new("train_device_ok", "1 when every policy ran on the device.");
+        for d in &self.devices {
+            let device = [("device", d.label.as_str())];
+            for p in &d.policies {
+                let every = p.policy.every.to_string();
+                if let Some(spread) = p.per_epoch_us {
+                    for (stat, value) in [
+                        ("min", spread.min),
+                        ("median", spread.median),
+                        ("max", spread.max),
+                    ] {
+                        epoch = epoch.sample(
+                            &[("device", &d.label), ("sync_every", &every), ("stat", stat)],
+                            Some(value / 1e6),
+                        );
+                    }
+                }
+                sync = sync.sample(
+                    &[("device", &d.label), ("sync_every", &every)],
+                    p.sync_cost_us.map(|c| c / 1e6),
+                );
+            }
+            loss = loss.sample(&device, d.final_loss.map(f64::from));
+            accuracy = accuracy.sample(&device, d.test_accuracy);
+            relative = relative.sample(&device, d.speed_vs_cpu1);
+            ok = ok.sample(
+                &device,
+                Some(if d.status == DeviceStatus::Ok {
+                    1.0
+                } else {
+                    0.0
+                }),
+            );
+        }
+        metrics.extend([epoch, sync, loss, accuracy, relative, ok]);
+        metrics
     }
 }
 
