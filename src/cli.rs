@@ -34,6 +34,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Train the iris MLP on every device and compare per-epoch cost and the cost of syncing.
     TrainCompare(TrainArgs),
+    /// Show what differs between two JSON reports of the same kind (exit 0 same, 1 different).
+    Diff(DiffArgs),
     /// Print a shell completion script, e.g. `hwbench completions bash > /etc/bash_completion.d/hwbench`.
     Completions {
         #[arg(value_enum)]
@@ -114,6 +116,16 @@ pub struct TrainArgs {
     pub output: OutputArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The first report (`hwbench info --format json` or `train-compare --format json`).
+    pub a: PathBuf,
+    /// The second report, of the same kind.
+    pub b: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// A device as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -155,7 +167,7 @@ pub fn main() -> ExitCode {
         }
     };
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => error::exit_code(&e),
         Err(e) => {
@@ -165,24 +177,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Info(args) => info_command(&args),
-        Command::TrainCompare(args) => train_compare(&args),
+        Command::Info(args) => done(info_command(&args)),
+        Command::TrainCompare(args) => done(train_compare(&args)),
+        Command::Diff(args) => diff_command(&args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hwbench", &mut script);
-            Destination::Stdout.write(&String::from_utf8_lossy(&script))
+            done(Destination::Stdout.write(&String::from_utf8_lossy(&script)))
         }
         Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut page)?;
-            Destination::Stdout.write(&String::from_utf8_lossy(&page))
+            done(Destination::Stdout.write(&String::from_utf8_lossy(&page)))
         }
-        Command::Worker => match worker::serve() {
-            0 => Ok(()),
-            _ => Err(anyhow::anyhow!("worker failed")),
-        },
+        // The worker reports its own errors on its protocol; only the exit code is left to give.
+        Command::Worker => Ok(ExitCode::from(worker::serve())),
     }
 }
 
@@ -202,6 +214,19 @@ fn info_command(args: &InfoArgs) -> anyhow::Result<()> {
     }
     let text = render::render(&report, args.output.format, style_for(&destination))?;
     destination.write(&text)
+}
+
+/// Like `diff`: exit 0 when the reports agree, 1 when they differ, 2 on bad input.
+fn diff_command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    let destination = Destination::open(args.output.output.as_deref(), "-o")?;
+    let report = crate::diff::compare(&args.a, &args.b)?;
+    let text = render::render(&report, args.output.format, style_for(&destination))?;
+    destination.write(&text)?;
+    Ok(if report.same {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {

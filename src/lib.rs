@@ -4,6 +4,7 @@
 //! and the renderers in `render` turn any of them into a terminal table, Markdown or JSON.
 
 pub mod cli;
+pub mod diff;
 pub mod error;
 pub mod info;
 pub mod output;

@@ -1,0 +1,107 @@
+//! How a [`DiffReport`] reads: the differing fields, then per-epoch costs as ratios.
+
+use super::DiffReport;
+use crate::render::prometheus::Metric;
+use crate::render::{Document, Report, Section};
+
+impl Report for DiffReport {
+    fn document(&self) -> Document {
+        let mut summary = vec![Section::text(
+            "Result",
+            vec![if self.same {
+                format!(
+                    "No difference between {} and {} beyond measurement noise.",
+                    self.a, self.b
+                )
+            } else {
+                format!(
+                    "{} field(s) differ and {} timing(s) changed beyond the measured spread.",
+                    self.fields.len(),
+                    self.timings.iter().filter(|t| !t.noise).count()
+                )
+            }],
+        )];
+        if !self.fields.is_empty() {
+            let rows = self
+                .fields
+                .iter()
+                .map(|f| {
+                    let show =
+                        |v: &Option<String>| v.clone().unwrap_or_else(|| "(missing)".to_string());
+                    vec![f.path.clone(), show(&f.a), show(&f.b)]
+                })
+                .collect();
+            summary.push(Section::grid(
+                "Fields that differ",
+                vec!["field".into(), "A".into(), "B".into()],
+                rows,
+            ));
+        }
+        if !self.timings.is_empty() {
+            let rows = self
+                .timings
+                .iter()
+                .map(|t| {
+                    let change = if t.noise {
+                        "noise (ranges overlap)".to_string()
+                    } else if t.ratio > 1.0 {
+                        format!("B {:.2}× slower", t.ratio)
+                    } else {
+                        format!("B {:.2}× faster", 1.0 / t.ratio)
+                    };
+                    let policy = crate::train::SyncPolicy {
+                        every: t.sync_every,
+                    }
+                    .label();
+                    vec![
+                        t.device.clone(),
+                        policy,
+                        format!("{:.1} µs", t.a_us),
+                        format!("{:.1} µs", t.b_us),
+                        change,
+                    ]
+                })
+                .collect();
+            summary.push(Section::grid(
+                "Per-epoch cost (median)",
+                vec![
+                    "device".into(),
+                    "policy".into(),
+                    "A".into(),
+                    "B".into(),
+                    "change".into(),
+                ],
+                rows,
+            ));
+        }
+        Document {
+            title: format!("hwbench diff — {} reports", self.compared),
+            summary,
+            details: vec![Section::pairs(
+                "Reports",
+                vec![
+                    ("A".to_string(), self.a.clone()),
+                    ("B".to_string(), self.b.clone()),
+                ],
+            )],
+        }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        vec![
+            Metric::new(
+                "diff_fields_differing",
+                "Fields that differ between the two reports.",
+            )
+            .sample(&[], Some(self.fields.len() as f64)),
+            Metric::new(
+                "diff_timings_changed",
+                "Per-epoch costs that changed beyond the measured spread.",
+            )
+            .sample(
+                &[],
+                Some(self.timings.iter().filter(|t| !t.noise).count() as f64),
+            ),
+        ]
+    }
+}

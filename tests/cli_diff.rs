@@ -1,0 +1,161 @@
+//! `hwbench diff`: exit 0 same, 1 different, 2 bad input; differences named field by field and
+//! timings as ratios, with overlapping ranges called noise.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::hwbench;
+use serde_json::Value;
+
+fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    path
+}
+
+fn info_with(fixture: &str) -> Value {
+    common::run_json(
+        &["info", "--format", "json"],
+        &[("HWBENCH_GPU_FIXTURE", &common::fixture(fixture))],
+    )
+}
+
+fn diff(a: &Path, b: &Path) -> (Option<i32>, String, String) {
+    let output = hwbench()
+        .arg("diff")
+        .arg(a)
+        .arg(b)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn identical_info_reports_are_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = info_with("gpu/hopper_h100.json");
+    let a = write(dir.path(), "a.json", &report);
+    let (code, stdout, _) = diff(&a, &a);
+    assert_eq!(code, Some(0));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["same"], true);
+    assert_eq!(json["fields"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn another_gpu_and_driver_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(dir.path(), "a.json", &info_with("gpu/hopper_h100.json"));
+    let mut other = info_with("gpu/hopper_h100.json");
+    other["gpu"]["driver_version"] = Value::from("570.86.15");
+    other["gpu"]["devices"][0]["name"] = Value::from("NVIDIA H100 PCIe");
+    other["gpu"]["devices"][0]["temperature_c"] = Value::from(80); // volatile: not a difference
+    let b = write(dir.path(), "b.json", &other);
+    let (code, stdout, _) = diff(&a, &b);
+    assert_eq!(code, Some(1));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let paths: Vec<&str> = json["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["gpu.devices[0].name", "gpu.driver_version"]);
+    assert_eq!(json["fields"][1]["b"], "570.86.15");
+}
+
+#[test]
+fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = common::run_json(
+        &[
+            "train-compare",
+            "--epochs",
+            "100",
+            "--repeats",
+            "2",
+            "--warmup-epochs",
+            "5",
+            "--cpu-threads",
+            "1",
+            "--sync-every",
+            "1,0",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let a = write(dir.path(), "a.json", &report);
+    let (code, _, _) = diff(&a, &a);
+    assert_eq!(code, Some(0), "a report against itself");
+
+    // B's first policy: every run twice as slow as A's slowest, so the ranges cannot overlap.
+    let mut slower = report.clone();
+    let spread = &mut slower["devices"][0]["policies"][0]["per_epoch_us"];
+    let a_max = spread["max"].as_f64().unwrap();
+    let a_median = spread["median"].as_f64().unwrap();
+    for field in ["min", "median", "max"] {
+        spread[field] = Value::from(a_max * 2.0);
+    }
+    let b = write(dir.path(), "b.json", &slower);
+    let (code, stdout, _) = diff(&a, &b);
+    assert_eq!(code, Some(1));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let timings = json["timings"].as_array().unwrap();
+    assert_eq!(timings.len(), 2);
+    assert_eq!(timings[0]["noise"], false);
+    let expected = a_max * 2.0 / a_median;
+    assert!((timings[0]["ratio"].as_f64().unwrap() - expected).abs() < 1e-9);
+    assert_eq!(timings[1]["noise"], true);
+
+    let table = hwbench().arg("diff").arg(&a).arg(&b).output().unwrap();
+    assert!(
+        String::from_utf8(table.stdout)
+            .unwrap()
+            .contains(&format!("B {expected:.2}× slower"))
+    );
+}
+
+#[test]
+fn bad_reports_are_refused_with_exit_code_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let info = write(dir.path(), "info.json", &info_with("gpu/hopper_h100.json"));
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let mut future = info_with("gpu/hopper_h100.json");
+    future["schema_version"] = Value::from(99);
+    let future = write(dir.path(), "future.json", &future);
+    let train = write(
+        dir.path(),
+        "train.json",
+        &serde_json::json!({"schema_version": 1, "kind": "train-compare", "devices": []}),
+    );
+    let other = write(
+        dir.path(),
+        "other.json",
+        &serde_json::json!({"schema_version": 1, "kind": "weather"}),
+    );
+    for (a, b, expected) in [
+        (&info, &broken, "broken.json is not a hwbench JSON report"),
+        (&info, &future, "future.json uses schema version 99"),
+        (&info, &train, "(kind info) with"),
+        (
+            &other,
+            &info,
+            "other.json is not an info or train-compare report",
+        ),
+        (&info, &dir.path().join("missing.json"), "cannot read"),
+    ] {
+        let (code, stdout, stderr) = diff(a, b);
+        assert_eq!(code, Some(2), "{expected}");
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(expected), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
