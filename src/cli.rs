@@ -36,6 +36,8 @@ pub enum Command {
     TrainCompare(TrainArgs),
     /// Show what differs between two JSON reports of the same kind (exit 0 same, 1 different).
     Diff(DiffArgs),
+    /// Group many JSON reports (files or folders) into identical nodes and list the outliers.
+    Fleet(FleetArgs),
     /// Print a shell completion script, e.g. `hwbench completions bash > /etc/bash_completion.d/hwbench`.
     Completions {
         #[arg(value_enum)]
@@ -126,6 +128,15 @@ pub struct DiffArgs {
     pub output: OutputArgs,
 }
 
+#[derive(Args, Debug)]
+pub struct FleetArgs {
+    /// Report files, or folders holding them (every *.json inside), all of one kind.
+    #[arg(required = true, value_name = "FILES|DIR")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// A device as named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -183,6 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => done(info_command(&args)),
         Command::TrainCompare(args) => done(train_compare(&args)),
         Command::Diff(args) => diff_command(&args),
+        Command::Fleet(args) => done(fleet_command(&args)),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hwbench", &mut script);
@@ -227,6 +239,14 @@ fn diff_command(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn fleet_command(args: &FleetArgs) -> anyhow::Result<()> {
+    let destination = Destination::open(args.output.output.as_deref(), "-o")?;
+    let files = crate::fleet::report_files(&args.inputs)?;
+    let report = crate::fleet::analyse(&files)?;
+    let text = render::render(&report, args.output.format, style_for(&destination))?;
+    destination.write(&text)
 }
 
 fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {

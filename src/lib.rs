@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod diff;
 pub mod error;
+pub mod fleet;
 pub mod info;
 pub mod output;
 pub mod redact;

@@ -1,0 +1,87 @@
+//! How a [`FleetReport`] reads: the groups, largest first, then the nodes that stand out.
+
+use super::FleetReport;
+use crate::render::prometheus::Metric;
+use crate::render::{Document, Report, Section};
+
+/// Node lists longer than this are shortened in tables (JSON keeps them all).
+const SHOWN_NODES: usize = 12;
+
+impl Report for FleetReport {
+    fn document(&self) -> Document {
+        let mut summary = vec![Section::text(
+            "Fleet",
+            vec![format!(
+                "{} {} reports: {} group(s) of identical nodes, {} outlier(s).",
+                self.nodes,
+                self.reports_kind,
+                self.groups.len(),
+                self.outliers.len()
+            )],
+        )];
+        for (i, group) in self.groups.iter().enumerate() {
+            let mut pairs: Vec<(String, String)> = group
+                .signature
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut names = group
+                .nodes
+                .iter()
+                .take(SHOWN_NODES)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if group.nodes.len() > SHOWN_NODES {
+                names.push_str(&format!(", … ({} more)", group.nodes.len() - SHOWN_NODES));
+            }
+            pairs.push(("nodes".to_string(), names));
+            summary.push(Section::pairs(
+                format!("Group {} — {} node(s)", i + 1, group.nodes.len()),
+                pairs,
+            ));
+        }
+        if !self.outliers.is_empty() {
+            let rows = self
+                .outliers
+                .iter()
+                .map(|o| vec![o.node.clone(), o.reasons.join("; ")])
+                .collect();
+            summary.push(Section::grid(
+                "Outliers",
+                vec!["node".into(), "why".into()],
+                rows,
+            ));
+        }
+        Document {
+            title: format!("hwbench fleet — {} nodes", self.nodes),
+            summary,
+            details: Vec::new(),
+        }
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let mut groups = Metric::new(
+            "fleet_group_nodes",
+            "Nodes in each group of identical nodes.",
+        );
+        for (i, group) in self.groups.iter().enumerate() {
+            groups = groups.sample(
+                &[("group", &(i + 1).to_string())],
+                Some(group.nodes.len() as f64),
+            );
+        }
+        let mut outliers = Metric::new(
+            "fleet_outlier",
+            "1 for each node that stands out from the fleet.",
+        );
+        for outlier in &self.outliers {
+            outliers = outliers.sample(&[("node", &outlier.node)], Some(1.0));
+        }
+        vec![
+            Metric::new("fleet_nodes", "Reports read.").sample(&[], Some(self.nodes as f64)),
+            groups,
+            outliers,
+        ]
+    }
+}
