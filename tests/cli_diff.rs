@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::hwbench;
+use common::{hwbench, info_with};
 use serde_json::Value;
 
 fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
@@ -14,26 +14,14 @@ fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
     path
 }
 
-fn info_with(fixture: &str) -> Value {
-    common::run_json(
-        &["info", "--format", "json"],
-        &[("HWBENCH_GPU_FIXTURE", &common::fixture(fixture))],
-    )
-}
-
 fn diff(a: &Path, b: &Path) -> (Option<i32>, String, String) {
-    let output = hwbench()
-        .arg("diff")
-        .arg(a)
-        .arg(b)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    common::run(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ])
 }
 
 #[test]

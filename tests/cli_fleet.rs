@@ -4,15 +4,8 @@ mod common;
 
 use std::path::Path;
 
-use common::hwbench;
+use common::info_with;
 use serde_json::Value;
-
-fn info_with(fixture: &str) -> Value {
-    common::run_json(
-        &["info", "--format", "json"],
-        &[("HWBENCH_GPU_FIXTURE", &common::fixture(fixture))],
-    )
-}
 
 fn save(dir: &Path, node: &str, report: &Value) {
     std::fs::write(
@@ -23,12 +16,10 @@ fn save(dir: &Path, node: &str, report: &Value) {
 }
 
 fn fleet(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let output = hwbench().arg("fleet").args(args).output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    let all: Vec<&std::ffi::OsStr> = std::iter::once("fleet".as_ref())
+        .chain(args.iter().copied())
+        .collect();
+    common::run(&all)
 }
 
 #[test]

@@ -192,13 +192,15 @@ fn differences(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDiffe
         .collect()
 }
 
+/// The `devices` of a train-compare report (none for other kinds).
+pub fn devices(report: &Value) -> impl Iterator<Item = &Value> {
+    report["devices"].as_array().into_iter().flatten()
+}
+
 /// Devices, by label, with their names and outcomes (not timings).
 fn device_differences(a: &Value, b: &Value) -> Vec<FieldDifference> {
     let summary = |report: &Value| -> Vec<(String, String)> {
-        report["devices"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        devices(report)
             .flat_map(|d| {
                 let label = d["label"].as_str().unwrap_or("?").to_string();
                 [
@@ -220,10 +222,7 @@ fn device_differences(a: &Value, b: &Value) -> Vec<FieldDifference> {
 
 fn timing_differences(a: &Value, b: &Value) -> Vec<TimingDifference> {
     let spreads = |report: &Value| -> Vec<(String, u64, f64, f64, f64)> {
-        report["devices"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        devices(report)
             .flat_map(|d| {
                 let label = d["label"].as_str().unwrap_or("?").to_string();
                 d["policies"]

@@ -193,10 +193,7 @@ fn signature(report: &Value) -> BTreeMap<String, String> {
         );
         s.insert("hwbench".into(), text(&report["build"]["hwbench_version"]));
     } else {
-        let devices: Vec<String> = report["devices"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let devices: Vec<String> = crate::diff::devices(report)
             .map(|d| format!("{} ({})", text(&d["label"]), text(&d["facts"]["name"])))
             .collect();
         s.insert("devices".into(), devices.join(", "));
@@ -208,10 +205,7 @@ fn signature(report: &Value) -> BTreeMap<String, String> {
 
 /// The headline per-epoch cost of every device of a train-compare report, by label.
 fn per_epoch(report: &Value) -> Vec<(String, f64)> {
-    report["devices"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    crate::diff::devices(report)
         .filter_map(|d| {
             let policies = d["policies"].as_array()?;
             let headline = policies

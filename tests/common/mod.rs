@@ -38,6 +38,24 @@ pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// Runs `hwbench` with `args`; returns its exit code, stdout and stderr.
+pub fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let output = hwbench().args(args).output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// `hwbench info --format json` with the GPUs of a recorded fixture.
+pub fn info_with(gpu_fixture: &str) -> serde_json::Value {
+    run_json(
+        &["info", "--format", "json"],
+        &[("HWBENCH_GPU_FIXTURE", &fixture(gpu_fixture))],
+    )
+}
+
 pub fn fixture(path: &str) -> String {
     format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
 }
