@@ -381,6 +381,36 @@ fn ctrl_c_prints_the_finished_rows_and_exits_130() {
     );
 }
 
+/// Ctrl-C in a terminal signals the whole process group: the worker dies at once too.
+#[test]
+fn ctrl_c_to_the_process_group_is_an_interruption_too() {
+    use std::os::unix::process::CommandExt;
+    let child = hwbench()
+        .args([
+            "train-compare",
+            "--epochs",
+            "20000",
+            "--repeats",
+            "3",
+            "--warmup-epochs",
+            "10",
+        ])
+        .args(["--cpu-threads", "1", "--format", "json"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: SIGINT to the process group of the child we started (its id is the group id).
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["complete"], false);
+    assert_eq!(json["devices"][0]["status"], "interrupted");
+}
+
 // ---- CUDA devices on a machine without CUDA, and fake companions ----
 
 #[test]

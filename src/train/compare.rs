@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{DeviceFacts, RunResult, SessionRequest};
 use super::stats::Spread;
-use super::worker::{self, Message, WorkerCommand, WorkerFailure};
+use super::worker::{self, Message, WorkerCommand};
 use super::{DeviceSpec, SyncPolicy, TrainConfig, verdict};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -307,7 +307,9 @@ fn run_device(
     progress.inc(planned.saturating_sub(reported));
     match outcome {
         Ok(()) => {}
-        Err(WorkerFailure::Interrupted) => {
+        // Ctrl-C in a terminal reaches the worker too, which may die before hwbench notices the
+        // signal itself: any failure after it is the interruption.
+        Err(_) if interrupted.load(std::sync::atomic::Ordering::SeqCst) => {
             result.status = DeviceStatus::Interrupted;
             result.reason = Some("interrupted (Ctrl-C)".to_string());
         }
