@@ -13,9 +13,16 @@ use crate::error::UsageError;
 
 pub enum Destination {
     Stdout,
+    /// A regular file: written to a temporary file beside it, then renamed over it.
     File {
         path: PathBuf,
         temp: tempfile::NamedTempFile,
+    },
+    /// Something that is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe): written in
+    /// place, since renaming over it would replace the device or pipe with a file.
+    Special {
+        path: PathBuf,
+        file: std::fs::File,
     },
 }
 
@@ -33,6 +40,27 @@ impl Destination {
             ))
             .into());
         }
+        let cannot = |e: std::io::Error| {
+            UsageError::new(format!(
+                "cannot write to '{}': {}; give {flag} a writable path",
+                path.display(),
+                std::io::Error::from(e.kind())
+            ))
+        };
+        if let Ok(metadata) = std::fs::metadata(path)
+            && !metadata.is_file()
+        {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(cannot)?;
+            return Ok(Self::Special {
+                path: path.to_path_buf(),
+                file,
+            });
+        }
+        // Through a symbolic link, the file it points to is replaced, not the link.
+        let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let dir = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
@@ -48,13 +76,7 @@ impl Destination {
         let temp = tempfile::Builder::new()
             .prefix(".hwbench-")
             .tempfile_in(dir)
-            .map_err(|e| {
-                UsageError::new(format!(
-                    "cannot write to '{}': {}; give {flag} a writable path",
-                    path.display(),
-                    std::io::Error::from(e.kind())
-                ))
-            })?;
+            .map_err(cannot)?;
         Ok(Self::File {
             path: path.to_path_buf(),
             temp,
@@ -79,6 +101,9 @@ impl Destination {
                     .with_context(|| format!("renaming the finished file to {}", path.display()))?;
                 Ok(())
             }
+            Self::Special { path, mut file } => file
+                .write_all(text.as_bytes())
+                .with_context(|| format!("writing {}", path.display())),
         }
     }
 

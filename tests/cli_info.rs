@@ -162,3 +162,50 @@ fn verify_cli() {
     use clap::CommandFactory;
     hwbench::cli::Cli::command().debug_assert();
 }
+
+#[test]
+fn output_through_a_link_or_into_a_named_pipe_keeps_them_what_they_are() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+
+    let target = dir.path().join("real.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let status = hwbench()
+        .args(["info", "--format", "json", "-o"])
+        .arg(&link)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link stays a link"
+    );
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(written["kind"], "info");
+
+    let fifo = dir.path().join("pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path in our own temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let status = hwbench()
+        .args(["info", "--format", "json", "-o"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let received: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(received["kind"], "info");
+    assert!(
+        std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+        "the pipe stays a pipe"
+    );
+}
