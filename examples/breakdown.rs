@@ -1,3 +1,8 @@
+//! Per-epoch cost of the two kernel sets on the CPU, 20000 epochs each, with the loss at epochs
+//! 1, 2000 and 20000: the fused CPU ops against candle's stock operations (the path CUDA takes).
+//! `RAYON_NUM_THREADS=1 cargo run --release --example breakdown`
+//! (20000 epochs of the reference run end at a loss of 0.0619 in PyTorch.)
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
 use hwbench::train::fused::Kernels;
