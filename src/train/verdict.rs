@@ -163,7 +163,7 @@ fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String
             let added = policy.total_s?.min - never.total_s?.min;
             let share = added / never.total_s?.min * 100.0;
             largest_share = largest_share.max(share);
-            Some(if within_noise(d, policy) {
+            Some(if policy.sync_cost_below_us.is_some() {
                 format!("nothing measurable on {}", d.label)
             } else {
                 format!("{added:.2} s ({share:+.0}%) on {}", d.label)
@@ -182,20 +182,6 @@ fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String
         "Logging every epoch, as the reference loop's loss.item() does, adds {} over {epochs} epochs compared with reading the loss once at the end. {conclusion}",
         parts.join(", ")
     ))
-}
-
-/// Whether the difference to "never" is inside the spread of the two measurements.
-fn within_noise(device: &DeviceResult, policy: &PolicyResult) -> bool {
-    let Some(never) = device.policy(SyncPolicy { every: 0 }) else {
-        return false;
-    };
-    match (policy.total_s, never.total_s) {
-        (Some(k), Some(zero)) => {
-            let noise = (k.max - k.min) / 2.0 + (zero.max - zero.min) / 2.0;
-            k.min - zero.min <= noise
-        }
-        _ => false,
-    }
 }
 
 pub fn micros(us: f64) -> String {
