@@ -1,7 +1,7 @@
 //! The command line: clap definitions, validation into a plan, and dispatch to the commands.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -297,27 +297,35 @@ fn plan(args: &TrainArgs) -> anyhow::Result<Plan> {
 
     let timeout = Duration::from_secs(args.worker_timeout);
     let mut devices = Vec::new();
-    let cuda_choices: Vec<usize> = if choices.is_empty() {
+    // `None`: every CUDA device this install can use (the default).
+    let cuda_choices: Option<Vec<usize>> = if choices.is_empty() {
         devices.extend(cpu_columns(&threads, timeout));
-        default_cuda_devices(args.cuda_companion.as_deref())
+        None
     } else {
         for choice in &choices {
             if *choice == DeviceChoice::Cpu {
                 devices.extend(cpu_columns(&threads, timeout));
             }
         }
-        choices
-            .iter()
-            .filter_map(|c| match c {
-                DeviceChoice::Cuda(n) => Some(*n),
-                DeviceChoice::Cpu => None,
-            })
-            .collect()
+        Some(
+            choices
+                .iter()
+                .filter_map(|c| match c {
+                    DeviceChoice::Cuda(n) => Some(*n),
+                    DeviceChoice::Cpu => None,
+                })
+                .collect(),
+        )
     };
-    if !cuda_choices.is_empty() {
+    let companion = companion::locate(args.cuda_companion.as_deref());
+    // The GPUs are asked for once, and only when a CUDA column may come of it.
+    let needs_gpus = cuda_choices
+        .as_ref()
+        .map_or(companion.is_ok(), |c| !c.is_empty());
+    if needs_gpus {
         let gpus = GpuSource::from_env().probe();
-        let companion = companion::locate(args.cuda_companion.as_deref());
-        for ordinal in cuda_choices {
+        let ordinals = cuda_choices.unwrap_or_else(|| usable_cuda_devices(&gpus));
+        for ordinal in ordinals {
             devices.push(PlannedDevice {
                 device: DeviceSpec::Cuda { ordinal },
                 worker: cuda_worker(ordinal, &gpus, &companion, timeout),
@@ -350,12 +358,9 @@ fn cpu_columns(threads: &[usize], timeout: Duration) -> Vec<PlannedDevice> {
         .collect()
 }
 
-/// Every CUDA device this install can use: none without a companion or a driver.
-fn default_cuda_devices(explicit_companion: Option<&Path>) -> Vec<usize> {
-    if companion::locate(explicit_companion).is_err() {
-        return Vec::new();
-    }
-    let gpus = GpuSource::from_env().probe();
+/// The CUDA ordinals a framework would see: the GPUs NVML reports, limited by
+/// `CUDA_VISIBLE_DEVICES`.
+fn usable_cuda_devices(gpus: &crate::info::gpu::GpuSection) -> Vec<usize> {
     let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     let count = match visible.as_deref() {
         Some(list) => list
