@@ -258,7 +258,8 @@ pub fn train(
 
 fn device_name(device: &Device) -> Option<String> {
     if device.is_cpu() {
-        crate::info::cpu::probe().model_name
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        crate::info::cpu::from_cpuinfo(&cpuinfo).model_name
     } else {
         super::cuda::device_name(device)
     }
