@@ -340,9 +340,12 @@ fn a_diverging_run_is_reported_and_the_others_continue() {
     );
 }
 
-#[test]
-fn ctrl_c_prints_the_finished_rows_and_exits_130() {
-    let child = hwbench()
+/// Starts a JSON train-compare with `args`, sends SIGINT after `after`, to hwbench alone or to its
+/// whole process group (as a terminal's Ctrl-C does), and returns the exit code and the report.
+fn interrupt(args: &[&str], after: Duration, whole_group: bool) -> (Option<i32>, Value) {
+    use std::os::unix::process::CommandExt;
+    let mut command = hwbench();
+    command
         .args([
             "train-compare",
             "--epochs",
@@ -351,21 +354,34 @@ fn ctrl_c_prints_the_finished_rows_and_exits_130() {
             "3",
             "--warmup-epochs",
             "10",
-            "--cpu-threads",
-            "1,2",
-            "--format",
-            "json",
         ])
+        .args(args)
+        .args(["--format", "json"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(5));
-    // SAFETY: sending SIGINT to the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        .stderr(Stdio::null());
+    if whole_group {
+        command.process_group(0);
+    }
+    let child = command.spawn().unwrap();
+    std::thread::sleep(after);
+    let target = if whole_group {
+        -(child.id() as i32)
+    } else {
+        child.id() as i32
+    };
+    // SAFETY: SIGINT to the child we started, or to its own process group (its id is the group id).
+    unsafe { libc::kill(target, libc::SIGINT) };
     let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    (
+        output.status.code(),
+        serde_json::from_slice(&output.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn ctrl_c_prints_the_finished_rows_and_exits_130() {
+    let (code, json) = interrupt(&["--cpu-threads", "1,2"], Duration::from_secs(5), false);
+    assert_eq!(code, Some(130));
     assert_eq!(json["complete"], false);
     let first = &json["devices"][0];
     assert!(
@@ -384,29 +400,8 @@ fn ctrl_c_prints_the_finished_rows_and_exits_130() {
 /// Ctrl-C in a terminal signals the whole process group: the worker dies at once too.
 #[test]
 fn ctrl_c_to_the_process_group_is_an_interruption_too() {
-    use std::os::unix::process::CommandExt;
-    let child = hwbench()
-        .args([
-            "train-compare",
-            "--epochs",
-            "20000",
-            "--repeats",
-            "3",
-            "--warmup-epochs",
-            "10",
-        ])
-        .args(["--cpu-threads", "1", "--format", "json"])
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    // SAFETY: SIGINT to the process group of the child we started (its id is the group id).
-    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (code, json) = interrupt(&["--cpu-threads", "1"], Duration::from_secs(3), true);
+    assert_eq!(code, Some(130));
     assert_eq!(json["complete"], false);
     assert_eq!(json["devices"][0]["status"], "interrupted");
 }
