@@ -1,9 +1,18 @@
-//! Records the target triple for `hwbench info`, and gives the CUDA companion a run-time search
+//! Records the target triple and candle's version for the reports, and gives the CUDA companion a run-time search
 //! path for the CUDA libraries where the toolkit usually lives.
 
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".to_string());
     println!("cargo:rustc-env=HWBENCH_TARGET={target}");
+    // The candle version that trains, for reports (`hwbench report`, each column's facts).
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let candle = lock
+        .split("[[package]]")
+        .find(|block| block.contains("name = \"candle-core\""))
+        .and_then(|block| block.lines().find_map(|l| l.strip_prefix("version = ")))
+        .map_or("unknown", |v| v.trim_matches('"'));
+    println!("cargo:rustc-env=HWBENCH_CANDLE_VERSION={candle}");
+    println!("cargo:rerun-if-changed=Cargo.lock");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         // Only the companion binary links CUDA; `hwbench` itself never does.
         println!(

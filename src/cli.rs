@@ -14,7 +14,7 @@ use crate::output::Destination;
 use crate::render::{self, Format, Style};
 use crate::train::compare::{self, Plan, PlannedDevice};
 use crate::train::model::InitWeights;
-use crate::train::{DeviceSpec, SyncPolicy, TrainConfig, companion, worker};
+use crate::train::{DeviceSpec, Framework, SyncPolicy, TrainConfig, companion, worker};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -114,9 +114,27 @@ pub struct TrainArgs {
     /// Seconds a device's worker may stay silent before it is called hung and stopped.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub worker_timeout: u64,
+    /// A few seconds instead of a minute: 2000 epochs, 200-epoch warm-ups.
+    #[arg(long, conflicts_with_all = ["epochs", "warmup_epochs"])]
+    pub quick: bool,
+    /// Also run the reference PyTorch loop (shipped inside hwbench) on the CPU and every CUDA
+    /// device, with the same data, weights, epochs and sync policies.
+    #[arg(long)]
+    pub with_pytorch: bool,
+    /// The Python that has torch, for --with-pytorch (started isolated, `-I`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "HWBENCH_PYTHON",
+        default_value = "python3"
+    )]
+    pub python: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
 }
+
+/// --quick: epochs and warm-up epochs.
+const QUICK: (u64, u64) = (2_000, 200);
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -328,23 +346,39 @@ fn plan(args: &TrainArgs) -> anyhow::Result<Plan> {
         for ordinal in ordinals {
             devices.push(PlannedDevice {
                 device: DeviceSpec::Cuda { ordinal },
+                framework: Framework::Candle,
                 worker: cuda_worker(ordinal, &gpus, &companion, timeout),
             });
         }
     }
 
+    let mut notes = Vec::new();
+    if args.with_pytorch {
+        let candle: Vec<DeviceSpec> = devices.iter().map(|d| d.device).collect();
+        match crate::train::pytorch::columns(&candle, &args.python, timeout) {
+            Ok(columns) => devices.extend(columns),
+            Err(note) => notes.push(note),
+        }
+    }
+
+    let (epochs, warmup_epochs) = if args.quick {
+        QUICK
+    } else {
+        (args.epochs, args.warmup_epochs)
+    };
     Ok(Plan {
         config: TrainConfig {
             hidden: init.hidden,
             lr: args.lr,
-            epochs: args.epochs,
+            epochs,
             split_seed: args.split_seed,
             init,
         },
         policies,
         repeats: args.repeats,
-        warmup_epochs: args.warmup_epochs,
+        warmup_epochs,
         devices,
+        notes,
     })
 }
 
@@ -353,6 +387,7 @@ fn cpu_columns(threads: &[usize], timeout: Duration) -> Vec<PlannedDevice> {
         .iter()
         .map(|&threads| PlannedDevice {
             device: DeviceSpec::Cpu { threads },
+            framework: Framework::Candle,
             worker: compare::cpu_worker(threads, timeout),
         })
         .collect()
@@ -404,6 +439,7 @@ fn cuda_worker(
         args: vec!["worker".to_string()],
         env: Vec::new(),
         timeout,
+        script: None,
     })
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::session::{DeviceFacts, RunResult, SessionRequest};
 use super::stats::Spread;
 use super::worker::{self, Message, WorkerCommand};
-use super::{DeviceSpec, SyncPolicy, TrainConfig, verdict};
+use super::{DeviceSpec, Framework, SyncPolicy, TrainConfig, verdict};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -29,6 +29,9 @@ pub struct CompareReport {
     pub devices: Vec<DeviceResult>,
     /// Plain-language conclusions drawn from this run's numbers.
     pub verdict: Vec<String>,
+    /// What was asked for but left out, one line each (e.g. why there are no PyTorch columns).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,9 +64,12 @@ pub enum DeviceStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeviceResult {
-    /// Column label: "cpu×1", "cpu×16", "cuda:0".
+    /// Column label: "cpu×1", "cpu×16", "cuda:0", "pytorch cpu×16".
     pub label: String,
     pub device: DeviceSpec,
+    /// What trained it (absent in reports from before `--with-pytorch`: candle).
+    #[serde(default)]
+    pub framework: Framework,
     pub status: DeviceStatus,
     pub reason: Option<String>,
     pub facts: Option<DeviceFacts>,
@@ -129,10 +135,11 @@ impl PolicyResult {
 }
 
 impl DeviceResult {
-    fn new(device: DeviceSpec) -> Self {
+    fn new(device: DeviceSpec, framework: Framework) -> Self {
         Self {
-            label: device.to_string(),
+            label: framework.label(device),
             device,
+            framework,
             status: DeviceStatus::Ok,
             reason: None,
             facts: None,
@@ -147,11 +154,11 @@ impl DeviceResult {
         }
     }
 
-    fn not_run(device: DeviceSpec, reason: String) -> Self {
+    fn not_run(device: DeviceSpec, framework: Framework, reason: String) -> Self {
         Self {
             status: DeviceStatus::NotRun,
             reason: Some(reason),
-            ..Self::new(device)
+            ..Self::new(device, framework)
         }
     }
 
@@ -168,9 +175,11 @@ impl DeviceResult {
     }
 }
 
-/// One planned column: the device and how its worker starts (or why it cannot).
+/// One planned column: the device, what trains on it, and how its worker starts (or why it
+/// cannot).
 pub struct PlannedDevice {
     pub device: DeviceSpec,
+    pub framework: Framework,
     pub worker: Result<WorkerCommand, String>,
 }
 
@@ -181,6 +190,8 @@ pub struct Plan {
     pub repeats: u32,
     pub warmup_epochs: u64,
     pub devices: Vec<PlannedDevice>,
+    /// Columns asked for but left out, one line each; copied into the report's `notes`.
+    pub notes: Vec<String>,
 }
 
 /// How to start a CPU worker with `threads` threads: this executable, `worker` subcommand.
@@ -196,6 +207,7 @@ pub fn cpu_worker(threads: usize, timeout: Duration) -> Result<WorkerCommand, St
             ("RAYON_NUM_THREADS".to_string(), threads.to_string()),
         ],
         timeout,
+        script: None,
     })
 }
 
@@ -217,13 +229,13 @@ pub fn run(plan: &Plan, interrupted: &AtomicBool) -> CompareReport {
             devices.push(DeviceResult {
                 status: DeviceStatus::Interrupted,
                 reason: Some("interrupted before it started".to_string()),
-                ..DeviceResult::new(planned.device)
+                ..DeviceResult::new(planned.device, planned.framework)
             });
             continue;
         }
         let result = match &planned.worker {
-            Ok(command) => run_device(plan, planned.device, command, interrupted, &progress),
-            Err(reason) => DeviceResult::not_run(planned.device, reason.clone()),
+            Ok(command) => run_device(plan, planned, command, interrupted, &progress),
+            Err(reason) => DeviceResult::not_run(planned.device, planned.framework, reason.clone()),
         };
         devices.push(result);
     }
@@ -252,6 +264,7 @@ pub fn run(plan: &Plan, interrupted: &AtomicBool) -> CompareReport {
         complete,
         devices,
         verdict: Vec::new(),
+        notes: plan.notes.clone(),
     };
     derive(&mut report);
     report.verdict = verdict::write(&report);
@@ -260,29 +273,30 @@ pub fn run(plan: &Plan, interrupted: &AtomicBool) -> CompareReport {
 
 fn run_device(
     plan: &Plan,
-    device: DeviceSpec,
+    planned: &PlannedDevice,
     command: &WorkerCommand,
     interrupted: &AtomicBool,
     progress: &ProgressBar,
 ) -> DeviceResult {
     let request = SessionRequest {
-        device,
+        device: planned.device,
         config: plan.config.clone(),
         policies: plan.policies.clone(),
         repeats: plan.repeats,
         warmup_epochs: plan.warmup_epochs,
     };
-    let mut result = DeviceResult::new(device);
+    let mut result = DeviceResult::new(planned.device, planned.framework);
+    let label = &result.label.clone();
     let mut runs: Vec<(SyncPolicy, Vec<RunResult>)> =
         plan.policies.iter().map(|&p| (p, Vec::new())).collect();
     let mut reported = 0u64;
-    progress.set_message(format!("{device}: warming up"));
+    progress.set_message(format!("{label}: warming up"));
     let outcome = worker::run(command, &request, interrupted, |message| match message {
         Message::Ready(facts) => result.facts = Some(facts),
         Message::Run(run) => {
             reported += 1;
             progress.inc(1);
-            progress.set_message(format!("{device}: {}", run.policy.label()));
+            progress.set_message(format!("{label}: {}", run.policy.label()));
             if let Some((_, list)) = runs.iter_mut().find(|(policy, _)| *policy == run.policy) {
                 list.push(run);
             }
@@ -375,7 +389,7 @@ fn derive(report: &mut CompareReport) {
     let cpu1 = report
         .devices
         .iter()
-        .find(|d| d.device == DeviceSpec::Cpu { threads: 1 })
+        .find(|d| d.device == DeviceSpec::Cpu { threads: 1 } && d.framework == Framework::Candle)
         .and_then(DeviceResult::headline_per_epoch_us);
     for device in &mut report.devices {
         device.speed_vs_cpu1 = match (cpu1, device.headline_per_epoch_us()) {

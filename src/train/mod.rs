@@ -11,6 +11,7 @@ pub mod data;
 pub mod fused;
 pub mod model;
 pub mod plot;
+pub mod pytorch;
 pub mod session;
 pub mod show;
 pub mod stats;
@@ -39,6 +40,26 @@ impl fmt::Display for DeviceSpec {
         match self {
             Self::Cpu { threads } => write!(f, "cpu×{threads}"),
             Self::Cuda { ordinal } => write!(f, "cuda:{ordinal}"),
+        }
+    }
+}
+
+/// What trains a column: candle (hwbench's own workers) or the reference PyTorch loop
+/// (`--with-pytorch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    #[default]
+    Candle,
+    Pytorch,
+}
+
+impl Framework {
+    /// The column label for `device`: "cpu×1" for candle, "pytorch cpu×1" for PyTorch.
+    pub fn label(self, device: DeviceSpec) -> String {
+        match self {
+            Self::Candle => device.to_string(),
+            Self::Pytorch => format!("pytorch {device}"),
         }
     }
 }

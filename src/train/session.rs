@@ -29,6 +29,9 @@ pub struct SessionRequest {
 pub struct DeviceFacts {
     /// CPU model or GPU name, as the worker sees it.
     pub name: Option<String>,
+    /// What trains, with its version: "candle 0.11.1", "PyTorch 2.5.1" (absent in older reports).
+    #[serde(default)]
+    pub framework: Option<String>,
     /// Creating the device (for CUDA: the context), in milliseconds.
     pub open_ms: f64,
     /// Data and parameters onto the device, in milliseconds.
@@ -130,6 +133,7 @@ pub fn run(
         if i == 0 {
             emit(Event::Ready(DeviceFacts {
                 name: device_name(&prepared.device),
+                framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
                 open_ms,
                 setup_ms,
                 first_epoch_ms: warmup.first_epoch.unwrap_or_default().as_secs_f64() * 1e3,

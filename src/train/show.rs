@@ -119,6 +119,11 @@ impl Report for CompareReport {
                 .as_ref()
                 .and_then(|f| f.name.clone())
                 .unwrap_or_else(|| NA.to_string());
+            let framework = d.facts.as_ref().and_then(|f| f.framework.as_deref());
+            let name = match framework {
+                Some(framework) => format!("{name} ({framework})"),
+                None => name,
+            };
             devices.add(
                 &d.label,
                 match (&d.memory_kind, &d.facts) {
@@ -138,7 +143,10 @@ impl Report for CompareReport {
             ),
             summary: vec![
                 Section::grid("Per-epoch cost and cost of syncing", header, rows),
-                Section::text("Verdict", self.verdict.clone()),
+                Section::text(
+                    "Verdict",
+                    self.verdict.iter().chain(&self.notes).cloned().collect(),
+                ),
             ],
             details: vec![
                 Section::pairs("Configuration", config.finish()),

@@ -1,7 +1,7 @@
 //! The plain-language answer to the exercise, written from this run's numbers only.
 
 use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
-use super::{DeviceSpec, SyncPolicy};
+use super::{DeviceSpec, Framework, SyncPolicy};
 
 pub fn write(report: &CompareReport) -> Vec<String> {
     let measured: Vec<&DeviceResult> = report
@@ -14,6 +14,9 @@ pub fn write(report: &CompareReport) -> Vec<String> {
     }
     let mut lines = vec![fastest(&measured)];
     if let Some(line) = threads(&measured) {
+        lines.push(line);
+    }
+    if let Some(line) = against_pytorch(&measured) {
         lines.push(line);
     }
     if let Some(line) = readback_cost(&measured) {
@@ -85,6 +88,7 @@ fn fastest(measured: &[&DeviceResult]) -> String {
 fn threads(measured: &[&DeviceResult]) -> Option<String> {
     let cpu: Vec<(usize, f64)> = measured
         .iter()
+        .filter(|d| d.framework == Framework::Candle)
         .filter_map(|d| match d.device {
             DeviceSpec::Cpu { threads } => Some((threads, d.headline_per_epoch_us()?)),
             DeviceSpec::Cuda { .. } => None,
@@ -111,6 +115,47 @@ fn threads(measured: &[&DeviceResult]) -> Option<String> {
             one / many
         )
     })
+}
+
+/// candle against the reference PyTorch loop on the same device (`--with-pytorch`).
+fn against_pytorch(measured: &[&DeviceResult]) -> Option<String> {
+    let parts: Vec<String> = measured
+        .iter()
+        .filter(|d| d.framework == Framework::Pytorch)
+        .filter_map(|torch| {
+            let candle = measured
+                .iter()
+                .find(|d| d.framework == Framework::Candle && d.device == torch.device)?;
+            let (ours, theirs) = (
+                candle.headline_per_epoch_us()?,
+                torch.headline_per_epoch_us()?,
+            );
+            let ratio = theirs / ours;
+            Some(if ratio >= 1.0 {
+                format!(
+                    "{ratio:.1}× faster than PyTorch on {} ({} vs {} per epoch)",
+                    candle.device,
+                    micros(ours),
+                    micros(theirs)
+                )
+            } else {
+                format!(
+                    "{:.1}× slower than PyTorch on {} ({} vs {} per epoch)",
+                    1.0 / ratio,
+                    candle.device,
+                    micros(ours),
+                    micros(theirs)
+                )
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "hwbench's candle loop is {}, with the same data, initial weights and sync policies. For a model this small both are dominated by the fixed cost of each operation, which is where Python and PyTorch's dispatcher spend their time.",
+        parts.join("; ")
+    ))
 }
 
 /// The policy with the most syncs measures the cost of one most precisely.

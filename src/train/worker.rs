@@ -5,6 +5,10 @@
 //! Protocol, version [`PROTOCOL`]: the parent writes one JSON [`WorkerRequest`] line to the
 //! worker's stdin; the worker answers with JSON [`Message`] lines on stdout: `hello` first, then
 //! `ready`, one `run` per timed run, and `finished` — or `error` with a one-line reason.
+//!
+//! The PyTorch columns (`--with-pytorch`) speak the same protocol from a Python script shipped
+//! inside hwbench (see [`super::pytorch`]); a script worker also gets the prepared rows in the
+//! request, so that it trains on exactly the same data without a copy of hwbench's split.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -15,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::data::Dataset;
 use super::session::{self, DeviceFacts, DeviceOutcome, Event, RunResult, SessionRequest};
 
 /// Bumped whenever a message changes shape.
@@ -24,6 +29,9 @@ pub const PROTOCOL: u32 = 1;
 pub struct WorkerRequest {
     pub protocol: u32,
     pub session: SessionRequest,
+    /// The split and scaled rows; sent to script workers only (hwbench's own prepare them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Dataset>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -113,6 +121,9 @@ pub struct WorkerCommand {
     pub env: Vec<(String, String)>,
     /// Longest silence tolerated between two messages before the worker is called hung.
     pub timeout: Duration,
+    /// A script for `program` (an interpreter): written to a private temporary folder for the
+    /// run and passed as the last argument.
+    pub script: Option<&'static str>,
 }
 
 /// Why a device's worker gave no (complete) result.
@@ -142,23 +153,34 @@ pub fn run(
     interrupted: &AtomicBool,
     mut on_message: impl FnMut(Message),
 ) -> Result<(), WorkerFailure> {
+    let spawn_failure = |error| WorkerFailure::Spawn {
+        program: command.program.display().to_string(),
+        error,
+    };
+    // Owned for the whole run: dropping it removes the script.
+    let script = command
+        .script
+        .map(write_script)
+        .transpose()
+        .map_err(spawn_failure)?;
     let mut child = Command::new(&command.program)
         .args(&command.args)
+        .args(script.iter().map(|(_, path)| path))
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| WorkerFailure::Spawn {
-            program: command.program.display().to_string(),
-            error,
-        })?;
+        .map_err(spawn_failure)?;
     let lines = read_lines(&mut child);
     let stderr = collect_stderr(&mut child);
 
     let request = WorkerRequest {
         protocol: PROTOCOL,
         session: request.clone(),
+        data: script
+            .is_some()
+            .then(|| super::data::prepare(request.config.split_seed)),
     };
     if let Some(mut stdin) = child.stdin.take() {
         // A worker that died at start-up closes its stdin; what it said on stderr explains why.
@@ -244,6 +266,15 @@ fn converse(
             other => on_message(other),
         }
     }
+}
+
+/// Writes `text` into a new folder only this user can enter, so that no one can swap the script
+/// between writing and running it.
+fn write_script(text: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
+    let folder = tempfile::Builder::new().prefix("hwbench-").tempdir()?;
+    let path = folder.path().join("hwbench_worker.py");
+    std::fs::write(&path, text)?;
+    Ok((folder, path))
 }
 
 fn read_lines(child: &mut Child) -> mpsc::Receiver<String> {

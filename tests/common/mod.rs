@@ -18,7 +18,8 @@ pub fn hwbench() -> Command {
     let mut command = Command::cargo_bin("hwbench").unwrap();
     command
         .env_remove("HWBENCH_GPU_FIXTURE")
-        .env_remove("HWBENCH_CUDA");
+        .env_remove("HWBENCH_CUDA")
+        .env_remove("HWBENCH_PYTHON");
     command
 }
 
