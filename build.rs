@@ -13,6 +13,14 @@ fn main() {
         .map_or("unknown", |v| v.trim_matches('"'));
     println!("cargo:rustc-env=HWBENCH_CANDLE_VERSION={candle}");
     println!("cargo:rerun-if-changed=Cargo.lock");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let rustc = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string());
+    println!("cargo:rustc-env=HWBENCH_RUSTC={rustc}");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         // Only the companion binary links CUDA; `hwbench` itself never does.
         println!(

@@ -34,6 +34,9 @@ pub enum Command {
     Info(InfoArgs),
     /// Train the iris MLP on every device and compare per-epoch cost and the cost of syncing.
     TrainCompare(TrainArgs),
+    /// One document for a bug ticket: info, a quick train-compare and versions [default format:
+    /// Markdown, under GitHub's 65,536-character limit].
+    Report(ReportArgs),
     /// Show what differs between two JSON reports of the same kind (exit 0 same, 1 different).
     Diff(DiffArgs),
     /// Group many JSON reports (files or folders) into identical nodes and list the outliers.
@@ -117,6 +120,32 @@ pub struct TrainArgs {
     /// A few seconds instead of a minute: 2000 epochs, 200-epoch warm-ups.
     #[arg(long, conflicts_with_all = ["epochs", "warmup_epochs"])]
     pub quick: bool,
+    #[command(flatten)]
+    pub pytorch: PytorchArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// --quick: epochs and warm-up epochs.
+const QUICK: (u64, u64) = (2_000, 200);
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    pub format: Format,
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Keep identifying values (hostname, GPU UUIDs and serials) instead of placeholders.
+    #[arg(long)]
+    pub no_redact: bool,
+    #[command(flatten)]
+    pub pytorch: PytorchArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PytorchArgs {
     /// Also run the reference PyTorch loop (shipped inside hwbench) on the CPU and every CUDA
     /// device, with the same data, weights, epochs and sync policies.
     #[arg(long)]
@@ -129,12 +158,7 @@ pub struct TrainArgs {
         default_value = "python3"
     )]
     pub python: PathBuf,
-    #[command(flatten)]
-    pub output: OutputArgs,
 }
-
-/// --quick: epochs and warm-up epochs.
-const QUICK: (u64, u64) = (2_000, 200);
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
@@ -211,6 +235,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(args) => done(info_command(&args)),
         Command::TrainCompare(args) => done(train_compare(&args)),
+        Command::Report(args) => done(report_command(args)),
         Command::Diff(args) => diff_command(&args),
         Command::Fleet(args) => done(fleet_command(&args)),
         Command::Completions { shell } => {
@@ -275,10 +300,7 @@ fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {
         Some(path) => Some(Destination::open(Some(path), "--plot")?),
         None => None,
     };
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-
-    let mut report = compare::run(&plan, &INTERRUPTED);
+    let mut report = run_plan(&plan)?;
     report.redacted = !args.output.no_redact;
     if let Some(plot) = plot {
         plot.write(&crate::train::plot::svg(&report)?)?;
@@ -286,6 +308,41 @@ fn train_compare(args: &TrainArgs) -> anyhow::Result<()> {
     let text = render::render(&report, args.output.format, style_for(&destination))?;
     destination.write(&text)?;
     if report.complete {
+        Ok(())
+    } else {
+        Err(Interrupted.into())
+    }
+}
+
+/// Trains, stopping early on Ctrl-C (the report then says it is incomplete).
+fn run_plan(plan: &Plan) -> anyhow::Result<compare::CompareReport> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    Ok(compare::run(plan, &INTERRUPTED))
+}
+
+/// `info`, then `train-compare --quick` with every default, in one document.
+fn report_command(args: ReportArgs) -> anyhow::Result<()> {
+    let Command::TrainCompare(mut training) =
+        Cli::try_parse_from(["hwbench", "train-compare", "--quick"])?.command
+    else {
+        unreachable!("parsed as train-compare");
+    };
+    training.pytorch = args.pytorch;
+    let plan = plan(&training)?;
+    let destination = Destination::open(args.output.as_deref(), "-o")?;
+
+    let mut machine = info::collect(&GpuSource::from_env());
+    if !args.no_redact {
+        crate::redact::info(&mut machine);
+    }
+    let mut training = run_plan(&plan)?;
+    training.redacted = !args.no_redact;
+    let complete = training.complete;
+    let report = crate::report::BugReport::new(machine, training);
+    let text = render::render(&report, args.format, style_for(&destination))?;
+    destination.write(&text)?;
+    if complete {
         Ok(())
     } else {
         Err(Interrupted.into())
@@ -353,9 +410,9 @@ fn plan(args: &TrainArgs) -> anyhow::Result<Plan> {
     }
 
     let mut notes = Vec::new();
-    if args.with_pytorch {
+    if args.pytorch.with_pytorch {
         let candle: Vec<DeviceSpec> = devices.iter().map(|d| d.device).collect();
-        match crate::train::pytorch::columns(&candle, &args.python, timeout) {
+        match crate::train::pytorch::columns(&candle, &args.pytorch.python, timeout) {
             Ok(columns) => devices.extend(columns),
             Err(note) => notes.push(note),
         }

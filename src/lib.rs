@@ -11,4 +11,5 @@ pub mod info;
 pub mod output;
 pub mod redact;
 pub mod render;
+pub mod report;
 pub mod train;

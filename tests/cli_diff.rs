@@ -136,7 +136,7 @@ fn bad_reports_are_refused_with_exit_code_2_naming_the_file() {
         (
             &other,
             &info,
-            "other.json is not an info or train-compare report",
+            "other.json is not a hwbench report (kind \"weather\")",
         ),
         (&info, &dir.path().join("missing.json"), "cannot read"),
     ] {

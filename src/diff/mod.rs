@@ -34,7 +34,7 @@ pub struct DiffReport {
     pub schema_version: u32,
     /// Always "diff".
     pub kind: String,
-    /// The kind of the two reports compared: "info" or "train-compare".
+    /// The kind of the two reports compared: "info", "train-compare" or "report".
     pub compared: String,
     pub a: String,
     pub b: String,
@@ -80,9 +80,10 @@ pub fn load(path: &Path) -> anyhow::Result<Value> {
     let known = match kind.as_str() {
         "info" => u64::from(crate::info::SCHEMA_VERSION),
         "train-compare" => u64::from(crate::train::compare::SCHEMA_VERSION),
+        "report" => u64::from(crate::report::SCHEMA_VERSION),
         _ => {
             return Err(UsageError::new(format!(
-                "{name} is not an info or train-compare report (kind {kind:?}); make one with --format json"
+                "{name} is not a hwbench report (kind {kind:?}): give the --format json output of info, train-compare or report"
             ))
             .into());
         }
@@ -112,14 +113,20 @@ pub fn compare(a_path: &Path, b_path: &Path) -> anyhow::Result<DiffReport> {
         ))
         .into());
     }
-    let (fields, timings) = if kind_a == "info" {
+    let (fields, timings) = if kind_a == "report" {
+        // A bug report holds one of each: compare the parts, their paths prefixed.
+        let mut fields = field_differences(&a, &b, &["info", "train_compare"]);
+        fields.extend(prefixed(
+            "info",
+            field_differences(&a["info"], &b["info"], &[]),
+        ));
+        let (train_fields, timings) = train_differences(&a["train_compare"], &b["train_compare"]);
+        fields.extend(prefixed("train_compare", train_fields));
+        (fields, timings)
+    } else if kind_a == "info" {
         (field_differences(&a, &b, &[]), Vec::new())
     } else {
-        // Timings are compared as ratios below; everything else field by field.
-        let skip = ["devices", "verdict", "complete"];
-        let mut fields = field_differences(&a, &b, &skip);
-        fields.extend(device_differences(&a, &b));
-        (fields, timing_differences(&a, &b))
+        train_differences(&a, &b)
     };
     let same = fields.is_empty() && timings.iter().all(|t| t.noise);
     Ok(DiffReport {
@@ -132,6 +139,24 @@ pub fn compare(a_path: &Path, b_path: &Path) -> anyhow::Result<DiffReport> {
         timings,
         same,
     })
+}
+
+/// Timings are compared as ratios; everything else field by field.
+fn train_differences(a: &Value, b: &Value) -> (Vec<FieldDifference>, Vec<TimingDifference>) {
+    let skip = ["devices", "verdict", "complete"];
+    let mut fields = field_differences(a, b, &skip);
+    fields.extend(device_differences(a, b));
+    (fields, timing_differences(a, b))
+}
+
+fn prefixed(prefix: &str, fields: Vec<FieldDifference>) -> Vec<FieldDifference> {
+    fields
+        .into_iter()
+        .map(|f| FieldDifference {
+            path: format!("{prefix}.{}", f.path),
+            ..f
+        })
+        .collect()
 }
 
 /// Every leaf of a JSON document as (path, value), volatile fields and `skip` left out.

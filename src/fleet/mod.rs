@@ -84,6 +84,13 @@ pub fn analyse(files: &[PathBuf]) -> anyhow::Result<FleetReport> {
         .as_str()
         .unwrap_or_default()
         .to_string();
+    if kind == "report" {
+        return Err(UsageError::new(format!(
+            "{} is a bug report (hwbench report); fleet reads info or train-compare reports: make them with `hwbench info --format json` on each node",
+            reports[0].2.display()
+        ))
+        .into());
+    }
     if let Some((_, other, file)) = reports.iter().find(|(_, r, _)| r["kind"] != kind.as_str()) {
         return Err(UsageError::new(format!(
             "{} is a {} report, but {} is a {kind} report: give reports of one kind",

@@ -17,6 +17,11 @@ pub use document::{Body, Document, Section};
 pub trait Report: serde::Serialize {
     fn document(&self) -> Document;
     fn metrics(&self) -> Vec<prometheus::Metric>;
+
+    /// Markdown; a report with a size limit (GitHub's, for `hwbench report`) fits itself.
+    fn markdown(&self) -> String {
+        markdown::render(&self.document())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -60,7 +65,7 @@ impl Style {
 pub fn render<R: Report>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
     Ok(match format {
         Format::Table => table::render(&report.document(), style),
-        Format::Markdown => markdown::render(&report.document()),
+        Format::Markdown => report.markdown(),
         Format::Json => json::render(report)?,
         Format::Prometheus => prometheus::render(&report.metrics()),
     })

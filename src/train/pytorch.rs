@@ -99,7 +99,10 @@ fn worker(python: &Path, device: DeviceSpec, timeout: Duration) -> WorkerCommand
 
 /// Runs `python -I -c "import torch …"`; the error says in a few words why torch is unusable.
 pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
-    let name = python.display();
+    // Its file name only: a full path can carry a user name into a public report.
+    let name = python
+        .file_name()
+        .map_or(python.display(), |n| Path::new(n).display());
     let mut child = Command::new(python)
         .args(["-I", "-c", PROBE])
         .stdin(Stdio::null())

@@ -207,10 +207,11 @@ fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String
             let never = d.policy(SyncPolicy { every: 0 })?;
             let added = policy.total_s?.min - never.total_s?.min;
             let share = added / never.total_s?.min * 100.0;
-            largest_share = largest_share.max(share);
             Some(if policy.sync_cost_below_us.is_some() {
                 format!("nothing measurable on {}", d.label)
             } else {
+                // Only a measured difference may call the interval important.
+                largest_share = largest_share.max(share);
                 format!("{added:.2} s ({share:+.0}%) on {}", d.label)
             })
         })

@@ -1,0 +1,250 @@
+//! `hwbench report`: one document for a bug ticket — the machine (`info`), a quick
+//! `train-compare`, and the versions of everything involved.
+//!
+//! Markdown output always fits in a GitHub issue body: when the whole document would pass
+//! [`GITHUB_LIMIT`] characters, detail sections are left out from the end (the summary never is)
+//! and a line says which, pointing at the JSON form, which is never shortened.
+
+use serde::{Deserialize, Serialize};
+
+use crate::info::InfoReport;
+use crate::render::document::{NA, Pairs};
+use crate::render::prometheus::Metric;
+use crate::render::{Body, Document, Report, Section};
+use crate::train::verdict::micros;
+use crate::train::{CompareReport, SyncPolicy};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// GitHub's limit on an issue or comment body, in characters.
+pub const GITHUB_LIMIT: usize = 65_536;
+
+/// The JSON schema is documented in docs/json-schema.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BugReport {
+    pub schema_version: u32,
+    /// Always "report".
+    pub kind: String,
+    pub redacted: bool,
+    pub hwbench_version: String,
+    pub versions: Versions,
+    /// Exactly what `hwbench info --format json` reports.
+    pub info: InfoReport,
+    /// Exactly what `hwbench train-compare --quick --format json` reports.
+    pub train_compare: CompareReport,
+}
+
+/// Every version that can explain a difference between two machines' results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    pub hwbench: String,
+    pub target: String,
+    pub rustc: String,
+    pub candle: String,
+    pub os: Option<String>,
+    pub kernel: Option<String>,
+    pub nvidia_driver: Option<String>,
+    /// The newest CUDA version the driver supports.
+    pub cuda_driver: Option<String>,
+    pub cuda_runtime: Option<String>,
+    pub cudnn: Option<String>,
+    /// The CUDA companion's build: "CUDA 13.0, kernels for compute capability 8.0 (PTX)".
+    pub cuda_companion: Option<String>,
+    /// The PyTorch the PyTorch columns ran with (`--with-pytorch`).
+    pub pytorch: Option<String>,
+}
+
+impl BugReport {
+    pub fn new(info: InfoReport, train_compare: CompareReport) -> Self {
+        let versions = Versions {
+            hwbench: env!("CARGO_PKG_VERSION").to_string(),
+            target: env!("HWBENCH_TARGET").to_string(),
+            rustc: env!("HWBENCH_RUSTC").to_string(),
+            candle: env!("HWBENCH_CANDLE_VERSION").to_string(),
+            os: info.os.long_name.clone(),
+            kernel: info.os.kernel.clone(),
+            nvidia_driver: info.gpu.driver_version.clone(),
+            cuda_driver: info.gpu.cuda_driver_version.clone(),
+            cuda_runtime: info.cuda_environment.cuda_runtime_version.clone(),
+            cudnn: info.cuda_environment.cudnn_version.clone(),
+            cuda_companion: info.build.cuda_companion.build.as_ref().map(|b| {
+                format!(
+                    "CUDA {}, kernels for compute capability {}{}",
+                    b.cuda_version,
+                    b.compute_capability,
+                    if b.ptx { " (PTX)" } else { "" }
+                )
+            }),
+            pytorch: train_compare
+                .devices
+                .iter()
+                .filter_map(|d| d.facts.as_ref()?.framework.as_deref())
+                .find_map(|f| f.strip_prefix("PyTorch "))
+                .map(str::to_string),
+        };
+        Self {
+            schema_version: SCHEMA_VERSION,
+            kind: "report".to_string(),
+            redacted: info.redacted,
+            hwbench_version: versions.hwbench.clone(),
+            versions,
+            info,
+            train_compare,
+        }
+    }
+
+    /// Markdown that fits in a GitHub issue body.
+    pub fn markdown(&self) -> String {
+        fit_markdown(self.document(), GITHUB_LIMIT)
+    }
+}
+
+/// Renders `doc`, leaving out detail sections from the end until it is under `limit` characters.
+pub fn fit_markdown(mut doc: Document, limit: usize) -> String {
+    let mut left_out = Vec::new();
+    loop {
+        let mut text = crate::render::markdown::render(&doc);
+        if !left_out.is_empty() {
+            left_out.reverse();
+            text.push_str(&format!(
+                "\n_Left out to stay under GitHub's {limit}-character limit: {}. The JSON form (`--format json`) has everything._\n",
+                left_out.join(", ")
+            ));
+            left_out.reverse();
+        }
+        if text.chars().count() < limit || doc.details.is_empty() {
+            return text;
+        }
+        left_out.push(doc.details.pop().expect("not empty").title);
+    }
+}
+
+impl Report for BugReport {
+    fn document(&self) -> Document {
+        let machine = self.info.document();
+        let training = self.train_compare.document();
+        let mut summary: Vec<Section> = machine
+            .summary
+            .into_iter()
+            .map(|s| Section {
+                title: "Machine".to_string(),
+                ..s
+            })
+            .collect();
+        summary.push(training_summary(&self.train_compare));
+        summary.push(Section::text(
+            "Verdict",
+            self.train_compare
+                .verdict
+                .iter()
+                .chain(&self.train_compare.notes)
+                .cloned()
+                .collect(),
+        ));
+        summary.push(Section::pairs("Versions", versions(&self.versions)));
+
+        let mut details = machine.details;
+        details.extend(training.summary.into_iter().filter_map(|s| match s.body {
+            Body::Grid { .. } => Some(Section {
+                title: format!("Training: {}", s.title.to_lowercase()),
+                ..s
+            }),
+            _ => None, // the verdict is in the summary already
+        }));
+        details.extend(training.details.into_iter().map(|s| Section {
+            title: format!("Training: {}", s.title.to_lowercase()),
+            ..s
+        }));
+        Document {
+            title: format!("hwbench report (hwbench {})", self.hwbench_version),
+            summary,
+            details,
+        }
+    }
+
+    /// Fits in a GitHub issue body.
+    fn markdown(&self) -> String {
+        fit_markdown(self.document(), GITHUB_LIMIT)
+    }
+
+    fn metrics(&self) -> Vec<Metric> {
+        let mut metrics = self.info.metrics();
+        metrics.extend(self.train_compare.metrics());
+        metrics
+    }
+}
+
+/// One row per device: the headline numbers of the quick run.
+fn training_summary(report: &CompareReport) -> Section {
+    let every_epoch = SyncPolicy { every: 1 };
+    let header = [
+        "device",
+        "per epoch (no sync)",
+        "per epoch (sync every epoch)",
+        "final loss",
+        "status",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = report
+        .devices
+        .iter()
+        .map(|d| {
+            let per_epoch = |p: Option<&crate::train::compare::PolicyResult>| {
+                p.and_then(|p| p.per_epoch_us).map_or(NA.to_string(), |s| {
+                    format!(
+                        "{} ±{:.0}%",
+                        micros(s.median),
+                        s.relative_half_range() * 100.0
+                    )
+                })
+            };
+            vec![
+                d.label.clone(),
+                per_epoch(d.policy(SyncPolicy { every: 0 })),
+                per_epoch(d.policy(every_epoch)),
+                d.final_loss.map_or(NA.to_string(), |l| format!("{l:.4}")),
+                match &d.reason {
+                    Some(reason) => reason.clone(),
+                    None => "ok".to_string(),
+                },
+            ]
+        })
+        .collect();
+    Section::grid(
+        format!(
+            "Training (iris MLP, {} epochs, {} timed runs)",
+            report.config.epochs, report.config.repeats
+        ),
+        header,
+        rows,
+    )
+}
+
+fn versions(v: &Versions) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    p.add("hwbench", format!("{} ({})", v.hwbench, v.target))
+        .add("built with", format!("{}, candle {}", v.rustc, v.candle))
+        .add(
+            "OS",
+            format!(
+                "{}, kernel {}",
+                v.os.as_deref().unwrap_or(NA),
+                v.kernel.as_deref().unwrap_or(NA)
+            ),
+        )
+        .opt("NVIDIA driver", v.nvidia_driver.clone(), |d| d)
+        .opt("CUDA (driver supports)", v.cuda_driver.clone(), |d| d)
+        .opt("CUDA runtime (libcudart)", v.cuda_runtime.clone(), |d| d)
+        .opt("cuDNN", v.cudnn.clone(), |d| d)
+        .add(
+            "CUDA companion",
+            v.cuda_companion
+                .clone()
+                .unwrap_or_else(|| "not available (see \"This build\")".to_string()),
+        );
+    if let Some(torch) = &v.pytorch {
+        p.add("PyTorch", torch.clone());
+    }
+    p.finish()
+}

@@ -1,0 +1,186 @@
+//! `hwbench report`: one redacted document for a bug ticket, Markdown under GitHub's limit or
+//! JSON holding the info and train-compare reports whole; `diff` compares two of them.
+
+mod common;
+
+use std::process::Output;
+
+use common::hwbench;
+use hwbench::render::Report;
+use hwbench::report::{BugReport, GITHUB_LIMIT};
+use hwbench::train::CompareReport;
+use serde_json::Value;
+
+fn report(args: &[&str]) -> Output {
+    hwbench()
+        .arg("report")
+        .args(args)
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            common::fixture("gpu/two_a100_one_mig.json"),
+        )
+        .env(
+            "CUDA_VISIBLE_DEVICES",
+            "GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab",
+        )
+        .output()
+        .unwrap()
+}
+
+fn assert_no_secrets(text: &str, what: &str) {
+    let hostname = sysinfo::System::host_name().unwrap_or_default();
+    for secret in common::SECRETS
+        .iter()
+        .copied()
+        .chain([hostname.as_str()])
+        .filter(|s| s.len() >= 4)
+    {
+        assert!(!text.contains(secret), "{secret} leaked in {what}");
+    }
+}
+
+#[test]
+fn markdown_report_has_the_summary_first_and_fits_in_an_issue() {
+    let output = report(&[]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("### hwbench report"), "{text}");
+    let position = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing"))
+    };
+    // Summary (machine, training, verdict, versions), then everything else folded away.
+    assert!(position("**Machine**") < position("**Training (iris MLP, 2000 epochs"));
+    assert!(position("**Training (iris MLP") < position("**Verdict**"));
+    assert!(position("**Verdict**") < position("**Versions**"));
+    assert!(position("**Versions**") < position("<details>"));
+    assert!(position("<details>") < position("**GPU 1**"));
+    assert!(position("<details>") < position("**Training: configuration**"));
+    assert!(text.contains("NVIDIA A100-SXM4-80GB"));
+    assert!(text.contains("| cpu×1 |"));
+    assert!(text.contains("candle "));
+    assert!(text.chars().count() < GITHUB_LIMIT);
+    assert_no_secrets(&text, "the Markdown report");
+}
+
+#[test]
+fn json_report_holds_info_and_train_compare_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let output = report(&["--format", "json", "-o", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty(), "-o writes the file only");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_no_secrets(&text, "the JSON report");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["kind"], "report");
+    assert_eq!(json["redacted"], true);
+    assert_eq!(json["info"]["kind"], "info");
+    assert_eq!(json["info"]["gpu"]["devices"].as_array().unwrap().len(), 2);
+    let training = &json["train_compare"];
+    assert_eq!(training["kind"], "train-compare");
+    assert_eq!(training["config"]["epochs"], 2000);
+    assert_eq!(training["devices"][0]["label"], "cpu×1");
+    assert_eq!(training["devices"][0]["status"], "ok");
+    let versions = &json["versions"];
+    for field in ["hwbench", "target", "rustc", "candle"] {
+        let value = versions[field].as_str().unwrap();
+        assert!(!value.is_empty() && value != "unknown", "{field}: {value}");
+    }
+    assert_eq!(
+        versions["nvidia_driver"],
+        json["info"]["gpu"]["driver_version"]
+    );
+    // It reads back into the library's types.
+    let parsed: BugReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        parsed.train_compare.devices.len(),
+        training["devices"].as_array().unwrap().len()
+    );
+
+    // Two reports of the same machine: diff compares their parts; fleet wants info reports.
+    let same = hwbench()
+        .args(["diff", path.to_str().unwrap(), path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let mut other = json.clone();
+    other["info"]["gpu"]["driver_version"] = "999.1".into();
+    let other_path = dir.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let differ = hwbench()
+        .args(["diff", "--format", "json"])
+        .args([&path, &other_path])
+        .output()
+        .unwrap();
+    assert_eq!(differ.status.code(), Some(1));
+    let diff: Value = serde_json::from_slice(&differ.stdout).unwrap();
+    assert_eq!(diff["compared"], "report");
+    assert_eq!(diff["fields"][0]["path"], "info.gpu.driver_version");
+    let fleet = hwbench().arg("fleet").arg(&path).output().unwrap();
+    assert_eq!(fleet.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&fleet.stderr).contains("is a bug report"));
+}
+
+#[test]
+fn a_bad_output_path_fails_before_anything_runs() {
+    let output = report(&["-o", "/nonexistent-dir/report.md"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
+    let mut info = common::info_report("gpu/two_a100_one_mig.json");
+    let gpu = info.gpu.devices[0].clone();
+    info.gpu.devices = (0..300)
+        .map(|index| hwbench::info::gpu::GpuReport {
+            index,
+            ..gpu.clone()
+        })
+        .collect();
+    let training = hwbench()
+        .args([
+            "train-compare",
+            "--cpu-threads",
+            "1",
+            "--epochs",
+            "20",
+            "--repeats",
+            "1",
+        ])
+        .args(["--warmup-epochs", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    let training: CompareReport = serde_json::from_slice(&training.stdout).unwrap();
+    let report = BugReport::new(info, training);
+    let whole = hwbench::render::markdown::render(&report.document());
+    assert!(
+        whole.chars().count() > GITHUB_LIMIT,
+        "the test needs a report over the limit"
+    );
+
+    let text = report.markdown();
+    assert!(text.chars().count() < GITHUB_LIMIT);
+    assert!(text.contains("**Machine**") && text.contains("**Verdict**"));
+    assert!(
+        text.contains("**GPU 0**"),
+        "sections are left out from the end"
+    );
+    let note = text.lines().last().unwrap();
+    assert!(note.contains("Left out to stay under GitHub's 65536-character limit"));
+    assert!(
+        note.contains("GPU 299") && note.contains("--format json"),
+        "{note}"
+    );
+    // JSON is never shortened.
+    let json = hwbench::render::json::render(&report).unwrap();
+    assert!(json.contains("\"index\": 299"));
+}
