@@ -70,10 +70,14 @@ pub struct TimingDifference {
 
 /// Reads and checks one report file: JSON, a known schema version, a kind hwbench can compare.
 pub fn load(path: &Path) -> anyhow::Result<Value> {
-    let name = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read {name}: {e}")))?;
-    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Checks the text of one report, called `name` in messages (what [`load`] does after reading).
+pub fn parse(name: &str, text: &str) -> anyhow::Result<Value> {
+    let value: Value = serde_json::from_str(text)
         .map_err(|e| UsageError::new(format!("{name} is not a hwbench JSON report: {e}")))?;
     let kind = value["kind"].as_str().unwrap_or_default().to_string();
     let version = value["schema_version"].as_u64();
@@ -101,21 +105,30 @@ pub fn load(path: &Path) -> anyhow::Result<Value> {
 pub fn compare(a_path: &Path, b_path: &Path) -> anyhow::Result<DiffReport> {
     let a = load(a_path)?;
     let b = load(b_path)?;
+    compare_values(
+        (&a_path.display().to_string(), &a),
+        (&b_path.display().to_string(), &b),
+    )
+}
+
+/// Compares two reports already read (and checked by [`parse`]), each with its name.
+pub fn compare_values(
+    (a_name, a): (&str, &Value),
+    (b_name, b): (&str, &Value),
+) -> anyhow::Result<DiffReport> {
     let (kind_a, kind_b) = (
         a["kind"].as_str().unwrap_or(""),
         b["kind"].as_str().unwrap_or(""),
     );
     if kind_a != kind_b {
         return Err(UsageError::new(format!(
-            "cannot compare {} (kind {kind_a}) with {} (kind {kind_b}): give two reports of the same kind",
-            a_path.display(),
-            b_path.display()
+            "cannot compare {a_name} (kind {kind_a}) with {b_name} (kind {kind_b}): give two reports of the same kind"
         ))
         .into());
     }
     let (fields, timings) = if kind_a == "report" {
         // A bug report holds one of each: compare the parts, their paths prefixed.
-        let mut fields = field_differences(&a, &b, &["info", "train_compare"]);
+        let mut fields = field_differences(a, b, &["info", "train_compare"]);
         fields.extend(prefixed(
             "info",
             field_differences(&a["info"], &b["info"], &[]),
@@ -124,17 +137,17 @@ pub fn compare(a_path: &Path, b_path: &Path) -> anyhow::Result<DiffReport> {
         fields.extend(prefixed("train_compare", train_fields));
         (fields, timings)
     } else if kind_a == "info" {
-        (field_differences(&a, &b, &[]), Vec::new())
+        (field_differences(a, b, &[]), Vec::new())
     } else {
-        train_differences(&a, &b)
+        train_differences(a, b)
     };
     let same = fields.is_empty() && timings.iter().all(|t| t.noise);
     Ok(DiffReport {
         schema_version: SCHEMA_VERSION,
         kind: "diff".to_string(),
         compared: kind_a.to_string(),
-        a: a_path.display().to_string(),
-        b: b_path.display().to_string(),
+        a: a_name.to_string(),
+        b: b_name.to_string(),
         fields,
         timings,
         same,
@@ -279,7 +292,8 @@ fn timing_differences(a: &Value, b: &Value) -> Vec<TimingDifference> {
                 a_us: a_med,
                 b_us: b_med,
                 ratio: if a_med > 0.0 { b_med / a_med } else { f64::NAN },
-                noise: a_min <= b_max && b_min <= a_max,
+                // Equal medians are no change even when a hand-edited range is not a range.
+                noise: a_med == b_med || (a_min <= b_max && b_min <= a_max),
             })
         })
         .collect()

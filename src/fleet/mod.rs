@@ -78,7 +78,18 @@ fn node_name(path: &Path) -> String {
 pub fn analyse(files: &[PathBuf]) -> anyhow::Result<FleetReport> {
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        reports.push((node_name(file), crate::diff::load(file)?, file));
+        let report = crate::diff::load(file)?;
+        reports.push((node_name(file), report, file.display().to_string()));
+    }
+    analyse_reports(&reports)
+}
+
+/// The fleet of `reports`, each (node name, report checked by `diff::parse`, file name).
+pub fn analyse_reports(reports: &[(String, Value, String)]) -> anyhow::Result<FleetReport> {
+    if reports.is_empty() {
+        return Err(
+            UsageError::new("no reports found: give JSON files or folders holding them").into(),
+        );
     }
     let kind = reports[0].1["kind"]
         .as_str()
@@ -87,16 +98,15 @@ pub fn analyse(files: &[PathBuf]) -> anyhow::Result<FleetReport> {
     if kind == "report" {
         return Err(UsageError::new(format!(
             "{} is a bug report (hwbench report); fleet reads info or train-compare reports: make them with `hwbench info --format json` on each node",
-            reports[0].2.display()
+            reports[0].2
         ))
         .into());
     }
     if let Some((_, other, file)) = reports.iter().find(|(_, r, _)| r["kind"] != kind.as_str()) {
         return Err(UsageError::new(format!(
-            "{} is a {} report, but {} is a {kind} report: give reports of one kind",
-            file.display(),
+            "{file} is a {} report, but {} is a {kind} report: give reports of one kind",
             other["kind"].as_str().unwrap_or("?"),
-            reports[0].2.display()
+            reports[0].2
         ))
         .into());
     }
@@ -144,7 +154,7 @@ pub fn analyse(files: &[PathBuf]) -> anyhow::Result<FleetReport> {
         }
     }
     if kind == "train-compare" {
-        slow_nodes(&reports, &signatures, &mut outliers);
+        slow_nodes(reports, &signatures, &mut outliers);
     }
     Ok(FleetReport {
         schema_version: SCHEMA_VERSION,
@@ -229,7 +239,7 @@ fn per_epoch(report: &Value) -> Vec<(String, f64)> {
 
 /// Nodes whose per-epoch cost on a device is well above the median of their group.
 fn slow_nodes(
-    reports: &[(String, Value, &PathBuf)],
+    reports: &[(String, Value, String)],
     signatures: &[(String, BTreeMap<String, String>)],
     outliers: &mut BTreeMap<String, Vec<String>>,
 ) {
