@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::worker::{QuickRunError, last_line, run_with_timeout};
+
 pub const EXECUTABLE: &str = "hwbench-cuda";
 /// Environment variable naming the companion executable.
 pub const ENV: &str = "HWBENCH_CUDA";
@@ -135,15 +137,17 @@ pub fn status(explicit: Option<&Path>) -> CompanionStatus {
 }
 
 fn describe(path: &Path) -> Result<CompanionBuild, String> {
-    let output = run_with_timeout(Command::new(path).arg("describe"), Duration::from_secs(20))?;
+    let timeout = Duration::from_secs(20);
+    let output =
+        run_with_timeout(Command::new(path).arg("describe"), timeout).map_err(|e| match e {
+            QuickRunError::Spawn(e) => format!("{EXECUTABLE} cannot start: {e}"),
+            QuickRunError::TimedOut => format!(
+                "{EXECUTABLE} describe did not answer within {} s",
+                timeout.as_secs()
+            ),
+        })?;
     if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let said = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim();
+        let said = last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default();
         return Err(if said.contains("libcuda.so") {
             format!(
                 "{EXECUTABLE} cannot start: libcuda.so.1 not found (no NVIDIA driver on this machine)"
@@ -156,34 +160,6 @@ fn describe(path: &Path) -> Result<CompanionBuild, String> {
     }
     serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("{EXECUTABLE} describe answered something unreadable: {e}"))
-}
-
-fn run_with_timeout(
-    command: &mut Command,
-    timeout: Duration,
-) -> Result<std::process::Output, String> {
-    let child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{EXECUTABLE} cannot start: {e}"))?;
-    let id = child.id();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    match receiver.recv_timeout(timeout) {
-        Ok(output) => output.map_err(|e| e.to_string()),
-        Err(_) => {
-            // SAFETY: kill(2) on the pid of the child we started and have not reaped yet.
-            unsafe { libc::kill(id as i32, libc::SIGKILL) };
-            Err(format!(
-                "{EXECUTABLE} describe did not answer within {} s",
-                timeout.as_secs()
-            ))
-        }
-    }
 }
 
 /// What `hwbench-cuda describe` prints, from what this build was compiled with.

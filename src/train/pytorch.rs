@@ -6,13 +6,12 @@
 //! current or script folder on `sys.path`), so a stray `torch.py` where hwbench is run cannot
 //! stand in for PyTorch.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::compare::PlannedDevice;
-use super::worker::WorkerCommand;
+use super::worker::{QuickRunError, WorkerCommand, last_line, run_with_timeout};
 use super::{DeviceSpec, Framework};
 
 /// The PyTorch worker.
@@ -99,59 +98,33 @@ fn worker(python: &Path, device: DeviceSpec, timeout: Duration) -> WorkerCommand
 
 /// Runs `python -I -c "import torch …"`; the error says in a few words why torch is unusable.
 pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
+    // Importing torch for the first time can take a while on a cold disk.
+    let timeout = timeout.max(Duration::from_secs(120));
     // Its file name only: a full path can carry a user name into a public report.
     let name = python
         .file_name()
         .map_or(python.display(), |n| Path::new(n).display());
-    let mut child = Command::new(python)
-        .args(["-I", "-c", PROBE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
+    let output = run_with_timeout(Command::new(python).args(["-I", "-c", PROBE]), timeout)
+        .map_err(|e| match e {
+            QuickRunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 format!("{name} not found (name a Python with torch in --python or HWBENCH_PYTHON)")
             }
-            _ => format!("cannot start {name}: {e}"),
+            QuickRunError::Spawn(e) => format!("cannot start {name}: {e}"),
+            QuickRunError::TimedOut => {
+                format!(
+                    "`{name} -c \"import torch\"` did not finish in {} s",
+                    timeout.as_secs()
+                )
+            }
         })?;
-    // The pipes are small and the probe says little: reading after the exit cannot deadlock.
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < timeout.max(Duration::from_secs(120)) => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "`{name} -c \"import torch\"` did not finish in time"
-                ));
-            }
-            Err(e) => return Err(format!("cannot wait for {name}: {e}")),
-        }
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut stderr);
-    }
-    if !status.success() {
-        let why = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("no message")
-            .trim();
+    if !output.status.success() {
+        let why = last_line(&String::from_utf8_lossy(&output.stderr))
+            .unwrap_or_else(|| format!("{}", output.status));
         return Err(format!(
             "{name} cannot import torch ({why}); install PyTorch there, or name another Python in --python or HWBENCH_PYTHON"
         ));
     }
+    let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(line)
         .map_err(|_| format!("{name} answered the torch probe with something unexpected: {line}"))

@@ -131,22 +131,17 @@ fn against_pytorch(measured: &[&DeviceResult]) -> Option<String> {
                 torch.headline_per_epoch_us()?,
             );
             let ratio = theirs / ours;
-            Some(if ratio >= 1.0 {
-                format!(
-                    "{ratio:.1}× faster than PyTorch on {} ({} vs {} per epoch)",
-                    candle.device,
-                    micros(ours),
-                    micros(theirs)
-                )
+            let (factor, word) = if ratio >= 1.0 {
+                (ratio, "faster")
             } else {
-                format!(
-                    "{:.1}× slower than PyTorch on {} ({} vs {} per epoch)",
-                    1.0 / ratio,
-                    candle.device,
-                    micros(ours),
-                    micros(theirs)
-                )
-            })
+                (1.0 / ratio, "slower")
+            };
+            Some(format!(
+                "{factor:.1}× {word} than PyTorch on {} ({} vs {} per epoch)",
+                candle.device,
+                micros(ours),
+                micros(theirs)
+            ))
         })
         .collect();
     if parts.is_empty() {

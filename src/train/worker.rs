@@ -317,7 +317,42 @@ pub fn without_path(line: &str, program: &std::path::Path) -> String {
     }
 }
 
-fn last_line(text: &str) -> Option<String> {
+/// Why a short helper command gave no output.
+#[derive(Debug)]
+pub enum QuickRunError {
+    Spawn(std::io::Error),
+    TimedOut,
+}
+
+/// Runs a short command (stdin closed) to the end, killing it after `timeout`. Its outputs are read
+/// while it runs, so a chatty command cannot block on a full pipe.
+pub fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+) -> Result<std::process::Output, QuickRunError> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(QuickRunError::Spawn)?;
+    let id = child.id();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(output) => output.map_err(QuickRunError::Spawn),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of the child we started and have not reaped yet.
+            unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            Err(QuickRunError::TimedOut)
+        }
+    }
+}
+
+/// The last line with something on it, trimmed and cut to 200 characters.
+pub fn last_line(text: &str) -> Option<String> {
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
