@@ -114,7 +114,7 @@ pub struct PolicyResult {
 }
 
 impl PolicyResult {
-    fn from_runs(policy: SyncPolicy, runs: Vec<RunResult>) -> Self {
+    pub(crate) fn from_runs(policy: SyncPolicy, runs: Vec<RunResult>) -> Self {
         let readback_us = Spread::of(
             runs.iter()
                 .map(|r| r.readback_s * 1e6 / r.syncs.max(1) as f64),
@@ -135,7 +135,7 @@ impl PolicyResult {
 }
 
 impl DeviceResult {
-    fn new(device: DeviceSpec, framework: Framework) -> Self {
+    pub(crate) fn new(device: DeviceSpec, framework: Framework) -> Self {
         Self {
             label: framework.label(device),
             device,
@@ -359,7 +359,7 @@ fn sample_curve(curve: &[f32], points: usize) -> Vec<(u64, f32)> {
 }
 
 /// Figures computed from the measurements: marginal sync cost, speed relative to cpu×1.
-fn derive(report: &mut CompareReport) {
+pub(crate) fn derive(report: &mut CompareReport) {
     let never = SyncPolicy { every: 0 };
     for device in &mut report.devices {
         let baseline = device

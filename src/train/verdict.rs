@@ -234,3 +234,121 @@ pub fn micros(us: f64) -> String {
         format!("{us:.1} µs")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::compare::{self, RunConfig};
+    use crate::train::session::RunResult;
+
+    /// A device whose runs took these totals (seconds) per sync interval, 1000 epochs each.
+    fn device(
+        device: DeviceSpec,
+        framework: Framework,
+        totals: &[(u64, [f64; 3])],
+    ) -> DeviceResult {
+        let mut result = DeviceResult::new(device, framework);
+        result.policies = totals
+            .iter()
+            .map(|&(every, seconds)| {
+                let policy = SyncPolicy { every };
+                let runs = seconds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &total_s)| RunResult {
+                        policy,
+                        repeat: i as u32 + 1,
+                        epochs: 1000,
+                        total_s,
+                        syncs: policy.syncs(1000),
+                        readback_s: 0.0,
+                        diverged_at: None,
+                        final_loss: Some(0.5),
+                    })
+                    .collect();
+                PolicyResult::from_runs(policy, runs)
+            })
+            .collect();
+        result
+    }
+
+    fn verdict(devices: Vec<DeviceResult>) -> Vec<String> {
+        let mut report = CompareReport {
+            schema_version: compare::SCHEMA_VERSION,
+            kind: "train-compare".to_string(),
+            redacted: true,
+            hwbench_version: "test".to_string(),
+            config: RunConfig {
+                hidden: 10,
+                lr: 0.01,
+                epochs: 1000,
+                repeats: 3,
+                warmup_epochs: 10,
+                split_seed: 42,
+                train_rows: 120,
+                test_rows: 30,
+                init: "test".to_string(),
+                policies: vec![SyncPolicy { every: 1 }, SyncPolicy { every: 0 }],
+            },
+            complete: true,
+            devices,
+            verdict: Vec::new(),
+            notes: Vec::new(),
+        };
+        compare::derive(&mut report);
+        write(&report)
+    }
+
+    fn line<'a>(lines: &'a [String], start: &str) -> &'a str {
+        lines
+            .iter()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in {lines:#?}"))
+    }
+
+    const CPU1: DeviceSpec = DeviceSpec::Cpu { threads: 1 };
+    const CPU2: DeviceSpec = DeviceSpec::Cpu { threads: 2 };
+
+    #[test]
+    fn differences_inside_the_noise_never_make_the_interval_matter() {
+        // The fastest every-epoch run is 14 % slower than the fastest silent one, but the
+        // run-to-run spreads are wider than that difference.
+        let lines = verdict(vec![device(
+            CPU1,
+            Framework::Candle,
+            &[(1, [0.033, 0.036, 0.045]), (0, [0.029, 0.030, 0.041])],
+        )]);
+        let logging = line(&lines, "Logging every epoch");
+        assert!(logging.contains("nothing measurable on cpu×1"), "{logging}");
+        assert!(logging.contains("barely changes"), "{logging}");
+    }
+
+    #[test]
+    fn a_measured_cost_of_logging_is_called_out() {
+        let lines = verdict(vec![device(
+            CPU1,
+            Framework::Candle,
+            &[(1, [0.050, 0.051, 0.052]), (0, [0.030, 0.031, 0.032])],
+        )]);
+        let logging = line(&lines, "Logging every epoch");
+        assert!(logging.contains("0.02 s (+67%) on cpu×1"), "{logging}");
+        assert!(logging.contains("does matter"), "{logging}");
+    }
+
+    #[test]
+    fn candle_is_compared_with_pytorch_on_the_same_device_only() {
+        let lines = verdict(vec![
+            device(CPU1, Framework::Candle, &[(0, [0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, [0.030, 0.031, 0.032])]),
+            device(CPU2, Framework::Pytorch, &[(0, [0.600, 0.604, 0.610])]),
+        ]);
+        let against = line(&lines, "hwbench's candle loop is");
+        assert!(
+            against.contains("19.5× faster than PyTorch on cpu×2 (31 µs vs 604 µs per epoch)"),
+            "{against}"
+        );
+        // The thread comparison is candle's own: PyTorch's column is not "more threads".
+        let threads = line(&lines, "cpu×2 is no faster than cpu×1");
+        assert!(!threads.contains("pytorch"), "{threads}");
+    }
+}
