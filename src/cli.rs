@@ -36,6 +36,7 @@ pub enum Command {
     TrainCompare(TrainArgs),
     /// One document for a bug ticket: info, a quick train-compare and versions [default format:
     /// Markdown, under GitHub's 65,536-character limit].
+    #[command(mut_arg("format", |format| format.default_value("markdown")))]
     Report(ReportArgs),
     /// Show what differs between two JSON reports of the same kind (exit 0 same, 1 different).
     Diff(DiffArgs),
@@ -131,15 +132,8 @@ const QUICK: (u64, u64) = (2_000, 200);
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Markdown)]
-    pub format: Format,
-    /// Write the report to this file (atomically) instead of stdout.
-    #[arg(short, long, value_name = "PATH")]
-    pub output: Option<PathBuf>,
-    /// Keep identifying values (hostname, GPU UUIDs and serials) instead of placeholders.
-    #[arg(long)]
-    pub no_redact: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub pytorch: PytorchArgs,
 }
@@ -330,17 +324,18 @@ fn report_command(args: ReportArgs) -> anyhow::Result<()> {
     };
     training.pytorch = args.pytorch;
     let plan = plan(&training)?;
-    let destination = Destination::open(args.output.as_deref(), "-o")?;
+    let output = &args.output;
+    let destination = Destination::open(output.output.as_deref(), "-o")?;
 
     let mut machine = info::collect(&GpuSource::from_env());
-    if !args.no_redact {
+    if !output.no_redact {
         crate::redact::info(&mut machine);
     }
     let mut training = run_plan(&plan)?;
-    training.redacted = !args.no_redact;
+    training.redacted = !output.no_redact;
     let complete = training.complete;
     let report = crate::report::BugReport::new(machine, training);
-    let text = render::render(&report, args.format, style_for(&destination))?;
+    let text = render::render(&report, output.format, style_for(&destination))?;
     destination.write(&text)?;
     if complete {
         Ok(())

@@ -92,30 +92,24 @@ impl BugReport {
             train_compare,
         }
     }
-
-    /// Markdown that fits in a GitHub issue body.
-    pub fn markdown(&self) -> String {
-        fit_markdown(self.document(), GITHUB_LIMIT)
-    }
 }
 
 /// Renders `doc`, leaving out detail sections from the end until it is under `limit` characters.
 pub fn fit_markdown(mut doc: Document, limit: usize) -> String {
-    let mut left_out = Vec::new();
+    // In document order: each section left out comes before the ones left out earlier.
+    let mut left_out: Vec<String> = Vec::new();
     loop {
         let mut text = crate::render::markdown::render(&doc);
         if !left_out.is_empty() {
-            left_out.reverse();
             text.push_str(&format!(
                 "\n_Left out to stay under GitHub's {limit}-character limit: {}. The JSON form (`--format json`) has everything._\n",
                 left_out.join(", ")
             ));
-            left_out.reverse();
         }
-        if text.chars().count() < limit || doc.details.is_empty() {
-            return text;
+        match doc.details.pop() {
+            Some(section) if text.chars().count() >= limit => left_out.insert(0, section.title),
+            _ => return text,
         }
-        left_out.push(doc.details.pop().expect("not empty").title);
     }
 }
 
@@ -132,26 +126,17 @@ impl Report for BugReport {
             })
             .collect();
         summary.push(training_summary(&self.train_compare));
-        summary.push(Section::text(
-            "Verdict",
-            self.train_compare
-                .verdict
-                .iter()
-                .chain(&self.train_compare.notes)
-                .cloned()
-                .collect(),
-        ));
+        // train-compare's summary is its full grid and its verdict (notes included): the
+        // verdict stays in view, the grid joins the details.
+        let (grids, verdict): (Vec<Section>, Vec<Section>) = training
+            .summary
+            .into_iter()
+            .partition(|s| matches!(s.body, Body::Grid { .. }));
+        summary.extend(verdict);
         summary.push(Section::pairs("Versions", versions(&self.versions)));
 
         let mut details = machine.details;
-        details.extend(training.summary.into_iter().filter_map(|s| match s.body {
-            Body::Grid { .. } => Some(Section {
-                title: format!("Training: {}", s.title.to_lowercase()),
-                ..s
-            }),
-            _ => None, // the verdict is in the summary already
-        }));
-        details.extend(training.details.into_iter().map(|s| Section {
+        details.extend(grids.into_iter().chain(training.details).map(|s| Section {
             title: format!("Training: {}", s.title.to_lowercase()),
             ..s
         }));

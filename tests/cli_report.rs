@@ -27,18 +27,6 @@ fn report(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn assert_no_secrets(text: &str, what: &str) {
-    let hostname = sysinfo::System::host_name().unwrap_or_default();
-    for secret in common::SECRETS
-        .iter()
-        .copied()
-        .chain([hostname.as_str()])
-        .filter(|s| s.len() >= 4)
-    {
-        assert!(!text.contains(secret), "{secret} leaked in {what}");
-    }
-}
-
 #[test]
 fn markdown_report_has_the_summary_first_and_fits_in_an_issue() {
     let output = report(&[]);
@@ -60,7 +48,7 @@ fn markdown_report_has_the_summary_first_and_fits_in_an_issue() {
     assert!(text.contains("| cpu×1 |"));
     assert!(text.contains("candle "));
     assert!(text.chars().count() < GITHUB_LIMIT);
-    assert_no_secrets(&text, "the Markdown report");
+    common::assert_no_secrets(&text, "the Markdown report");
 }
 
 #[test]
@@ -71,7 +59,7 @@ fn json_report_holds_info_and_train_compare_whole() {
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty(), "-o writes the file only");
     let text = std::fs::read_to_string(&path).unwrap();
-    assert_no_secrets(&text, "the JSON report");
+    common::assert_no_secrets(&text, "the JSON report");
     let json: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["kind"], "report");
     assert_eq!(json["redacted"], true);

@@ -286,7 +286,7 @@ fn run_device(
         warmup_epochs: plan.warmup_epochs,
     };
     let mut result = DeviceResult::new(planned.device, planned.framework);
-    let label = &result.label.clone();
+    let label = result.label.clone();
     let mut runs: Vec<(SyncPolicy, Vec<RunResult>)> =
         plan.policies.iter().map(|&p| (p, Vec::new())).collect();
     let mut reported = 0u64;

@@ -17,15 +17,19 @@ use super::{DeviceSpec, Framework};
 /// The PyTorch worker.
 pub const SCRIPT: &str = include_str!("pytorch_worker.py");
 
+/// The least time given to Python to answer: importing torch for the first time can take a
+/// while on a cold disk.
+const IMPORT_TORCH: Duration = Duration::from_secs(120);
+
 /// Prints torch's version and how many CUDA devices it can use, as JSON.
 const PROBE: &str = "import json, torch; print(json.dumps({'version': torch.__version__, \
     'cuda_devices': torch.cuda.device_count() if torch.cuda.is_available() else 0}))";
 
 /// What the probe found.
 #[derive(Debug, serde::Deserialize)]
-pub struct Torch {
-    pub version: String,
-    pub cuda_devices: usize,
+struct Torch {
+    version: String,
+    cuda_devices: usize,
 }
 
 /// The PyTorch columns for a plan whose candle columns train on `devices`: one on the CPU at the
@@ -36,6 +40,7 @@ pub fn columns(
     python: &Path,
     timeout: Duration,
 ) -> Result<Vec<PlannedDevice>, String> {
+    let timeout = timeout.max(IMPORT_TORCH);
     let torch = probe(python, timeout).map_err(|why| format!("No PyTorch columns: {why}."))?;
     let cpu_threads = devices
         .iter()
@@ -90,16 +95,13 @@ fn worker(python: &Path, device: DeviceSpec, timeout: Duration) -> WorkerCommand
         program: python.to_path_buf(),
         args: vec!["-I".to_string()],
         env,
-        // Importing torch for the first time can take a while on a cold disk.
-        timeout: timeout.max(Duration::from_secs(120)),
+        timeout,
         script: Some(SCRIPT),
     }
 }
 
 /// Runs `python -I -c "import torch …"`; the error says in a few words why torch is unusable.
-pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
-    // Importing torch for the first time can take a while on a cold disk.
-    let timeout = timeout.max(Duration::from_secs(120));
+fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
     // Its file name only: a full path can carry a user name into a public report.
     let name = python
         .file_name()

@@ -153,3 +153,17 @@ pub const SECRETS: &[&str] = &[
     "MIG-1a2b3c4d-0000-4000-8000-00000000a002",
     "GPU-77777777-8888-4999-8aaa-bbbbbbbbbbbb",
 ];
+
+/// Fails when `text` (named `what` in the message) holds any of [`SECRETS`] or this machine's
+/// real hostname.
+pub fn assert_no_secrets(text: &str, what: &str) {
+    let hostname = sysinfo::System::host_name().unwrap_or_default();
+    for secret in SECRETS
+        .iter()
+        .copied()
+        .chain([hostname.as_str()])
+        .filter(|s| s.len() >= 4)
+    {
+        assert!(!text.contains(secret), "{secret} leaked in {what}");
+    }
+}
