@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use candle_nn::{Optimizer, SGD};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hwbench::train::data;
 use hwbench::train::model::{InitWeights, Mlp};
 use hwbench::train::session::{self, Prepared};
 use hwbench::train::{SyncPolicy, TrainConfig};
@@ -48,7 +49,7 @@ fn bare_epochs(prepared: &Prepared, cfg: &TrainConfig, epochs: u64) -> Duration 
 
 fn epochs_per_thread_setting(c: &mut Criterion) {
     let cfg = config();
-    let prepared = session::prepare(&cfg, Device::Cpu).unwrap();
+    let prepared = Prepared::new(&data::prepare(cfg.split_seed), Device::Cpu).unwrap();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut settings = vec![1];
     if cores > 1 {
@@ -60,7 +61,7 @@ fn epochs_per_thread_setting(c: &mut Criterion) {
         group.bench_function(format!("cpu×{threads}"), |b| {
             b.iter_custom(|iters| {
                 let trained =
-                    session::train(&prepared, &cfg, SyncPolicy { every: 0 }, iters, false).unwrap();
+                    session::train(&prepared, &cfg, SyncPolicy::NEVER, iters, false).unwrap();
                 Duration::from_secs_f64(trained.result.total_s)
             })
         });
@@ -71,7 +72,7 @@ fn epochs_per_thread_setting(c: &mut Criterion) {
 fn measurement_overhead(c: &mut Criterion) {
     set_threads(1);
     let cfg = config();
-    let prepared = session::prepare(&cfg, Device::Cpu).unwrap();
+    let prepared = Prepared::new(&data::prepare(cfg.split_seed), Device::Cpu).unwrap();
     let mut group = c.benchmark_group("overhead");
     group.bench_function("bare", |b| {
         b.iter_custom(|iters| bare_epochs(&prepared, &cfg, iters * 1000))

@@ -1,40 +1,45 @@
 //! What the `report_parser` fuzz target does with one input, shared with the regression test
 //! (`tests/fuzz_regressions.rs`) that replays every crash the fuzzer has found.
 //!
-//! The bytes go through `diff::parse` (what `hwbench diff` and `hwbench fleet` do with a file);
-//! a report that passes is compared with itself and with a bare report of its kind, grouped as a
-//! fleet, read into the typed reports, and every result is rendered in all formats. Whatever a
-//! file holds, hwbench must answer with an error or a result, never a panic.
+//! The bytes go through `saved::parse` (what `hwbench diff` and `hwbench fleet` do with a file);
+//! a report that passes is read into its typed form, compared with itself and with a bare report
+//! of its kind, grouped as a fleet, and every result is rendered in all formats. Whatever a file
+//! holds, hwbench must answer with an error or a result, never a panic.
 
-use hwbench::render::{self, Format, Report, Style};
-use serde_json::Value;
+use hwbench::fleet::Node;
+use hwbench::render::{self, Format, Render, Style};
+use hwbench::saved::{self, Saved, Typed};
 
 pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(report) = hwbench::diff::parse("fuzz.json", text) else {
+    let Ok(report) = saved::parse("fuzz.json", text) else {
         return;
     };
-    for other in [&report, &bare(&report)] {
-        if let Ok(diff) = hwbench::diff::compare_values(("a", &report), ("b", other)) {
+    match report.typed() {
+        Ok(Typed::Info(typed)) => render_all(typed.as_ref()),
+        Ok(Typed::TrainCompare(typed)) => render_all(typed.as_ref()),
+        Ok(Typed::Report(typed)) => render_all(typed.as_ref()),
+        Err(_) => {}
+    }
+    let bare = bare(&report);
+    for other in [&report, &bare] {
+        if let Ok(diff) = hwbench::diff::diff_reports(&report, other) {
             render_all(&diff);
         }
     }
-    let fleet = [
-        ("a".to_string(), report.clone(), "a.json".to_string()),
-        ("b".to_string(), report.clone(), "b.json".to_string()),
-        ("c".to_string(), bare(&report), "c.json".to_string()),
-    ];
-    if let Ok(fleet) = hwbench::fleet::analyse_reports(&fleet) {
+    let node = |name: &str, report: &Saved| Node {
+        name: name.to_string(),
+        report: report.clone(),
+    };
+    let fleet = [node("a", &report), node("b", &report), node("c", &bare)];
+    if let Ok(fleet) = hwbench::fleet::analyse(&fleet) {
         render_all(&fleet);
     }
-    typed::<hwbench::info::InfoReport>(&report);
-    typed::<hwbench::train::CompareReport>(&report);
-    typed::<hwbench::report::BugReport>(&report);
 }
 
-fn render_all<R: Report>(report: &R) {
+fn render_all<R: Render>(report: &R) {
     for format in [
         Format::Table,
         Format::Markdown,
@@ -45,13 +50,13 @@ fn render_all<R: Report>(report: &R) {
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned + Report>(value: &Value) {
-    if let Ok(report) = serde_json::from_value::<T>(value.clone()) {
-        render_all(&report);
-    }
-}
-
 /// A report of the same kind and schema with nothing else in it.
-fn bare(report: &Value) -> Value {
-    serde_json::json!({ "kind": report["kind"], "schema_version": report["schema_version"] })
+fn bare(report: &Saved) -> Saved {
+    Saved {
+        json: serde_json::json!({
+            "kind": report.json["kind"],
+            "schema_version": report.json["schema_version"],
+        }),
+        ..report.clone()
+    }
 }

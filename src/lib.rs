@@ -1,15 +1,24 @@
 //! hwbench: what machine is this, and how fast does a small model train on each of its devices?
 //!
-//! Data flows one way: probes and measurements fill plain serde structs (`info`, `train`),
-//! and the renderers in `render` turn any of them into a terminal table, Markdown or JSON.
+//! Data flows one way: probes and measurements fill plain serde structs (`info`, `train`), and the
+//! renderers in `render` turn any of them into a terminal table, Markdown, JSON or Prometheus
+//! metrics. Rooms depend one way: `cli` → `commands` → `bug_report`, `diff`, `fleet`, `saved` →
+//! `train`, `info` → `companion`, `process`, `redact` → `render`, `output`, `units`, `stats`,
+//! `error` (see docs/ARCHITECTURE.md).
 
+pub mod bug_report;
 pub mod cli;
+pub mod commands;
+pub mod companion;
 pub mod diff;
 pub mod error;
 pub mod fleet;
 pub mod info;
 pub mod output;
+pub mod process;
 pub mod redact;
 pub mod render;
-pub mod report;
+pub mod saved;
+pub mod stats;
 pub mod train;
+pub mod units;

@@ -7,7 +7,7 @@ fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         Some("worker") => ExitCode::from(hwbench::train::worker::serve()),
         Some("describe") => {
-            let build = hwbench::train::companion::this_build();
+            let build = hwbench::companion::this_build();
             println!("{}", serde_json::to_string(&build).expect("serialisable"));
             ExitCode::SUCCESS
         }

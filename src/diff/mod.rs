@@ -1,33 +1,44 @@
 //! `hwbench diff A.json B.json`: what differs between two reports of the same kind — "it works on
 //! machine A and fails on B". Hardware, driver, CUDA and environment for `info` reports; setup and
 //! per-epoch costs (as ratios, with changes inside the measured spread called noise) for
-//! `train-compare` reports.
+//! `train-compare` reports; both, part by part, for bug reports.
 
 pub mod show;
 
-use std::path::Path;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::UsageError;
+use crate::saved::{Kind, Saved};
+use crate::train::TrainCompareReport;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Fields that change from one second to the next on the same machine; they are not differences.
+/// Fields that change from one second to the next on the same machine, by path within an `info`
+/// report (`[]` stands for any index); they are not differences.
 const VOLATILE: &[&str] = &[
-    "available_mib",
-    "swap_free_mib",
-    "memory_used_mib",
-    "memory_free_mib",
-    "temperature_c",
-    "power_draw_w",
-    "sm_clock_mhz",
-    "memory_clock_mhz",
-    "pcie_generation_current",
-    "pcie_width_current",
-    "unavailable",
+    "cpu.unavailable",
+    "memory.available_mib",
+    "memory.swap_free_mib",
+    "memory.unavailable",
+    "os.unavailable",
+    "gpu.unavailable",
+    "gpu.devices[].memory_used_mib",
+    "gpu.devices[].memory_free_mib",
+    "gpu.devices[].temperature_c",
+    "gpu.devices[].power_draw_w",
+    "gpu.devices[].sm_clock_mhz",
+    "gpu.devices[].memory_clock_mhz",
+    "gpu.devices[].pcie_generation_current",
+    "gpu.devices[].pcie_width_current",
+    "gpu.devices[].unavailable",
+    "cuda_environment.unavailable",
 ];
+
+/// Parts of a train-compare report that are compared as devices and timings, not field by field.
+const MEASURED: &[&str] = &["devices", "verdict", "complete"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiffReport {
@@ -68,98 +79,63 @@ pub struct TimingDifference {
     pub noise: bool,
 }
 
-/// Reads and checks one report file: JSON, a known schema version, a kind hwbench can compare.
-pub fn load(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
-    parse(&path.display().to_string(), &text)
-}
-
-/// Checks the text of one report, called `name` in messages (what [`load`] does after reading).
-pub fn parse(name: &str, text: &str) -> anyhow::Result<Value> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| UsageError::new(format!("{name} is not a hwbench JSON report: {e}")))?;
-    let kind = value["kind"].as_str().unwrap_or_default().to_string();
-    let version = value["schema_version"].as_u64();
-    let known = match kind.as_str() {
-        "info" => u64::from(crate::info::SCHEMA_VERSION),
-        "train-compare" => u64::from(crate::train::compare::SCHEMA_VERSION),
-        "report" => u64::from(crate::report::SCHEMA_VERSION),
-        _ => {
-            return Err(UsageError::new(format!(
-                "{name} is not a hwbench report (kind {kind:?}): give the --format json output of info, train-compare or report"
-            ))
-            .into());
-        }
-    };
-    match version {
-        Some(v) if v <= known => Ok(value),
-        Some(v) => Err(UsageError::new(format!(
-            "{name} uses schema version {v}, newer than this hwbench understands ({known}); upgrade hwbench"
-        ))
-        .into()),
-        None => Err(UsageError::new(format!("{name} has no schema_version")).into()),
-    }
-}
-
-pub fn compare(a_path: &Path, b_path: &Path) -> anyhow::Result<DiffReport> {
-    let a = load(a_path)?;
-    let b = load(b_path)?;
-    compare_values(
-        (&a_path.display().to_string(), &a),
-        (&b_path.display().to_string(), &b),
-    )
-}
-
-/// Compares two reports already read (and checked by [`parse`]), each with its name.
-pub fn compare_values(
-    (a_name, a): (&str, &Value),
-    (b_name, b): (&str, &Value),
-) -> anyhow::Result<DiffReport> {
-    let (kind_a, kind_b) = (
-        a["kind"].as_str().unwrap_or(""),
-        b["kind"].as_str().unwrap_or(""),
-    );
-    if kind_a != kind_b {
+/// Compares two saved reports of the same kind.
+pub fn diff_reports(a: &Saved, b: &Saved) -> anyhow::Result<DiffReport> {
+    if a.kind != b.kind {
         return Err(UsageError::new(format!(
-            "cannot compare {a_name} (kind {kind_a}) with {b_name} (kind {kind_b}): give two reports of the same kind"
+            "cannot compare {} (kind {}) with {} (kind {}): give two reports of the same kind",
+            a.name,
+            a.kind.name(),
+            b.name,
+            b.kind.name()
         ))
         .into());
     }
-    let (fields, timings) = if kind_a == "report" {
-        // A bug report holds one of each: compare the parts, their paths prefixed.
-        let mut fields = field_differences(a, b, &["info", "train_compare"]);
-        fields.extend(prefixed(
-            "info",
-            field_differences(&a["info"], &b["info"], &[]),
-        ));
-        let (train_fields, timings) = train_differences(&a["train_compare"], &b["train_compare"]);
-        fields.extend(prefixed("train_compare", train_fields));
-        (fields, timings)
-    } else if kind_a == "info" {
-        (field_differences(a, b, &[]), Vec::new())
-    } else {
-        train_differences(a, b)
+    let (typed_a, typed_b) = (a.typed()?, b.typed()?);
+    let mut timings = Vec::new();
+    let mut fields = match a.kind {
+        Kind::Info => field_differences(&a.json, &b.json, &[]),
+        Kind::TrainCompare => field_differences(&a.json, &b.json, MEASURED),
+        Kind::Report => {
+            // A bug report holds one of each: compare the parts, their paths prefixed.
+            let mut fields = field_differences(&a.json, &b.json, &["info", "train_compare"]);
+            fields.extend(prefixed(
+                "info",
+                field_differences(&a.json["info"], &b.json["info"], &[]),
+            ));
+            let train =
+                field_differences(&a.json["train_compare"], &b.json["train_compare"], MEASURED);
+            fields.extend(prefixed("train_compare", train));
+            fields
+        }
     };
+    if let (Some(train_a), Some(train_b)) = (typed_a.training(), typed_b.training()) {
+        let prefix = if a.kind == Kind::Report {
+            "train_compare."
+        } else {
+            ""
+        };
+        fields.extend(
+            device_differences(train_a, train_b)
+                .into_iter()
+                .map(|f| FieldDifference {
+                    path: format!("{prefix}{}", f.path),
+                    ..f
+                }),
+        );
+        timings = timing_differences(train_a, train_b);
+    }
     let same = fields.is_empty() && timings.iter().all(|t| t.noise);
     Ok(DiffReport {
         schema_version: SCHEMA_VERSION,
         kind: "diff".to_string(),
-        compared: kind_a.to_string(),
-        a: a_name.to_string(),
-        b: b_name.to_string(),
+        compared: a.kind.name().to_string(),
+        a: a.name.clone(),
+        b: b.name.clone(),
         fields,
         timings,
         same,
     })
-}
-
-/// Timings are compared as ratios; everything else field by field.
-fn train_differences(a: &Value, b: &Value) -> (Vec<FieldDifference>, Vec<TimingDifference>) {
-    let skip = ["devices", "verdict", "complete"];
-    let mut fields = field_differences(a, b, &skip);
-    fields.extend(device_differences(a, b));
-    (fields, timing_differences(a, b))
 }
 
 fn prefixed(prefix: &str, fields: Vec<FieldDifference>) -> Vec<FieldDifference> {
@@ -172,14 +148,34 @@ fn prefixed(prefix: &str, fields: Vec<FieldDifference>) -> Vec<FieldDifference> 
         .collect()
 }
 
-/// Every leaf of a JSON document as (path, value), volatile fields and `skip` left out.
+/// The path with every array index replaced by `[]`, as [`VOLATILE`] names fields.
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Every leaf of a JSON document as (path, value), volatile fields and the top-level `skip` left
+/// out.
 fn flatten(value: &Value, path: &str, skip: &[&str], out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                if VOLATILE.contains(&key.as_str())
-                    || (path.is_empty() && skip.contains(&key.as_str()))
-                {
+                if path.is_empty() && skip.contains(&key.as_str()) {
                     continue;
                 }
                 let child_path = if path.is_empty() {
@@ -187,6 +183,9 @@ fn flatten(value: &Value, path: &str, skip: &[&str], out: &mut Vec<(String, Stri
                 } else {
                     format!("{path}.{key}")
                 };
+                if VOLATILE.contains(&without_indices(&child_path).as_str()) {
+                    continue;
+                }
                 flatten(child, &child_path, skip, out);
             }
         }
@@ -210,10 +209,8 @@ fn field_differences(a: &Value, b: &Value, skip: &[&str]) -> Vec<FieldDifference
 
 /// The paths whose values differ between two (path, value) lists, in path order.
 fn differences(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDifference> {
-    let a_map: std::collections::BTreeMap<&str, &str> =
-        a.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
-    let b_map: std::collections::BTreeMap<&str, &str> =
-        b.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
+    let a_map: BTreeMap<&str, &str> = a.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
+    let b_map: BTreeMap<&str, &str> = b.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
     let mut paths: Vec<&str> = a_map.keys().chain(b_map.keys()).copied().collect();
     paths.sort_unstable();
     paths.dedup();
@@ -230,26 +227,30 @@ fn differences(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDiffe
         .collect()
 }
 
-/// The `devices` of a train-compare report (none for other kinds).
-pub fn devices(report: &Value) -> impl Iterator<Item = &Value> {
-    report["devices"].as_array().into_iter().flatten()
-}
-
 /// Devices, by label, with their names and outcomes (not timings).
-fn device_differences(a: &Value, b: &Value) -> Vec<FieldDifference> {
-    let summary = |report: &Value| -> Vec<(String, String)> {
-        devices(report)
+fn device_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<FieldDifference> {
+    let summary = |report: &TrainCompareReport| -> Vec<(String, String)> {
+        let text = |v: Option<String>| v.unwrap_or_else(|| "null".to_string());
+        report
+            .devices
+            .iter()
             .flat_map(|d| {
-                let label = d["label"].as_str().unwrap_or("?").to_string();
+                let label = &d.label;
                 [
                     (
                         format!("devices.{label}.name"),
-                        d["facts"]["name"].to_string(),
+                        text(d.facts.as_ref().and_then(|f| f.name.clone())),
                     ),
-                    (format!("devices.{label}.status"), d["status"].to_string()),
+                    (
+                        format!("devices.{label}.status"),
+                        serde_json::to_value(d.status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                    ),
                     (
                         format!("devices.{label}.test_accuracy"),
-                        d["test_accuracy"].to_string(),
+                        text(d.test_accuracy.map(|a| a.to_string())),
                     ),
                 ]
             })
@@ -258,43 +259,60 @@ fn device_differences(a: &Value, b: &Value) -> Vec<FieldDifference> {
     differences(&summary(a), &summary(b))
 }
 
-fn timing_differences(a: &Value, b: &Value) -> Vec<TimingDifference> {
-    let spreads = |report: &Value| -> Vec<(String, u64, f64, f64, f64)> {
-        devices(report)
-            .flat_map(|d| {
-                let label = d["label"].as_str().unwrap_or("?").to_string();
-                d["policies"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(move |p| {
-                        let s = &p["per_epoch_us"];
-                        Some((
-                            label.clone(),
-                            p["policy"].as_u64()?,
-                            s["min"].as_f64()?,
-                            s["median"].as_f64()?,
-                            s["max"].as_f64()?,
-                        ))
-                    })
-            })
-            .collect()
-    };
-    let sb = spreads(b);
-    spreads(a)
-        .into_iter()
-        .filter_map(|(device, every, a_min, a_med, a_max)| {
-            let &(_, _, b_min, b_med, b_max) =
-                sb.iter().find(|(d, e, ..)| *d == device && *e == every)?;
-            Some(TimingDifference {
-                device,
-                sync_every: every,
-                a_us: a_med,
-                b_us: b_med,
-                ratio: if a_med > 0.0 { b_med / a_med } else { f64::NAN },
+/// Median per-epoch costs of the devices and policies both reports measured.
+fn timing_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<TimingDifference> {
+    let mut timings = Vec::new();
+    for device_a in &a.devices {
+        let Some(device_b) = b.devices.iter().find(|d| d.label == device_a.label) else {
+            continue;
+        };
+        for policy_a in &device_a.policies {
+            let Some(sa) = policy_a.per_epoch_us else {
+                continue;
+            };
+            let Some(sb) = device_b
+                .policy(policy_a.policy)
+                .and_then(|p| p.per_epoch_us)
+            else {
+                continue;
+            };
+            timings.push(TimingDifference {
+                device: device_a.label.clone(),
+                sync_every: policy_a.policy.every,
+                a_us: sa.median,
+                b_us: sb.median,
+                ratio: if sa.median > 0.0 {
+                    sb.median / sa.median
+                } else {
+                    f64::NAN
+                },
                 // Equal medians are no change even when a hand-edited range is not a range.
-                noise: a_med == b_med || (a_min <= b_max && b_min <= a_max),
-            })
-        })
-        .collect()
+                noise: sa.median == sb.median || (sa.min <= sb.max && sb.min <= sa.max),
+            });
+        }
+    }
+    timings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volatile_fields_are_named_by_their_full_path() {
+        assert_eq!(
+            without_indices("gpu.devices[12].temperature_c"),
+            "gpu.devices[].temperature_c"
+        );
+        let a = serde_json::json!({"gpu": {"devices": [{"temperature_c": 40, "name": "x"}]},
+            "temperature_c": 1});
+        let b = serde_json::json!({"gpu": {"devices": [{"temperature_c": 80, "name": "x"}]},
+            "temperature_c": 2});
+        // The GPU's temperature is volatile; a field of the same name elsewhere is not.
+        let paths: Vec<String> = field_differences(&a, &b, &[])
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(paths, ["temperature_c"]);
+    }
 }

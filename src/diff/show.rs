@@ -2,9 +2,11 @@
 
 use super::DiffReport;
 use crate::render::prometheus::Metric;
-use crate::render::{Document, Report, Section};
+use crate::render::{Document, Render, Section};
+use crate::train::SyncPolicy;
+use crate::units::{factor, micros};
 
-impl Report for DiffReport {
+impl Render for DiffReport {
     fn document(&self) -> Document {
         let mut summary = vec![Section::text(
             "Result",
@@ -45,19 +47,19 @@ impl Report for DiffReport {
                     let change = if t.noise {
                         "noise (ranges overlap)".to_string()
                     } else if t.ratio > 1.0 {
-                        format!("B {:.2}× slower", t.ratio)
+                        format!("B {} slower", factor(t.ratio))
                     } else {
-                        format!("B {:.2}× faster", 1.0 / t.ratio)
+                        format!("B {} faster", factor(1.0 / t.ratio))
                     };
-                    let policy = crate::train::SyncPolicy {
+                    let policy = SyncPolicy {
                         every: t.sync_every,
                     }
                     .label();
                     vec![
                         t.device.clone(),
                         policy,
-                        format!("{:.1} µs", t.a_us),
-                        format!("{:.1} µs", t.b_us),
+                        micros(t.a_us),
+                        micros(t.b_us),
                         change,
                     ]
                 })

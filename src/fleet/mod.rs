@@ -7,9 +7,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::UsageError;
+use crate::info::InfoReport;
+use crate::saved::{self, Kind, Saved, Typed};
+use crate::stats::Spread;
+use crate::train::TrainCompareReport;
+use crate::units::{factor, gib_rounded, micros};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -75,45 +79,66 @@ fn node_name(path: &Path) -> String {
     )
 }
 
-pub fn analyse(files: &[PathBuf]) -> anyhow::Result<FleetReport> {
-    let mut reports = Vec::with_capacity(files.len());
-    for file in files {
-        let report = crate::diff::load(file)?;
-        reports.push((node_name(file), report, file.display().to_string()));
-    }
-    analyse_reports(&reports)
+/// One node's report, read back.
+pub struct Node {
+    /// The report file's name without `.json`.
+    pub name: String,
+    pub report: Saved,
 }
 
-/// The fleet of `reports`, each (node name, report checked by `diff::parse`, file name).
-pub fn analyse_reports(reports: &[(String, Value, String)]) -> anyhow::Result<FleetReport> {
-    if reports.is_empty() {
+/// Reads every file; each becomes a node named after it.
+pub fn read_nodes(files: &[PathBuf]) -> anyhow::Result<Vec<Node>> {
+    files
+        .iter()
+        .map(|file| {
+            Ok(Node {
+                name: node_name(file),
+                report: saved::read(file)?,
+            })
+        })
+        .collect()
+}
+
+/// The report reading wants: what nodes share, as their signature.
+enum Reading {
+    Info(Box<InfoReport>),
+    TrainCompare(Box<TrainCompareReport>),
+}
+
+/// Groups `nodes` (all of one kind) into identical nodes and names the outliers.
+pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
+    let Some(first) = nodes.first() else {
         return Err(
             UsageError::new("no reports found: give JSON files or folders holding them").into(),
         );
+    };
+    let kind = first.report.kind;
+    if kind == Kind::Report {
+        return Err(bug_report_refused(&first.report.name));
     }
-    let kind = reports[0].1["kind"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if kind == "report" {
+    if let Some(other) = nodes.iter().find(|n| n.report.kind != kind) {
         return Err(UsageError::new(format!(
-            "{} is a bug report (hwbench report); fleet reads info or train-compare reports: make them with `hwbench info --format json` on each node",
-            reports[0].2
+            "{} is a {} report, but {} is a {} report: give reports of one kind",
+            other.report.name,
+            other.report.kind.name(),
+            first.report.name,
+            kind.name()
         ))
         .into());
     }
-    if let Some((_, other, file)) = reports.iter().find(|(_, r, _)| r["kind"] != kind.as_str()) {
-        return Err(UsageError::new(format!(
-            "{file} is a {} report, but {} is a {kind} report: give reports of one kind",
-            other["kind"].as_str().unwrap_or("?"),
-            reports[0].2
-        ))
-        .into());
+    let mut readings = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        readings.push(match node.report.typed()? {
+            Typed::Info(report) => Reading::Info(report),
+            Typed::TrainCompare(report) => Reading::TrainCompare(report),
+            Typed::Report(_) => return Err(bug_report_refused(&node.report.name)),
+        });
     }
 
-    let signatures: Vec<(String, BTreeMap<String, String>)> = reports
+    let signatures: Vec<(String, BTreeMap<String, String>)> = nodes
         .iter()
-        .map(|(node, report, _)| (node.clone(), signature(report)))
+        .zip(&readings)
+        .map(|(node, reading)| (node.name.clone(), signature(reading)))
         .collect();
     let mut groups: Vec<NodeGroup> = Vec::new();
     for (node, signature) in &signatures {
@@ -153,14 +178,12 @@ pub fn analyse_reports(reports: &[(String, Value, String)]) -> anyhow::Result<Fl
             }
         }
     }
-    if kind == "train-compare" {
-        slow_nodes(reports, &signatures, &mut outliers);
-    }
+    slow_nodes(&readings, &signatures, &mut outliers);
     Ok(FleetReport {
         schema_version: SCHEMA_VERSION,
         kind: "fleet".to_string(),
-        reports_kind: kind,
-        nodes: reports.len(),
+        reports_kind: kind.name().to_string(),
+        nodes: nodes.len(),
         groups,
         outliers: outliers
             .into_iter()
@@ -169,77 +192,78 @@ pub fn analyse_reports(reports: &[(String, Value, String)]) -> anyhow::Result<Fl
     })
 }
 
+fn bug_report_refused(name: &str) -> anyhow::Error {
+    UsageError::new(format!(
+        "{name} is a bug report (hwbench report); fleet reads info or train-compare reports: make them with `hwbench info --format json` on each node"
+    ))
+    .into()
+}
+
 /// What makes two nodes the same kind of node.
-fn signature(report: &Value) -> BTreeMap<String, String> {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "unknown".to_string(),
-        other => other.to_string(),
-    };
+fn signature(reading: &Reading) -> BTreeMap<String, String> {
+    let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_string());
     let mut s = BTreeMap::new();
-    if report["kind"] == "info" {
-        s.insert("cpu".into(), text(&report["cpu"]["model_name"]));
-        s.insert("usable CPUs".into(), text(&report["cpu"]["usable_cpus"]));
-        let gib = report["memory"]["total_mib"]
-            .as_f64()
-            .map_or("unknown".into(), |m| format!("{:.0} GiB", m / 1024.0));
-        s.insert("memory".into(), gib);
-        let gpus: Vec<String> = report["gpu"]["devices"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|g| text(&g["name"]))
-            .collect();
-        let mut counted: BTreeMap<&str, usize> = BTreeMap::new();
-        for name in &gpus {
-            *counted.entry(name).or_default() += 1;
+    match reading {
+        Reading::Info(report) => {
+            s.insert("cpu".into(), text(report.cpu.model_name.clone()));
+            s.insert(
+                "usable CPUs".into(),
+                text(report.cpu.usable_cpus.map(|n| n.to_string())),
+            );
+            let memory = report.memory.total_mib.map(gib_rounded);
+            s.insert("memory".into(), text(memory));
+            let mut counted: BTreeMap<String, usize> = BTreeMap::new();
+            for gpu in &report.gpu.devices {
+                *counted.entry(text(gpu.name.clone())).or_default() += 1;
+            }
+            let gpus = counted
+                .iter()
+                .map(|(name, n)| format!("{n} × {name}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            s.insert(
+                "GPUs".into(),
+                if gpus.is_empty() { "none".into() } else { gpus },
+            );
+            s.insert("driver".into(), text(report.gpu.driver_version.clone()));
+            s.insert(
+                "CUDA (driver)".into(),
+                text(report.gpu.cuda_driver_version.clone()),
+            );
+            s.insert("hwbench".into(), report.build.hwbench_version.clone());
         }
-        let gpus = counted
-            .iter()
-            .map(|(name, n)| format!("{n} × {name}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        s.insert(
-            "GPUs".into(),
-            if gpus.is_empty() { "none".into() } else { gpus },
-        );
-        s.insert("driver".into(), text(&report["gpu"]["driver_version"]));
-        s.insert(
-            "CUDA (driver)".into(),
-            text(&report["gpu"]["cuda_driver_version"]),
-        );
-        s.insert("hwbench".into(), text(&report["build"]["hwbench_version"]));
-    } else {
-        let devices: Vec<String> = crate::diff::devices(report)
-            .map(|d| format!("{} ({})", text(&d["label"]), text(&d["facts"]["name"])))
-            .collect();
-        s.insert("devices".into(), devices.join(", "));
-        s.insert("epochs".into(), text(&report["config"]["epochs"]));
-        s.insert("hwbench".into(), text(&report["hwbench_version"]));
+        Reading::TrainCompare(report) => {
+            let devices: Vec<String> = report
+                .devices
+                .iter()
+                .map(|d| {
+                    let name = d.facts.as_ref().and_then(|f| f.name.clone());
+                    format!("{} ({})", d.label, text(name))
+                })
+                .collect();
+            s.insert("devices".into(), devices.join(", "));
+            s.insert("epochs".into(), report.config.epochs.to_string());
+            s.insert("hwbench".into(), report.hwbench_version.clone());
+        }
     }
     s
 }
 
 /// The headline per-epoch cost of every device of a train-compare report, by label.
-fn per_epoch(report: &Value) -> Vec<(String, f64)> {
-    crate::diff::devices(report)
-        .filter_map(|d| {
-            let policies = d["policies"].as_array()?;
-            let headline = policies
-                .iter()
-                .find(|p| p["policy"] == 0)
-                .or(policies.first())?;
-            Some((
-                d["label"].as_str()?.to_string(),
-                headline["per_epoch_us"]["median"].as_f64()?,
-            ))
-        })
-        .collect()
+fn per_epoch(reading: &Reading) -> Vec<(String, f64)> {
+    match reading {
+        Reading::TrainCompare(report) => report
+            .devices
+            .iter()
+            .filter_map(|d| Some((d.label.clone(), d.headline_per_epoch_us()?)))
+            .collect(),
+        Reading::Info(_) => Vec::new(),
+    }
 }
 
 /// Nodes whose per-epoch cost on a device is well above the median of their group.
 fn slow_nodes(
-    reports: &[(String, Value, String)],
+    readings: &[Reading],
     signatures: &[(String, BTreeMap<String, String>)],
     outliers: &mut BTreeMap<String, Vec<String>>,
 ) {
@@ -249,26 +273,30 @@ fn slow_nodes(
     }
     for indices in members.values().filter(|m| m.len() >= 3) {
         let costs: Vec<Vec<(String, f64)>> =
-            indices.iter().map(|&i| per_epoch(&reports[i].1)).collect();
+            indices.iter().map(|&i| per_epoch(&readings[i])).collect();
         let mut by_label: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for (label, cost) in costs.iter().flatten() {
             by_label.entry(label).or_default().push(*cost);
         }
         let medians: BTreeMap<&str, f64> = by_label
             .into_iter()
-            .map(|(label, mut list)| {
-                list.sort_by(f64::total_cmp);
-                (label, list[list.len() / 2])
-            })
+            .filter_map(|(label, list)| Some((label, Spread::of(list)?.median)))
             .collect();
         for (&i, node_costs) in indices.iter().zip(&costs) {
             for (label, cost) in node_costs {
-                let median = medians[label.as_str()];
+                let Some(&median) = medians.get(label.as_str()) else {
+                    continue;
+                };
                 if *cost > median * SLOW_FACTOR {
-                    outliers.entry(reports[i].0.clone()).or_default().push(format!(
-                        "{label} {cost:.1} µs per epoch, {:.2}× its group's median ({median:.1} µs)",
-                        cost / median
-                    ));
+                    outliers
+                        .entry(signatures[i].0.clone())
+                        .or_default()
+                        .push(format!(
+                            "{label} {} per epoch, {} its group's median ({})",
+                            micros(*cost),
+                            factor(cost / median),
+                            micros(median)
+                        ));
                 }
             }
         }

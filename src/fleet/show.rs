@@ -2,12 +2,12 @@
 
 use super::FleetReport;
 use crate::render::prometheus::Metric;
-use crate::render::{Document, Report, Section};
+use crate::render::{Document, Render, Section};
 
 /// Node lists longer than this are shortened in tables (JSON keeps them all).
 const SHOWN_NODES: usize = 12;
 
-impl Report for FleetReport {
+impl Render for FleetReport {
     fn document(&self) -> Document {
         let mut summary = vec![Section::text(
             "Fleet",

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gpu::GpuSection;
-use crate::train::companion::{self, CompanionStatus};
+use crate::companion::{self, CompanionStatus};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BuildInfo {

@@ -5,9 +5,10 @@ use super::cpu::CpuReport;
 use super::gpu::{GpuReport, GpuSection};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
-use crate::render::{Document, Report, Section};
+use crate::render::{Document, Render, Section};
+use crate::units::gib;
 
-impl Report for InfoReport {
+impl Render for InfoReport {
     fn document(&self) -> Document {
         let mut details = vec![
             Section::pairs("CPU", cpu_pairs(&self.cpu)),
@@ -129,10 +130,6 @@ impl Report for InfoReport {
 
 fn or_na(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| NA.to_string())
-}
-
-fn gib(mib: u64) -> String {
-    format!("{:.1} GiB", mib as f64 / 1024.0)
 }
 
 fn summary(r: &InfoReport) -> Vec<(String, String)> {

@@ -1,8 +1,9 @@
-//! Turns any report into text: a terminal table, paste-ready Markdown, or JSON.
+//! Turns any report into text: a terminal table, paste-ready Markdown, JSON, or Prometheus metrics.
 //!
 //! Reports describe themselves once as a [`Document`] (titled sections of key/value pairs, grids and
-//! text); the table and Markdown renderers each draw a `Document`, and JSON is the report's own
-//! serde form, so every command gets all three formats from the same code.
+//! text) and once as Prometheus [`prometheus::Metric`]s; the table and Markdown renderers each draw
+//! a `Document`, and JSON is the report's own serde form, so every command gets all four formats
+//! from the same code.
 
 pub mod document;
 pub mod json;
@@ -12,9 +13,9 @@ pub mod table;
 
 pub use document::{Body, Document, Section};
 
-/// A report that can be shown: serialisable as JSON, describable as a [`Document`], and
+/// A report that can be rendered: serialisable as JSON, describable as a [`Document`], and
 /// countable as Prometheus metrics.
-pub trait Report: serde::Serialize {
+pub trait Render: serde::Serialize {
     fn document(&self) -> Document;
     fn metrics(&self) -> Vec<prometheus::Metric>;
 
@@ -62,7 +63,7 @@ impl Style {
     }
 }
 
-pub fn render<R: Report>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
+pub fn render<R: Render>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
     Ok(match format {
         Format::Table => table::render(&report.document(), style),
         Format::Markdown => report.markdown(),

@@ -1,48 +1,35 @@
-//! `hwbench train-compare`: the iris MLP exercise, trained with candle on every device.
+//! Training the iris MLP on every device and measuring what it costs.
 //!
-//! The parent process plans the experiment (`compare`), runs each device in a worker process
-//! (`worker`: this executable for the CPU, the `hwbench-cuda` companion for GPUs), and gathers what
-//! the workers measure (`session`) into a [`CompareReport`] that `show` draws and `plot` charts.
+//! In the parent process: `plan` turns settings into columns (device × framework, each with the
+//! command of its worker), `runner` starts one worker per column and gathers what it measures into
+//! a [`TrainCompareReport`] (`results`), `analysis` adds the figures computed from measurements,
+//! `verdict` says what they mean, `show` and `plot` draw them. In the worker process: `worker`
+//! answers the parent's request over `protocol`, and `session` trains and times on one device.
+//! `device/` holds what each device kind is, one file per kind.
 
-pub mod companion;
-pub mod compare;
-mod cuda;
+pub mod analysis;
 pub mod data;
+pub mod device;
 pub mod fused;
 pub mod model;
+pub mod plan;
 pub mod plot;
+pub mod protocol;
 pub mod pytorch;
+pub mod results;
+pub mod runner;
+pub mod sample;
 pub mod session;
 pub mod show;
-pub mod stats;
 pub mod verdict;
 pub mod worker;
 
-use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use compare::CompareReport;
-
-/// Where one column of the comparison trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum DeviceSpec {
-    /// The CPU, with candle limited to this many threads.
-    Cpu { threads: usize },
-    /// A CUDA GPU by CUDA ordinal.
-    Cuda { ordinal: usize },
-}
-
-impl fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cpu { threads } => write!(f, "cpu×{threads}"),
-            Self::Cuda { ordinal } => write!(f, "cuda:{ordinal}"),
-        }
-    }
-}
+pub use device::DeviceSpec;
+pub use results::TrainCompareReport;
 
 /// What trains a column: candle (hwbench's own workers) or the reference PyTorch loop
 /// (`--with-pytorch`).
@@ -73,6 +60,11 @@ pub struct SyncPolicy {
 }
 
 impl SyncPolicy {
+    /// Keep the loss on the device; read it once, at the end.
+    pub const NEVER: Self = Self { every: 0 };
+    /// Read the loss after every epoch, as the course's `loss.item()` does.
+    pub const EVERY_EPOCH: Self = Self { every: 1 };
+
     /// Whether the loss of `epoch` (1-based) is read back during training.
     pub fn reads_at(self, epoch: u64) -> bool {
         self.every != 0 && epoch.is_multiple_of(self.every)

@@ -2,10 +2,10 @@
 
 use plotters::prelude::*;
 
-use super::compare::CompareReport;
+use super::TrainCompareReport;
 
 /// Draws the curves as an SVG document.
-pub fn svg(report: &CompareReport) -> anyhow::Result<String> {
+pub fn svg(report: &TrainCompareReport) -> anyhow::Result<String> {
     let curves: Vec<(&str, &[f32])> = report
         .devices
         .iter()

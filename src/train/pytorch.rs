@@ -10,9 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::compare::PlannedDevice;
-use super::worker::{QuickRunError, WorkerCommand, last_line, run_with_timeout};
-use super::{DeviceSpec, Framework};
+use super::DeviceSpec;
+use crate::process::{QuickRunError, last_line, run_with_timeout};
 
 /// The PyTorch worker.
 pub const SCRIPT: &str = include_str!("pytorch_worker.py");
@@ -27,81 +26,56 @@ const PROBE: &str = "import json, torch; print(json.dumps({'version': torch.__ve
 
 /// What the probe found.
 #[derive(Debug, serde::Deserialize)]
-struct Torch {
-    version: String,
-    cuda_devices: usize,
+pub struct Torch {
+    pub version: String,
+    pub cuda_devices: usize,
 }
 
-/// The PyTorch columns for a plan whose candle columns train on `devices`: one on the CPU at the
-/// most threads any candle column uses, one per CUDA device. When PyTorch cannot be used, no
-/// columns and one line saying why.
-pub fn columns(
-    devices: &[DeviceSpec],
-    python: &Path,
-    timeout: Duration,
-) -> Result<Vec<PlannedDevice>, String> {
-    let timeout = timeout.max(IMPORT_TORCH);
-    let torch = probe(python, timeout).map_err(|why| format!("No PyTorch columns: {why}."))?;
+impl Torch {
+    /// Why this PyTorch cannot train on `device`, if it cannot.
+    pub fn can_train_on(&self, device: DeviceSpec) -> Result<(), String> {
+        match device {
+            DeviceSpec::Cpu { .. } => Ok(()),
+            DeviceSpec::Cuda { ordinal } if ordinal < self.cuda_devices => Ok(()),
+            DeviceSpec::Cuda { ordinal } => Err(match self.cuda_devices {
+                0 => format!(
+                    "PyTorch {} cannot use CUDA here (torch.cuda.is_available() is False)",
+                    self.version
+                ),
+                n => format!(
+                    "PyTorch {} sees {n} CUDA device(s), not cuda:{ordinal}",
+                    self.version
+                ),
+            }),
+        }
+    }
+}
+
+/// The devices of the PyTorch columns, for candle columns on `devices`: the CPU at the most
+/// threads any candle column uses, and every accelerator.
+pub fn devices(devices: &[DeviceSpec]) -> Vec<DeviceSpec> {
     let cpu_threads = devices
         .iter()
         .filter_map(|d| match d {
             DeviceSpec::Cpu { threads } => Some(*threads),
-            DeviceSpec::Cuda { .. } => None,
+            _ => None,
         })
         .max();
-    let mut columns: Vec<PlannedDevice> = cpu_threads
+    cpu_threads
         .map(|threads| DeviceSpec::Cpu { threads })
         .into_iter()
-        .chain(
-            devices
-                .iter()
-                .copied()
-                .filter(|d| matches!(d, DeviceSpec::Cuda { .. })),
-        )
-        .map(|device| PlannedDevice {
-            device,
-            framework: Framework::Pytorch,
-            worker: Ok(worker(python, device, timeout)),
-        })
-        .collect();
-    for column in &mut columns {
-        if let DeviceSpec::Cuda { ordinal } = column.device
-            && ordinal >= torch.cuda_devices
-        {
-            column.worker = Err(match torch.cuda_devices {
-                0 => format!(
-                    "PyTorch {} cannot use CUDA here (torch.cuda.is_available() is False)",
-                    torch.version
-                ),
-                n => format!(
-                    "PyTorch {} sees {n} CUDA device(s), not cuda:{ordinal}",
-                    torch.version
-                ),
-            });
-        }
-    }
-    Ok(columns)
+        .chain(devices.iter().copied().filter(|d| d.is_accelerator()))
+        .collect()
 }
 
-fn worker(python: &Path, device: DeviceSpec, timeout: Duration) -> WorkerCommand {
-    let mut env = vec![(
-        "HWBENCH_VERSION".to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    )];
-    if let DeviceSpec::Cpu { threads } = device {
-        env.push(("OMP_NUM_THREADS".to_string(), threads.to_string()));
-    }
-    WorkerCommand {
-        program: python.to_path_buf(),
-        args: vec!["-I".to_string()],
-        env,
-        timeout,
-        script: Some(SCRIPT),
-    }
+/// How long a PyTorch worker may stay silent: never less than importing torch may take.
+pub fn worker_timeout(timeout: Duration) -> Duration {
+    timeout.max(IMPORT_TORCH)
 }
 
 /// Runs `python -I -c "import torch …"`; the error says in a few words why torch is unusable.
-fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
+pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
+    let timeout = worker_timeout(timeout);
     // Its file name only: a full path can carry a user name into a public report.
     let name = python
         .file_name()

@@ -60,10 +60,12 @@ class Session:
             torch.cuda.init()
             torch.zeros(1, device=self.device)  # creates the context
             self.name = torch.cuda.get_device_name(self.device)
-        else:
+        elif spec["kind"] == "cpu":
             torch.set_num_threads(spec["threads"])
             self.device = torch.device("cpu")
             self.name = cpu_name()
+        else:
+            raise RuntimeError(f"this PyTorch worker cannot train on a {spec['kind']} device")
         self.sync()
         self.open_ms = (time.perf_counter() - opened) * 1e3
 

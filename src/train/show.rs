@@ -1,12 +1,12 @@
-//! How a [`CompareReport`] reads: one column per device, rows grouped by sync policy.
+//! How a [`TrainCompareReport`] reads: one column per device, rows grouped by sync policy.
 
-use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
-use super::verdict::micros;
-use crate::render::document::NA;
+use super::results::{DeviceResult, DeviceStatus, PolicyResult, TrainCompareReport};
+use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
-use crate::render::{Document, Report, Section};
+use crate::render::{Document, Render, Section};
+use crate::units::{factor, mib, micros, millis, percent, seconds, spread_micros};
 
-impl Report for CompareReport {
+impl Render for TrainCompareReport {
     fn document(&self) -> Document {
         let mut header = vec![String::new()];
         header.extend(self.devices.iter().map(|d| d.label.clone()));
@@ -27,27 +27,19 @@ impl Report for CompareReport {
                     .unwrap_or_else(|| NA.to_string())
             };
             rows.push(row(&format!("{} · per epoch", policy.label()), &|d| {
-                cell(d, &|p| {
-                    p.per_epoch_us.map(|s| {
-                        format!(
-                            "{} ±{:.0}%",
-                            micros(s.median),
-                            s.relative_half_range() * 100.0
-                        )
-                    })
-                })
+                cell(d, &|p| p.per_epoch_us.as_ref().map(spread_micros))
             }));
             rows.push(row("  total run", &|d| {
-                cell(d, &|p| p.total_s.map(|s| format!("{:.2} s", s.median)))
+                cell(d, &|p| p.total_s.map(|s| seconds(s.median)))
             }));
             rows.push(row("  syncs", &|d| cell(d, &|p| Some(p.syncs.to_string()))));
             if policy.every != 0 {
                 rows.push(row("  cost of one sync", &|d| {
                     cell(d, &|p| match (p.sync_cost_us, p.sync_cost_below_us) {
                         (Some(c), _) => Some(format!(
-                            "{} ({:.0}%)",
+                            "{} ({})",
                             micros(c),
-                            p.sync_share_of_epoch.unwrap_or_default() * 100.0
+                            percent(p.sync_share_of_epoch.unwrap_or_default())
                         )),
                         (None, Some(bound)) => Some(format!("< {} (noise)", micros(bound))),
                         (None, None) => None,
@@ -70,13 +62,10 @@ impl Report for CompareReport {
             }
         }
         rows.push(row("setup (data + params)", &|d| {
-            opt(d.facts.as_ref().map(|f| format!("{:.2} ms", f.setup_ms)))
+            opt(d.facts.as_ref().map(|f| millis(f.setup_ms)))
         }));
         rows.push(row("first epoch (cold)", &|d| {
-            opt(d
-                .facts
-                .as_ref()
-                .map(|f| format!("{:.2} ms", f.first_epoch_ms)))
+            opt(d.facts.as_ref().map(|f| millis(f.first_epoch_ms)))
         }));
         rows.push(row("final training loss", &|d| {
             opt(d.final_loss.map(|l| format!("{l:.4}")))
@@ -84,15 +73,13 @@ impl Report for CompareReport {
         rows.push(row("test accuracy", &|d| {
             opt(d.test_accuracy.map(|a| format!("{:.4}", a)))
         }));
-        rows.push(row("peak memory", &|d| {
-            opt(d.peak_memory_mib.map(|m| format!("{m:.0} MiB")))
-        }));
+        rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(mib))));
         rows.push(row("speed vs cpu×1", &|d| {
-            opt(d.speed_vs_cpu1.map(|s| format!("{s:.2}×")))
+            opt(d.speed_vs_cpu1.map(factor))
         }));
         rows.push(row("loss curve (log)", &|d| sparkline(&d.loss_curve, 12)));
 
-        let mut config = crate::render::document::Pairs::new();
+        let mut config = Pairs::new();
         config
             .add("model", format!("4 → {} → 3 MLP, ReLU, cross-entropy", self.config.hidden))
             .add("optimizer", format!("SGD, lr {}, full batch", self.config.lr))
@@ -112,7 +99,7 @@ impl Report for CompareReport {
         if !self.complete {
             config.add("complete", "no: interrupted, only finished rows are shown");
         }
-        let mut devices = crate::render::document::Pairs::new();
+        let mut devices = Pairs::new();
         for d in &self.devices {
             let name = d
                 .facts
@@ -156,12 +143,6 @@ impl Report for CompareReport {
     }
 
     fn metrics(&self) -> Vec<Metric> {
-        self.metric_list()
-    }
-}
-
-impl CompareReport {
-    fn metric_list(&self) -> Vec<Metric> {
         let config = &self.config;
         let mut metrics = vec![Metric::info(
             "train_info",

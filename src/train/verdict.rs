@@ -1,9 +1,12 @@
-//! The plain-language answer to the exercise, written from this run's numbers only.
+//! The plain-language answer to the exercise, drawn from this run's numbers only.
 
-use super::compare::{CompareReport, DeviceResult, DeviceStatus, PolicyResult};
+use super::results::{DeviceResult, DeviceStatus, PolicyResult, TrainCompareReport};
 use super::{DeviceSpec, Framework, SyncPolicy};
+use crate::units::micros;
 
-pub fn write(report: &CompareReport) -> Vec<String> {
+/// The conclusions, one paragraph each: what is fastest and why, threads, PyTorch, syncs, and
+/// every column that did not finish.
+pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
     let measured: Vec<&DeviceResult> = report
         .devices
         .iter()
@@ -70,13 +73,11 @@ fn fastest(measured: &[&DeviceResult]) -> String {
             ));
         }
     }
-    let gpu_lost = ranked
-        .iter()
-        .any(|(d, _)| matches!(d.device, DeviceSpec::Cuda { .. }))
-        && matches!(best.device, DeviceSpec::Cpu { .. });
+    let gpu_lost =
+        ranked.iter().any(|(d, _)| d.device.is_accelerator()) && !best.device.is_accelerator();
     line.push_str(if gpu_lost {
         " An epoch here is a few dozen tiny operations on a 120×4 batch; on a GPU each one is a kernel launch whose fixed cost dwarfs its arithmetic, so the GPU cannot win until the model or the batch grows."
-    } else if matches!(best.device, DeviceSpec::Cuda { .. }) {
+    } else if best.device.is_accelerator() {
         " Even at this size the GPU's launch overhead is smaller than the CPU's per-operation cost on this machine."
     } else {
         " An epoch is a few dozen tiny operations; what decides the speed is the fixed cost per operation, not arithmetic."
@@ -91,7 +92,7 @@ fn threads(measured: &[&DeviceResult]) -> Option<String> {
         .filter(|d| d.framework == Framework::Candle)
         .filter_map(|d| match d.device {
             DeviceSpec::Cpu { threads } => Some((threads, d.headline_per_epoch_us()?)),
-            DeviceSpec::Cuda { .. } => None,
+            _ => None,
         })
         .collect();
     let &(_, one) = cpu.iter().find(|(t, _)| *t == 1)?;
@@ -193,13 +194,12 @@ fn readback_cost(measured: &[&DeviceResult]) -> Option<String> {
 }
 
 fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String> {
-    let every = SyncPolicy { every: 1 };
     let mut largest_share: f64 = 0.0;
     let parts: Vec<String> = measured
         .iter()
         .filter_map(|d| {
-            let policy = d.policy(every)?;
-            let never = d.policy(SyncPolicy { every: 0 })?;
+            let policy = d.policy(SyncPolicy::EVERY_EPOCH)?;
+            let never = d.policy(SyncPolicy::NEVER)?;
             let added = policy.total_s?.min - never.total_s?.min;
             let share = added / never.total_s?.min * 100.0;
             Some(if policy.sync_cost_below_us.is_some() {
@@ -225,78 +225,13 @@ fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String
     ))
 }
 
-pub fn micros(us: f64) -> String {
-    if us >= 1000.0 {
-        format!("{:.2} ms", us / 1000.0)
-    } else if us >= 10.0 {
-        format!("{us:.0} µs")
-    } else {
-        format!("{us:.1} µs")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::compare::{self, RunConfig};
-    use crate::train::session::RunResult;
-
-    /// A device whose runs took these totals (seconds) per sync interval, 1000 epochs each.
-    fn device(
-        device: DeviceSpec,
-        framework: Framework,
-        totals: &[(u64, [f64; 3])],
-    ) -> DeviceResult {
-        let mut result = DeviceResult::new(device, framework);
-        result.policies = totals
-            .iter()
-            .map(|&(every, seconds)| {
-                let policy = SyncPolicy { every };
-                let runs = seconds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &total_s)| RunResult {
-                        policy,
-                        repeat: i as u32 + 1,
-                        epochs: 1000,
-                        total_s,
-                        syncs: policy.syncs(1000),
-                        readback_s: 0.0,
-                        diverged_at: None,
-                        final_loss: Some(0.5),
-                    })
-                    .collect();
-                PolicyResult::from_runs(policy, runs)
-            })
-            .collect();
-        result
-    }
+    use crate::train::sample::{self, device};
 
     fn verdict(devices: Vec<DeviceResult>) -> Vec<String> {
-        let mut report = CompareReport {
-            schema_version: compare::SCHEMA_VERSION,
-            kind: "train-compare".to_string(),
-            redacted: true,
-            hwbench_version: "test".to_string(),
-            config: RunConfig {
-                hidden: 10,
-                lr: 0.01,
-                epochs: 1000,
-                repeats: 3,
-                warmup_epochs: 10,
-                split_seed: 42,
-                train_rows: 120,
-                test_rows: 30,
-                init: "test".to_string(),
-                policies: vec![SyncPolicy { every: 1 }, SyncPolicy { every: 0 }],
-            },
-            complete: true,
-            devices,
-            verdict: Vec::new(),
-            notes: Vec::new(),
-        };
-        compare::derive(&mut report);
-        write(&report)
+        conclusions(&sample::report(devices))
     }
 
     fn line<'a>(lines: &'a [String], start: &str) -> &'a str {
@@ -316,7 +251,7 @@ mod tests {
         let lines = verdict(vec![device(
             CPU1,
             Framework::Candle,
-            &[(1, [0.033, 0.036, 0.045]), (0, [0.029, 0.030, 0.041])],
+            &[(1, &[0.033, 0.036, 0.045]), (0, &[0.029, 0.030, 0.041])],
         )]);
         let logging = line(&lines, "Logging every epoch");
         assert!(logging.contains("nothing measurable on cpu×1"), "{logging}");
@@ -328,7 +263,7 @@ mod tests {
         let lines = verdict(vec![device(
             CPU1,
             Framework::Candle,
-            &[(1, [0.050, 0.051, 0.052]), (0, [0.030, 0.031, 0.032])],
+            &[(1, &[0.050, 0.051, 0.052]), (0, &[0.030, 0.031, 0.032])],
         )]);
         let logging = line(&lines, "Logging every epoch");
         assert!(logging.contains("0.02 s (+67%) on cpu×1"), "{logging}");
@@ -338,9 +273,9 @@ mod tests {
     #[test]
     fn candle_is_compared_with_pytorch_on_the_same_device_only() {
         let lines = verdict(vec![
-            device(CPU1, Framework::Candle, &[(0, [0.031, 0.031, 0.032])]),
-            device(CPU2, Framework::Candle, &[(0, [0.030, 0.031, 0.032])]),
-            device(CPU2, Framework::Pytorch, &[(0, [0.600, 0.604, 0.610])]),
+            device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, &[0.030, 0.031, 0.032])]),
+            device(CPU2, Framework::Pytorch, &[(0, &[0.600, 0.604, 0.610])]),
         ]);
         let against = line(&lines, "hwbench's candle loop is");
         assert!(
@@ -350,5 +285,21 @@ mod tests {
         // The thread comparison is candle's own: PyTorch's column is not "more threads".
         let threads = line(&lines, "cpu×2 is no faster than cpu×1");
         assert!(!threads.contains("pytorch"), "{threads}");
+    }
+
+    #[test]
+    fn the_fastest_device_and_the_slowest_are_named_with_the_ratio() {
+        let lines = verdict(vec![
+            device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, &[0.062, 0.063, 0.064])]),
+        ]);
+        let fastest = line(&lines, "Fastest for this model");
+        assert!(fastest.contains("cpu×1 at 31 µs per epoch"), "{fastest}");
+        assert!(
+            fastest.contains("The slowest, cpu×2, needs 63 µs (2.0× longer)"),
+            "{fastest}"
+        );
+        let threads = line(&lines, "More CPU threads make it slower");
+        assert!(threads.contains("2.0× as long"), "{threads}");
     }
 }

@@ -4,11 +4,11 @@
 //! out of range, missing parts) and every input the fuzzer (`cargo +nightly fuzz run
 //! report_parser`) has ever crashed on.
 
-mod common;
-
 use std::path::PathBuf;
 
-#[path = "../fuzz/pipeline.rs"]
+use crate::util::hwbench;
+
+#[path = "../../fuzz/pipeline.rs"]
 mod pipeline;
 
 fn files(folder: &str) -> Vec<PathBuf> {
@@ -29,12 +29,8 @@ fn never_panics(folder: &str) -> usize {
         assert!(outcome.is_ok(), "{} panics", path.display());
 
         // As a user meets them: an answer and an exit code, never a panic (101).
-        let diff = common::hwbench()
-            .arg("diff")
-            .args([path, path])
-            .output()
-            .unwrap();
-        let fleet = common::hwbench().arg("fleet").arg(path).output().unwrap();
+        let diff = hwbench().arg("diff").args([path, path]).output().unwrap();
+        let fleet = hwbench().arg("fleet").arg(path).output().unwrap();
         for (command, output) in [("diff", diff), ("fleet", fleet)] {
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(

@@ -5,35 +5,29 @@
 //! Where neither has it (CI installs no torch: its wheels are gigabytes), that one test says so
 //! and checks nothing more.
 
-mod common;
-
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::hwbench;
 use serde_json::Value;
 
-const SHORT: &[&str] = &[
-    "train-compare",
-    "--with-pytorch",
-    "--cpu-threads",
-    "1",
-    "--epochs",
-    "300",
-    "--repeats",
-    "1",
-    "--warmup-epochs",
-    "10",
-    "--sync-every",
-    "1,0",
-    "--format",
-    "json",
-];
+use crate::util::{Dir, hwbench, short_train};
+
+/// A short run with PyTorch columns (JSON unless `format` says otherwise).
+fn args(format: &str) -> Vec<String> {
+    short_train(&[
+        "--with-pytorch",
+        "--cpu-threads",
+        "1",
+        "--sync-every",
+        "1,0",
+        "--format",
+        format,
+    ])
+}
 
 fn train(python: &Path, cwd: &Path) -> Value {
     let output = hwbench()
-        .args(SHORT)
+        .args(args("json"))
         .arg("--python")
         .arg(python)
         .current_dir(cwd)
@@ -66,8 +60,8 @@ fn has_torch(python: &str) -> bool {
 
 #[test]
 fn without_python_the_columns_are_left_out_in_one_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = train(&dir.path().join("no-such-python"), dir.path());
+    let dir = Dir::new();
+    let report = train(&dir.join("no-such-python"), dir.path());
     assert_eq!(labels(&report), ["cpu×1"]);
     let notes = report["notes"].as_array().unwrap();
     assert_eq!(notes.len(), 1);
@@ -82,14 +76,11 @@ fn without_python_the_columns_are_left_out_in_one_line() {
 
 #[test]
 fn a_python_that_cannot_import_torch_is_named_with_its_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let python = dir.path().join("python3");
-    std::fs::write(
-        &python,
-        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = Dir::new();
+    let python = dir.executable(
+        "python3",
+        "echo 'Traceback (most recent call last):' >&2\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1",
+    );
     let report = train(&python, dir.path());
     assert_eq!(labels(&report), ["cpu×1"]);
     let note = report["notes"][0].as_str().unwrap();
@@ -99,7 +90,7 @@ fn a_python_that_cannot_import_torch_is_named_with_its_error() {
     );
     // The note is part of the verdict people read.
     let table = hwbench()
-        .args(&SHORT[..SHORT.len() - 2])
+        .args(args("table"))
         .arg("--python")
         .arg(&python)
         .output()
@@ -109,16 +100,15 @@ fn a_python_that_cannot_import_torch_is_named_with_its_error() {
 
 #[test]
 fn a_torch_py_in_the_working_directory_cannot_hijack_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("HIJACKED");
-    std::fs::write(
-        dir.path().join("torch.py"),
+    let dir = Dir::new();
+    let marker = dir.join("HIJACKED");
+    dir.write(
+        "torch.py",
         format!(
             "open({:?}, 'w').write('imported')\n__version__ = '0.0-fake'\n",
             marker.display().to_string()
         ),
-    )
-    .unwrap();
+    );
     let report = train(Path::new("python3"), dir.path());
     assert!(!marker.exists(), "python3 imported ./torch.py");
     for device in report["devices"].as_array().unwrap() {
@@ -135,7 +125,7 @@ fn pytorch_trains_the_same_model_to_the_same_loss() {
         eprintln!("skipped: {python} cannot import torch (set HWBENCH_TEST_PYTHON)");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let report = train(Path::new(&python), dir.path());
     assert_eq!(labels(&report), ["cpu×1", "pytorch cpu×1"]);
     let (candle, torch) = (&report["devices"][0], &report["devices"][1]);

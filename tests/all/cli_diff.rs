@@ -1,21 +1,14 @@
 //! `hwbench diff`: exit 0 same, 1 different, 2 bad input; differences named field by field and
 //! timings as ratios, with overlapping ranges called noise.
 
-mod common;
+use std::path::Path;
 
-use std::path::{Path, PathBuf};
-
-use common::{hwbench, info_with};
 use serde_json::Value;
 
-fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
-    path
-}
+use crate::util::{self, Dir, hwbench, info_with, tiny_train};
 
 fn diff(a: &Path, b: &Path) -> (Option<i32>, String, String) {
-    common::run(&[
+    util::run(&[
         "diff".as_ref(),
         a.as_os_str(),
         b.as_os_str(),
@@ -26,9 +19,9 @@ fn diff(a: &Path, b: &Path) -> (Option<i32>, String, String) {
 
 #[test]
 fn identical_info_reports_are_the_same() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let report = info_with("gpu/hopper_h100.json");
-    let a = write(dir.path(), "a.json", &report);
+    let a = dir.write_json("a.json", &report);
     let (code, stdout, _) = diff(&a, &a);
     assert_eq!(code, Some(0));
     let json: Value = serde_json::from_str(&stdout).unwrap();
@@ -38,13 +31,13 @@ fn identical_info_reports_are_the_same() {
 
 #[test]
 fn another_gpu_and_driver_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = write(dir.path(), "a.json", &info_with("gpu/hopper_h100.json"));
+    let dir = Dir::new();
+    let a = dir.write_json("a.json", &info_with("gpu/hopper_h100.json"));
     let mut other = info_with("gpu/hopper_h100.json");
     other["gpu"]["driver_version"] = Value::from("570.86.15");
     other["gpu"]["devices"][0]["name"] = Value::from("NVIDIA H100 PCIe");
     other["gpu"]["devices"][0]["temperature_c"] = Value::from(80); // volatile: not a difference
-    let b = write(dir.path(), "b.json", &other);
+    let b = dir.write_json("b.json", &other);
     let (code, stdout, _) = diff(&a, &b);
     assert_eq!(code, Some(1));
     let json: Value = serde_json::from_str(&stdout).unwrap();
@@ -60,26 +53,21 @@ fn another_gpu_and_driver_are_named() {
 
 #[test]
 fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = common::run_json(
-        &[
-            "train-compare",
-            "--epochs",
-            "100",
+    let dir = Dir::new();
+    let report = util::run_json(
+        &tiny_train(&[
             "--repeats",
             "2",
-            "--warmup-epochs",
-            "5",
             "--cpu-threads",
             "1",
             "--sync-every",
             "1,0",
             "--format",
             "json",
-        ],
+        ]),
         &[],
     );
-    let a = write(dir.path(), "a.json", &report);
+    let a = dir.write_json("a.json", &report);
     let (code, _, _) = diff(&a, &a);
     assert_eq!(code, Some(0), "a report against itself");
 
@@ -91,7 +79,7 @@ fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
     for field in ["min", "median", "max"] {
         spread[field] = Value::from(a_max * 2.0);
     }
-    let b = write(dir.path(), "b.json", &slower);
+    let b = dir.write_json("b.json", &slower);
     let (code, stdout, _) = diff(&a, &b);
     assert_eq!(code, Some(1));
     let json: Value = serde_json::from_str(&stdout).unwrap();
@@ -112,20 +100,17 @@ fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
 
 #[test]
 fn bad_reports_are_refused_with_exit_code_2_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let info = write(dir.path(), "info.json", &info_with("gpu/hopper_h100.json"));
-    let broken = dir.path().join("broken.json");
-    std::fs::write(&broken, "{ not json").unwrap();
+    let dir = Dir::new();
+    let info = dir.write_json("info.json", &info_with("gpu/hopper_h100.json"));
+    let broken = dir.write("broken.json", "{ not json");
     let mut future = info_with("gpu/hopper_h100.json");
     future["schema_version"] = Value::from(99);
-    let future = write(dir.path(), "future.json", &future);
-    let train = write(
-        dir.path(),
+    let future = dir.write_json("future.json", &future);
+    let train = dir.write_json(
         "train.json",
         &serde_json::json!({"schema_version": 1, "kind": "train-compare", "devices": []}),
     );
-    let other = write(
-        dir.path(),
+    let other = dir.write_json(
         "other.json",
         &serde_json::json!({"schema_version": 1, "kind": "weather"}),
     );
@@ -138,7 +123,7 @@ fn bad_reports_are_refused_with_exit_code_2_naming_the_file() {
             &info,
             "other.json is not a hwbench report (kind \"weather\")",
         ),
-        (&info, &dir.path().join("missing.json"), "cannot read"),
+        (&info, &dir.join("missing.json"), "cannot read"),
     ] {
         let (code, stdout, stderr) = diff(a, b);
         assert_eq!(code, Some(2), "{expected}");

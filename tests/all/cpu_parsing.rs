@@ -1,13 +1,13 @@
 //! /proc/cpuinfo parsing on recorded files from three kinds of CPU.
 
-mod common;
-
 use hwbench::info::cpu::{
     from_cpuinfo, mhz_in_name, parse_cache_size, parse_cpu_list, parse_cpu_max,
 };
 
 fn parse(name: &str) -> hwbench::info::cpu::CpuReport {
-    from_cpuinfo(&std::fs::read_to_string(common::fixture(&format!("cpuinfo/{name}"))).unwrap())
+    from_cpuinfo(
+        &std::fs::read_to_string(crate::util::fixture(&format!("cpuinfo/{name}"))).unwrap(),
+    )
 }
 
 #[test]

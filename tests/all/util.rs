@@ -1,15 +1,18 @@
-//! Shared by the integration tests: fixed reports built from recorded data.
-#![allow(dead_code)]
+//! What the integration tests share: running hwbench, a temporary folder to write reports and
+//! executable fakes into, short training runs, and fixed reports built from recorded data.
 
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
+use hwbench::companion::CompanionStatus;
 use hwbench::info::build::BuildInfo;
 use hwbench::info::cuda_libs::CudaEnvironment;
 use hwbench::info::gpu::GpuSection;
 use hwbench::info::system::{MemoryReport, OsReport};
 use hwbench::info::{InfoReport, SCHEMA_VERSION, Unavailable, cpu};
-use hwbench::train::companion::CompanionStatus;
 
 pub const HOSTNAME: &str = "build-host-4242";
 
@@ -24,7 +27,7 @@ pub fn hwbench() -> Command {
 }
 
 /// Runs `hwbench` with `args` and `env`, expects success, and parses stdout as JSON.
-pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+pub fn run_json<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> serde_json::Value {
     let output = hwbench()
         .args(args)
         .envs(env.iter().copied())
@@ -40,13 +43,76 @@ pub fn run_json(args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
 }
 
 /// Runs `hwbench` with `args`; returns its exit code, stdout and stderr.
-pub fn run(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+pub fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
     let output = hwbench().args(args).output().unwrap();
     (
         output.status.code(),
         String::from_utf8(output.stdout).unwrap(),
         String::from_utf8(output.stderr).unwrap(),
     )
+}
+
+/// The arguments of a short `train-compare` (300 epochs, one timed run, 10-epoch warm-ups) with
+/// `extra` added; a flag in `extra` replaces the short run's own.
+pub fn short_train(extra: &[&str]) -> Vec<String> {
+    train_compare(&[("--epochs", "300"), ("--warmup-epochs", "10")], extra)
+}
+
+/// Like [`short_train`], shorter still: 100 epochs, 5-epoch warm-ups, for tests that need a
+/// report, not a trained model.
+pub fn tiny_train(extra: &[&str]) -> Vec<String> {
+    train_compare(&[("--epochs", "100"), ("--warmup-epochs", "5")], extra)
+}
+
+fn train_compare(defaults: &[(&str, &str)], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["train-compare".to_string()];
+    for (flag, value) in defaults.iter().chain(&[("--repeats", "1")]) {
+        if !extra.contains(flag) {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// A temporary folder for reports, fake companions and fake Pythons; removed when dropped.
+pub struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `contents` to `name` and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// Writes `report` as pretty JSON to `name`.
+    pub fn write_json(&self, name: &str, report: &serde_json::Value) -> PathBuf {
+        self.write(name, serde_json::to_string_pretty(report).unwrap())
+    }
+
+    /// Writes an executable shell script `name` running `body`.
+    pub fn executable(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.write(name, format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
 }
 
 /// `hwbench info --format json` with the GPUs of a recorded fixture.

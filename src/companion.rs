@@ -1,7 +1,9 @@
-//! Finding the `hwbench-cuda` companion and asking what it was built for.
+//! The `hwbench-cuda` companion: where it is, what it was built for, and the version of the worker
+//! protocol every worker (hwbench's own, the companion, the PyTorch script) must speak.
 //!
 //! The companion links CUDA, so it cannot even start where the NVIDIA driver is missing; `hwbench`
-//! never links CUDA and only ever talks to it as another process.
+//! never links CUDA and only ever talks to it as another process. `info` asks it to describe
+//! itself; `train` starts it as the worker of CUDA columns.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::worker::{QuickRunError, last_line, run_with_timeout};
+use crate::process::{QuickRunError, last_line, run_with_timeout};
+
+/// The worker protocol's version (messages: `train::protocol`). Bumped whenever a message
+/// changes shape; a worker that speaks another version is refused with one line.
+pub const PROTOCOL: u32 = 1;
 
 pub const EXECUTABLE: &str = "hwbench-cuda";
 /// Environment variable naming the companion executable.
@@ -116,10 +122,9 @@ pub fn status(explicit: Option<&Path>) -> CompanionStatus {
         build: None,
     };
     match describe(&path) {
-        Ok(build) if build.protocol != super::worker::PROTOCOL => unavailable(format!(
+        Ok(build) if build.protocol != PROTOCOL => unavailable(format!(
             "{EXECUTABLE} speaks protocol {}, hwbench speaks {}: install matching versions",
-            build.protocol,
-            super::worker::PROTOCOL
+            build.protocol, PROTOCOL
         )),
         Ok(build) => CompanionStatus {
             available: true,
@@ -165,7 +170,7 @@ fn describe(path: &Path) -> Result<CompanionBuild, String> {
 /// What `hwbench-cuda describe` prints, from what this build was compiled with.
 pub fn this_build() -> CompanionBuild {
     CompanionBuild {
-        protocol: super::worker::PROTOCOL,
+        protocol: PROTOCOL,
         hwbench_version: env!("CARGO_PKG_VERSION").to_string(),
         cuda_version: option_env!("HWBENCH_CUDA_VERSION")
             .unwrap_or("none")

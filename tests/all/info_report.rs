@@ -1,9 +1,7 @@
 //! The three renderers on recorded GPU data: snapshots, JSON checked field by field, serde round
 //! trip, and redaction.
 
-mod common;
-
-use common::{SECRETS, info_report};
+use crate::util::{self, SECRETS, info_report};
 use hwbench::info::InfoReport;
 use hwbench::render::{self, Format, Style};
 use serde_json::Value;
@@ -158,7 +156,7 @@ fn unredacted_reports_keep_the_values() {
     let report = info_report("gpu/two_a100_one_mig.json");
     let text = rendered(&report, Format::Json);
     assert!(text.contains("GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab"));
-    assert!(text.contains(common::HOSTNAME));
+    assert!(text.contains(util::HOSTNAME));
 }
 
 #[test]

@@ -1,32 +1,18 @@
 //! `hwbench train-compare` as a user runs it: bad input, short real runs, Ctrl-C, divergence,
 //! and every way a CUDA companion can fail (with fake companions; no GPU needed).
 
-mod common;
-
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::hwbench;
 use serde_json::Value;
 
-/// A short run: a few hundred epochs, one repeat.
-const QUICK: &[&str] = &[
-    "train-compare",
-    "--epochs",
-    "300",
-    "--repeats",
-    "1",
-    "--warmup-epochs",
-    "10",
-    "--format",
-    "json",
-];
+use crate::util::{self, Dir, hwbench, short_train, tiny_train};
 
+/// A short run (see `util::short_train`) with `args`, as JSON.
 fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
-    let all: Vec<&str> = QUICK.iter().chain(args).copied().collect();
-    common::run_json(&all, env)
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    util::run_json(&short_train(&all), env)
 }
 
 fn usage_error(args: &[&str]) -> String {
@@ -78,15 +64,14 @@ fn usage_errors_are_one_clear_line() {
 
 #[test]
 fn a_misshapen_init_weights_file_is_a_usage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let not_safetensors = dir.path().join("junk.safetensors");
-    std::fs::write(&not_safetensors, b"definitely not safetensors").unwrap();
+    let dir = Dir::new();
+    let not_safetensors = dir.write("junk.safetensors", b"definitely not safetensors");
     let stderr = usage_error(&["--init-weights", not_safetensors.to_str().unwrap()]);
     assert!(stderr.contains("not a safetensors file"), "{stderr}");
 
     // Right names, wrong shape: fc1.weight [10, 5].
     use candle_core::{Device, Tensor};
-    let wrong = dir.path().join("wrong.safetensors");
+    let wrong = dir.join("wrong.safetensors");
     let tensors = [
         (
             "fc1.weight",
@@ -174,19 +159,7 @@ fn a_short_run_reports_every_device_and_policy() {
 fn table_and_markdown_show_one_column_per_device() {
     for (format, marker) in [("table", "cpu×1"), ("markdown", "| cpu×1 |")] {
         let output = hwbench()
-            .args([
-                "train-compare",
-                "--epochs",
-                "100",
-                "--repeats",
-                "1",
-                "--warmup-epochs",
-                "5",
-                "--cpu-threads",
-                "1",
-                "--format",
-                format,
-            ])
+            .args(tiny_train(&["--cpu-threads", "1", "--format", format]))
             .output()
             .unwrap();
         assert!(output.status.success());
@@ -199,23 +172,16 @@ fn table_and_markdown_show_one_column_per_device() {
 #[test]
 fn prometheus_format_has_per_epoch_gauges_for_every_device_and_policy() {
     let output = hwbench()
-        .args([
-            "train-compare",
-            "--epochs",
-            "100",
+        .args(tiny_train(&[
             "--repeats",
             "2",
-            "--warmup-epochs",
-            "5",
-        ])
-        .args([
             "--cpu-threads",
             "1,2",
             "--sync-every",
             "1,0",
             "--format",
             "prometheus",
-        ])
+        ]))
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -265,12 +231,17 @@ fn completions_and_man_page_come_from_the_cli_definition() {
 
 #[test]
 fn plot_and_output_files_are_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let svg = dir.path().join("loss.svg");
-    let report = dir.path().join("report.json");
+    let dir = Dir::new();
+    let svg = dir.join("loss.svg");
+    let report = dir.join("report.json");
     let status = hwbench()
-        .args(QUICK)
-        .args(["--cpu-threads", "1", "--plot"])
+        .args(short_train(&[
+            "--format",
+            "json",
+            "--cpu-threads",
+            "1",
+            "--plot",
+        ]))
         .arg(&svg)
         .arg("-o")
         .arg(&report)
@@ -318,19 +289,16 @@ fn a_diverging_run_is_reported_and_the_others_continue() {
         }
     }
     let table = hwbench()
-        .args([
-            "train-compare",
+        .args(short_train(&[
             "--epochs",
             "50",
-            "--repeats",
-            "1",
             "--warmup-epochs",
             "5",
             "--cpu-threads",
             "1",
             "--lr",
             "1e30",
-        ])
+        ]))
         .output()
         .unwrap();
     assert!(
@@ -423,17 +391,18 @@ fn asking_for_cuda_without_support_reports_the_device_as_not_run() {
 
 #[test]
 fn an_ordinal_out_of_range_is_named() {
-    let companion = fake_companion("exit 1");
+    let dir = Dir::new();
+    let companion = dir.executable("hwbench-cuda", "exit 1");
     let json = run_json(
         &[
             "--devices",
             "cuda:3",
             "--cuda-companion",
-            companion.path.to_str().unwrap(),
+            companion.to_str().unwrap(),
         ],
         &[(
             "HWBENCH_GPU_FIXTURE",
-            &common::fixture("gpu/hopper_h100.json"),
+            &util::fixture("gpu/hopper_h100.json"),
         )],
     );
     let reason = json["devices"][0]["reason"].as_str().unwrap();
@@ -443,21 +412,11 @@ fn an_ordinal_out_of_range_is_named() {
     );
 }
 
-struct FakeCompanion {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-fn fake_companion(body: &str) -> FakeCompanion {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hwbench-cuda");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    FakeCompanion { _dir: dir, path }
-}
-
-/// Runs cuda:0 through `companion` on a recorded H100 and returns that column's reason.
-fn cuda_reason(companion: &Path, extra: &[&str]) -> (String, String) {
+/// Runs cuda:0 through a fake companion running `body` on a recorded H100 and returns that
+/// column's status and reason.
+fn cuda_reason(body: &str, extra: &[&str]) -> (String, String) {
+    let dir = Dir::new();
+    let companion = dir.executable("hwbench-cuda", body);
     let mut args = vec![
         "--devices",
         "cuda:0",
@@ -469,7 +428,7 @@ fn cuda_reason(companion: &Path, extra: &[&str]) -> (String, String) {
         &args,
         &[(
             "HWBENCH_GPU_FIXTURE",
-            &common::fixture("gpu/hopper_h100.json"),
+            &util::fixture("gpu/hopper_h100.json"),
         )],
     );
     let device = &json["devices"][0];
@@ -483,10 +442,10 @@ const HELLO: &str = r#"{"event":"hello","protocol":1,"hwbench_version":"0.1.0","
 
 #[test]
 fn companion_that_cannot_load_libcuda() {
-    let fake = fake_companion(
+    let (status, reason) = cuda_reason(
         "echo 'hwbench-cuda: error while loading shared libraries: libcuda.so.1: cannot open shared object file: No such file or directory' >&2\nexit 127",
+        &[],
     );
-    let (status, reason) = cuda_reason(&fake.path, &[]);
     assert_eq!(status, "not_run");
     assert!(
         reason.contains("exit code 127") && reason.contains("libcuda.so.1"),
@@ -496,17 +455,18 @@ fn companion_that_cannot_load_libcuda() {
 
 #[test]
 fn companion_that_crashes() {
-    let fake = fake_companion(&format!("echo '{HELLO}'\nkill -SEGV $$"));
-    let (status, reason) = cuda_reason(&fake.path, &[]);
+    let (status, reason) = cuda_reason(&format!("echo '{HELLO}'\nkill -SEGV $$"), &[]);
     assert_eq!(status, "not_run");
     assert!(reason.contains("crashed (signal 11)"), "{reason}");
 }
 
 #[test]
 fn companion_that_hangs() {
-    let fake = fake_companion(&format!("echo '{HELLO}'\nexec sleep 30"));
     let started = std::time::Instant::now();
-    let (status, reason) = cuda_reason(&fake.path, &["--worker-timeout", "1"]);
+    let (status, reason) = cuda_reason(
+        &format!("echo '{HELLO}'\nexec sleep 30"),
+        &["--worker-timeout", "1"],
+    );
     assert_eq!(status, "not_run");
     assert!(reason.contains("no answer for 1 s"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -514,17 +474,16 @@ fn companion_that_hangs() {
 
 #[test]
 fn companion_with_another_protocol_version() {
-    let fake = fake_companion(
+    let (_, reason) = cuda_reason(
         r#"echo '{"event":"hello","protocol":99,"hwbench_version":"9.0.0","backend":"cuda"}'; exec sleep 5"#,
+        &[],
     );
-    let (_, reason) = cuda_reason(&fake.path, &[]);
     assert!(reason.contains("protocol 99"), "{reason}");
 }
 
 #[test]
 fn companion_that_talks_nonsense() {
-    let fake = fake_companion("echo 'Segmentation fault (core dumped)'");
-    let (_, reason) = cuda_reason(&fake.path, &[]);
+    let (_, reason) = cuda_reason("echo 'Segmentation fault (core dumped)'", &[]);
     assert!(reason.contains("does not understand"), "{reason}");
 }
 
@@ -532,23 +491,24 @@ fn companion_that_talks_nonsense() {
 fn companion_without_cuda_support_says_so() {
     // The CPU build's own worker, posing as the companion, is asked for a CUDA device.
     let bin = assert_cmd::cargo::cargo_bin("hwbench");
-    let fake = fake_companion(&format!("exec '{}' worker", bin.display()));
-    let (status, reason) = cuda_reason(&fake.path, &[]);
+    let (status, reason) = cuda_reason(&format!("exec '{}' worker", bin.display()), &[]);
     assert_eq!(status, "not_run");
     assert!(reason.contains("built without CUDA support"), "{reason}");
 }
 
 #[test]
 fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
-    let fake = fake_companion(
+    let dir = Dir::new();
+    let fake = dir.executable(
+        "hwbench-cuda",
         r#"[ "$1" = describe ] && echo '{"protocol":1,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
     );
     let output = hwbench()
         .args(["info", "--format", "json"])
-        .env("HWBENCH_CUDA", &fake.path)
+        .env("HWBENCH_CUDA", &fake)
         .env(
             "HWBENCH_GPU_FIXTURE",
-            common::fixture("gpu/two_a100_one_mig.json"),
+            util::fixture("gpu/two_a100_one_mig.json"),
         )
         .output()
         .unwrap();
@@ -563,12 +523,13 @@ fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
         "both A100s (8.0) are older than sm_90 kernels: {flagged:?}"
     );
 
-    let broken = fake_companion(
+    let broken = dir.executable(
+        "broken-cuda",
         "echo 'error while loading shared libraries: libcuda.so.1: cannot open shared object file' >&2; exit 127",
     );
     let output = hwbench()
         .args(["info", "--format", "json"])
-        .env("HWBENCH_CUDA", &broken.path)
+        .env("HWBENCH_CUDA", &broken)
         .output()
         .unwrap();
     let json: Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -1,15 +1,13 @@
 //! `hwbench info` as a user runs it, on this machine (no GPU needed).
 
-mod common;
-
 use std::process::Command;
-
-use common::hwbench;
 
 use serde_json::Value;
 
+use crate::util::{self, Dir, hwbench};
+
 fn info_json(env: &[(&str, &str)]) -> Value {
-    common::run_json(&["info", "--format", "json"], env)
+    util::run_json(&["info", "--format", "json"], env)
 }
 
 #[test]
@@ -89,8 +87,8 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn output_file_is_written_and_matches_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("info.md");
+    let dir = Dir::new();
+    let path = dir.join("info.md");
     let status = hwbench()
         .args(["info", "--format", "markdown", "-o"])
         .arg(&path)
@@ -123,7 +121,7 @@ fn unknown_flags_are_usage_errors() {
 
 #[test]
 fn recorded_gpus_are_redacted_in_every_format_unless_asked_not_to() {
-    let fixture = common::fixture("gpu/two_a100_one_mig.json");
+    let fixture = util::fixture("gpu/two_a100_one_mig.json");
     let visible = "GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab";
     for format in ["table", "markdown", "json"] {
         let output = hwbench()
@@ -137,7 +135,7 @@ fn recorded_gpus_are_redacted_in_every_format_unless_asked_not_to() {
             text.contains("NVIDIA A100-SXM4-80GB"),
             "{format}: the GPUs are reported"
         );
-        common::assert_no_secrets(&text, format);
+        util::assert_no_secrets(&text, format);
     }
     let output = hwbench()
         .args(["info", "--format", "json", "--no-redact"])
@@ -158,11 +156,10 @@ fn verify_cli() {
 #[test]
 fn output_through_a_link_or_into_a_named_pipe_keeps_them_what_they_are() {
     use std::os::unix::fs::FileTypeExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
 
-    let target = dir.path().join("real.json");
-    std::fs::write(&target, "old").unwrap();
-    let link = dir.path().join("link.json");
+    let target = dir.write("real.json", "old");
+    let link = dir.join("link.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let status = hwbench()
         .args(["info", "--format", "json", "-o"])
@@ -180,7 +177,7 @@ fn output_through_a_link_or_into_a_named_pipe_keeps_them_what_they_are() {
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(written["kind"], "info");
 
-    let fifo = dir.path().join("pipe");
+    let fifo = dir.join("pipe");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid NUL-terminated path in our own temporary folder.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);

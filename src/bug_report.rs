@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::info::InfoReport;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
-use crate::render::{Body, Document, Report, Section};
-use crate::train::verdict::micros;
-use crate::train::{CompareReport, SyncPolicy};
+use crate::render::{Body, Document, Render, Section};
+use crate::train::results::PolicyResult;
+use crate::train::{SyncPolicy, TrainCompareReport};
+use crate::units::spread_micros;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -31,7 +32,7 @@ pub struct BugReport {
     /// Exactly what `hwbench info --format json` reports.
     pub info: InfoReport,
     /// Exactly what `hwbench train-compare --quick --format json` reports.
-    pub train_compare: CompareReport,
+    pub train_compare: TrainCompareReport,
 }
 
 /// Every version that can explain a difference between two machines' results.
@@ -55,7 +56,7 @@ pub struct Versions {
 }
 
 impl BugReport {
-    pub fn new(info: InfoReport, train_compare: CompareReport) -> Self {
+    pub fn new(info: InfoReport, train_compare: TrainCompareReport) -> Self {
         let versions = Versions {
             hwbench: env!("CARGO_PKG_VERSION").to_string(),
             target: env!("HWBENCH_TARGET").to_string(),
@@ -113,7 +114,7 @@ pub fn fit_markdown(mut doc: Document, limit: usize) -> String {
     }
 }
 
-impl Report for BugReport {
+impl Render for BugReport {
     fn document(&self) -> Document {
         let machine = self.info.document();
         let training = self.train_compare.document();
@@ -160,8 +161,7 @@ impl Report for BugReport {
 }
 
 /// One row per device: the headline numbers of the quick run.
-fn training_summary(report: &CompareReport) -> Section {
-    let every_epoch = SyncPolicy { every: 1 };
+fn training_summary(report: &TrainCompareReport) -> Section {
     let header = [
         "device",
         "per epoch (no sync)",
@@ -175,19 +175,14 @@ fn training_summary(report: &CompareReport) -> Section {
         .devices
         .iter()
         .map(|d| {
-            let per_epoch = |p: Option<&crate::train::compare::PolicyResult>| {
-                p.and_then(|p| p.per_epoch_us).map_or(NA.to_string(), |s| {
-                    format!(
-                        "{} ±{:.0}%",
-                        micros(s.median),
-                        s.relative_half_range() * 100.0
-                    )
-                })
+            let per_epoch = |p: Option<&PolicyResult>| {
+                p.and_then(|p| p.per_epoch_us.as_ref())
+                    .map_or(NA.to_string(), spread_micros)
             };
             vec![
                 d.label.clone(),
-                per_epoch(d.policy(SyncPolicy { every: 0 })),
-                per_epoch(d.policy(every_epoch)),
+                per_epoch(d.policy(SyncPolicy::NEVER)),
+                per_epoch(d.policy(SyncPolicy::EVERY_EPOCH)),
                 d.final_loss.map_or(NA.to_string(), |l| format!("{l:.4}")),
                 match &d.reason {
                     Some(reason) => reason.clone(),

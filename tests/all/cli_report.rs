@@ -1,15 +1,15 @@
 //! `hwbench report`: one redacted document for a bug ticket, Markdown under GitHub's limit or
 //! JSON holding the info and train-compare reports whole; `diff` compares two of them.
 
-mod common;
-
 use std::process::Output;
 
-use common::hwbench;
-use hwbench::render::Report;
-use hwbench::report::{BugReport, GITHUB_LIMIT};
-use hwbench::train::CompareReport;
+use hwbench::bug_report::{BugReport, GITHUB_LIMIT};
+use hwbench::render::Render;
+use hwbench::train::sample;
+use hwbench::train::{DeviceSpec, Framework};
 use serde_json::Value;
+
+use crate::util::{self, Dir, hwbench};
 
 fn report(args: &[&str]) -> Output {
     hwbench()
@@ -17,7 +17,7 @@ fn report(args: &[&str]) -> Output {
         .args(args)
         .env(
             "HWBENCH_GPU_FIXTURE",
-            common::fixture("gpu/two_a100_one_mig.json"),
+            util::fixture("gpu/two_a100_one_mig.json"),
         )
         .env(
             "CUDA_VISIBLE_DEVICES",
@@ -48,18 +48,18 @@ fn markdown_report_has_the_summary_first_and_fits_in_an_issue() {
     assert!(text.contains("| cpu×1 |"));
     assert!(text.contains("candle "));
     assert!(text.chars().count() < GITHUB_LIMIT);
-    common::assert_no_secrets(&text, "the Markdown report");
+    util::assert_no_secrets(&text, "the Markdown report");
 }
 
 #[test]
 fn json_report_holds_info_and_train_compare_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("report.json");
+    let dir = Dir::new();
+    let path = dir.join("report.json");
     let output = report(&["--format", "json", "-o", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty(), "-o writes the file only");
     let text = std::fs::read_to_string(&path).unwrap();
-    common::assert_no_secrets(&text, "the JSON report");
+    util::assert_no_secrets(&text, "the JSON report");
     let json: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["kind"], "report");
     assert_eq!(json["redacted"], true);
@@ -99,8 +99,7 @@ fn json_report_holds_info_and_train_compare_whole() {
     );
     let mut other = json.clone();
     other["info"]["gpu"]["driver_version"] = "999.1".into();
-    let other_path = dir.path().join("other.json");
-    std::fs::write(&other_path, other.to_string()).unwrap();
+    let other_path = dir.write_json("other.json", &other);
     let differ = hwbench()
         .args(["diff", "--format", "json"])
         .args([&path, &other_path])
@@ -126,7 +125,7 @@ fn a_bad_output_path_fails_before_anything_runs() {
 
 #[test]
 fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
-    let mut info = common::info_report("gpu/two_a100_one_mig.json");
+    let mut info = util::info_report("gpu/two_a100_one_mig.json");
     let gpu = info.gpu.devices[0].clone();
     info.gpu.devices = (0..300)
         .map(|index| hwbench::info::gpu::GpuReport {
@@ -134,20 +133,11 @@ fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
             ..gpu.clone()
         })
         .collect();
-    let training = hwbench()
-        .args([
-            "train-compare",
-            "--cpu-threads",
-            "1",
-            "--epochs",
-            "20",
-            "--repeats",
-            "1",
-        ])
-        .args(["--warmup-epochs", "1", "--format", "json"])
-        .output()
-        .unwrap();
-    let training: CompareReport = serde_json::from_slice(&training.stdout).unwrap();
+    let training = sample::report(vec![sample::device(
+        DeviceSpec::Cpu { threads: 1 },
+        Framework::Candle,
+        &[(0, &[0.031, 0.031, 0.032])],
+    )]);
     let report = BugReport::new(info, training);
     let whole = hwbench::render::markdown::render(&report.document());
     assert!(

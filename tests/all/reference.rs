@@ -1,8 +1,6 @@
 //! candle on the CPU against the PyTorch reference run (tests/fixtures/torch_iris_seed0.json):
 //! the same split, scaling, initial weights, loss at every recorded epoch, and test accuracy.
 
-mod common;
-
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
 use hwbench::train::data;
@@ -12,7 +10,7 @@ use serde_json::Value;
 
 fn reference() -> Value {
     serde_json::from_str(
-        &std::fs::read_to_string(common::fixture("torch_iris_seed0.json")).unwrap(),
+        &std::fs::read_to_string(crate::util::fixture("torch_iris_seed0.json")).unwrap(),
     )
     .unwrap()
 }

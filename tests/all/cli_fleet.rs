@@ -1,43 +1,33 @@
 //! `hwbench fleet`: groups of identical nodes and the outliers, from folders of reports.
 
-mod common;
-
-use std::path::Path;
-
-use common::info_with;
 use serde_json::Value;
 
-fn save(dir: &Path, node: &str, report: &Value) {
-    std::fs::write(
-        dir.join(format!("{node}.json")),
-        serde_json::to_string(report).unwrap(),
-    )
-    .unwrap();
+use crate::util::{self, Dir, info_with, tiny_train};
+
+/// Saves `report` as the node `node` of the fleet in `dir`.
+fn save(dir: &Dir, node: &str, report: &Value) {
+    dir.write_json(&format!("{node}.json"), report);
 }
 
 fn fleet(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
     let all: Vec<&std::ffi::OsStr> = std::iter::once("fleet".as_ref())
         .chain(args.iter().copied())
         .collect();
-    common::run(&all)
+    util::run(&all)
 }
 
 #[test]
 fn identical_nodes_group_and_the_odd_ones_are_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let h100 = info_with("gpu/hopper_h100.json");
     for node in ["node01", "node02", "node03", "node04"] {
-        save(dir.path(), node, &h100);
+        save(&dir, node, &h100);
     }
     let mut old_driver = h100.clone();
     old_driver["gpu"]["driver_version"] = Value::from("570.86.15");
-    save(dir.path(), "node05", &old_driver);
-    save(
-        dir.path(),
-        "node06",
-        &info_with("gpu/two_a100_one_mig.json"),
-    );
-    std::fs::write(dir.path().join("notes.txt"), "not a report").unwrap();
+    save(&dir, "node05", &old_driver);
+    save(&dir, "node06", &info_with("gpu/two_a100_one_mig.json"));
+    dir.write("notes.txt", "not a report");
 
     let (code, stdout, stderr) =
         fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
@@ -68,34 +58,27 @@ fn identical_nodes_group_and_the_odd_ones_are_named() {
 
 #[test]
 fn a_node_slower_than_its_group_is_an_outlier() {
-    let dir = tempfile::tempdir().unwrap();
-    let report = common::run_json(
-        &[
-            "train-compare",
-            "--epochs",
-            "100",
-            "--repeats",
-            "1",
-            "--warmup-epochs",
-            "5",
+    let dir = Dir::new();
+    let report = util::run_json(
+        &tiny_train(&[
             "--cpu-threads",
             "1",
             "--sync-every",
             "0",
             "--format",
             "json",
-        ],
+        ]),
         &[],
     );
     for node in ["a", "b", "c", "d"] {
-        save(dir.path(), node, &report);
+        save(&dir, node, &report);
     }
     let mut slow = report.clone();
     let median = slow["devices"][0]["policies"][0]["per_epoch_us"]["median"]
         .as_f64()
         .unwrap();
     slow["devices"][0]["policies"][0]["per_epoch_us"]["median"] = Value::from(median * 2.0);
-    save(dir.path(), "e", &slow);
+    save(&dir, "e", &slow);
 
     let (code, stdout, _) = fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
     assert_eq!(code, Some(0));
@@ -114,10 +97,10 @@ fn a_node_slower_than_its_group_is_an_outlier() {
 
 #[test]
 fn mixed_kinds_and_broken_files_are_refused_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    save(dir.path(), "info", &info_with("gpu/hopper_h100.json"));
+    let dir = Dir::new();
+    save(&dir, "info", &info_with("gpu/hopper_h100.json"));
     save(
-        dir.path(),
+        &dir,
         "train",
         &serde_json::json!({"schema_version": 1, "kind": "train-compare", "devices": []}),
     );
@@ -128,8 +111,8 @@ fn mixed_kinds_and_broken_files_are_refused_naming_the_file() {
         "{stderr}"
     );
 
-    let broken = tempfile::tempdir().unwrap();
-    std::fs::write(broken.path().join("n1.json"), "{").unwrap();
+    let broken = Dir::new();
+    broken.write("n1.json", "{");
     let (code, _, stderr) = fleet(&[broken.path().as_os_str()]);
     assert_eq!(code, Some(2));
     assert!(
@@ -137,7 +120,7 @@ fn mixed_kinds_and_broken_files_are_refused_naming_the_file() {
         "{stderr}"
     );
 
-    let empty = tempfile::tempdir().unwrap();
+    let empty = Dir::new();
     let (code, _, stderr) = fleet(&[empty.path().as_os_str()]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("no reports found"), "{stderr}");
@@ -145,14 +128,46 @@ fn mixed_kinds_and_broken_files_are_refused_naming_the_file() {
 
 #[test]
 fn thousands_of_reports_are_read() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let text = serde_json::to_string(&info_with("gpu/hopper_h100.json")).unwrap();
     for i in 0..2000 {
-        std::fs::write(dir.path().join(format!("node{i:04}.json")), &text).unwrap();
+        dir.write(&format!("node{i:04}.json"), &text);
     }
     let (code, stdout, _) = fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
     assert_eq!(code, Some(0));
     let json: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["nodes"], 2000);
     assert_eq!(json["groups"].as_array().unwrap().len(), 1);
+}
+
+/// Saved reports are checked in as they were written: a field that fleet groups on, renamed in
+/// the report types, would read as "unknown" from them, and fail here.
+#[test]
+fn every_field_fleet_groups_on_is_read_from_saved_reports() {
+    for saved in [
+        util::fixture("reports/info-h100.json"),
+        format!(
+            "{}/fuzz/seeds/train-compare.json",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    ] {
+        let dir = Dir::new();
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+        save(&dir, "a", &report);
+        save(&dir, "b", &report);
+        let (code, stdout, stderr) =
+            fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let json: Value = serde_json::from_str(&stdout).unwrap();
+        let signature = json["groups"][0]["signature"].as_object().unwrap();
+        assert!(signature.len() >= 3, "{signature:?}");
+        for (field, value) in signature {
+            let value = value.as_str().unwrap();
+            assert!(
+                !value.is_empty() && !value.contains("unknown"),
+                "{saved}: {field} = {value}"
+            );
+        }
+    }
 }

@@ -1,0 +1,166 @@
+//! How numbers read: durations, sizes, spreads and ratios, formatted the same way in every table,
+//! verdict and outlier line. A value that is not a number (NaN, infinity) reads as `n/a`.
+
+use crate::render::document::NA;
+use crate::stats::Spread;
+
+/// A duration given in microseconds, with a unit that keeps two or three significant digits:
+/// "45 ns", "0.1 µs", "3.2 µs", "31 µs", "2.50 ms", "1.20 s", "2 min 5 s", "3 h 12 min".
+pub fn micros(us: f64) -> String {
+    if !us.is_finite() {
+        return NA.to_string();
+    }
+    let (sign, us) = if us < 0.0 { ("-", -us) } else { ("", us) };
+    let text = if us == 0.0 {
+        "0 µs".to_string()
+    } else if us < 0.05 {
+        format!("{:.0} ns", us * 1e3)
+    } else if us < 10.0 {
+        format!("{us:.1} µs")
+    } else if us < 1e3 {
+        format!("{us:.0} µs")
+    } else if us < 1e6 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        return format!("{sign}{}", long_seconds(us / 1e6));
+    };
+    format!("{sign}{text}")
+}
+
+/// A duration in milliseconds, always in ms with two decimals ("0.78 ms"): device set-up and first
+/// epochs, which readers compare down the row.
+pub fn millis(ms: f64) -> String {
+    if !ms.is_finite() {
+        return NA.to_string();
+    }
+    if ms.abs() >= 60_000.0 {
+        return long_seconds(ms / 1e3);
+    }
+    format!("{ms:.2} ms")
+}
+
+/// A duration in seconds with two decimals ("0.61 s"), in minutes and hours once that long.
+pub fn seconds(s: f64) -> String {
+    if !s.is_finite() {
+        return NA.to_string();
+    }
+    if s.abs() >= 60.0 {
+        return long_seconds(s);
+    }
+    format!("{s:.2} s")
+}
+
+/// "1.20 s", "2 min 5 s", "3 h 12 min".
+fn long_seconds(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.2} s")
+    } else if s < 3600.0 {
+        let whole = s.round() as u64;
+        format!("{} min {} s", whole / 60, whole % 60)
+    } else {
+        let minutes = (s / 60.0).round() as u64;
+        format!("{} h {} min", minutes / 60, minutes % 60)
+    }
+}
+
+/// The median of a spread of microseconds and half its range as a share: "31 µs ±5%".
+pub fn spread_micros(spread: &Spread) -> String {
+    format!(
+        "{} ±{}",
+        micros(spread.median),
+        percent(spread.relative_half_range())
+    )
+}
+
+/// A share as a whole percentage: 0.053 → "5%".
+pub fn percent(share: f64) -> String {
+    if share.is_finite() {
+        format!("{:.0}%", share * 100.0)
+    } else {
+        NA.to_string()
+    }
+}
+
+/// A factor with two decimals: "1.02×".
+pub fn factor(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.2}×")
+    } else {
+        NA.to_string()
+    }
+}
+
+/// Mebibytes as a whole number: "6 MiB".
+pub fn mib(mib: f64) -> String {
+    if mib.is_finite() {
+        format!("{mib:.0} MiB")
+    } else {
+        NA.to_string()
+    }
+}
+
+/// Mebibytes as gibibytes with one decimal: 24064 → "23.5 GiB".
+pub fn gib(mib: u64) -> String {
+    format!("{:.1} GiB", mib as f64 / 1024.0)
+}
+
+/// Mebibytes as whole gibibytes: 24064 → "24 GiB" (two nodes of the same kind differ by a few
+/// MiB of memory the firmware keeps).
+pub fn gib_rounded(mib: u64) -> String {
+    format!("{:.0} GiB", mib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_keep_a_readable_unit_from_nanoseconds_to_hours() {
+        assert_eq!(micros(0.0), "0 µs");
+        assert_eq!(micros(0.012), "12 ns");
+        assert_eq!(micros(0.1), "0.1 µs");
+        assert_eq!(micros(3.24), "3.2 µs");
+        assert_eq!(micros(31.4), "31 µs");
+        assert_eq!(micros(999.4), "999 µs");
+        assert_eq!(micros(2500.0), "2.50 ms");
+        assert_eq!(micros(1.2e6), "1.20 s");
+        assert_eq!(micros(125e6), "2 min 5 s");
+        assert_eq!(micros(3.0 * 3600e6 + 12.0 * 60e6), "3 h 12 min");
+        assert_eq!(micros(-31.0), "-31 µs");
+        assert_eq!(micros(f64::NAN), "n/a");
+        assert_eq!(micros(f64::INFINITY), "n/a");
+    }
+
+    #[test]
+    fn fixed_unit_durations() {
+        assert_eq!(millis(0.781), "0.78 ms");
+        assert_eq!(millis(0.0), "0.00 ms");
+        assert_eq!(millis(90_000.0), "1 min 30 s");
+        assert_eq!(millis(f64::NAN), "n/a");
+        assert_eq!(seconds(0.614), "0.61 s");
+        assert_eq!(seconds(7200.0), "2 h 0 min");
+        assert_eq!(seconds(f64::NEG_INFINITY), "n/a");
+    }
+
+    #[test]
+    fn spreads_sizes_and_ratios() {
+        let spread = Spread {
+            min: 30.0,
+            median: 31.0,
+            max: 33.1,
+        };
+        assert_eq!(spread_micros(&spread), "31 µs ±5%");
+        let zero = Spread {
+            min: 0.0,
+            median: 0.0,
+            max: 0.0,
+        };
+        assert_eq!(spread_micros(&zero), "0 µs ±0%");
+        assert_eq!(percent(f64::NAN), "n/a");
+        assert_eq!(factor(1.0234), "1.02×");
+        assert_eq!(mib(6.4), "6 MiB");
+        assert_eq!(gib(24_064), "23.5 GiB");
+        assert_eq!(gib(0), "0.0 GiB");
+        assert_eq!(gib_rounded(24_064), "24 GiB");
+    }
+}
