@@ -13,7 +13,7 @@ use candle_nn::{Optimizer, SGD};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hwbench::train::data;
 use hwbench::train::model::{InitWeights, Mlp};
-use hwbench::train::session::{self, Prepared};
+use hwbench::train::session::{self, Length, Prepared};
 use hwbench::train::{SyncPolicy, TrainConfig};
 
 fn config() -> TrainConfig {
@@ -60,8 +60,15 @@ fn epochs_per_thread_setting(c: &mut Criterion) {
         set_threads(threads);
         group.bench_function(format!("cpu×{threads}"), |b| {
             b.iter_custom(|iters| {
-                let trained =
-                    session::train(&prepared, &cfg, SyncPolicy::NEVER, iters, false).unwrap();
+                let trained = session::train(
+                    &prepared,
+                    &cfg,
+                    SyncPolicy::NEVER,
+                    Length::Epochs(iters),
+                    false,
+                    &mut |_| Ok(()),
+                )
+                .unwrap();
                 Duration::from_secs_f64(trained.result.total_s)
             })
         });
@@ -83,8 +90,9 @@ fn measurement_overhead(c: &mut Criterion) {
                 &prepared,
                 &cfg,
                 SyncPolicy { every: 100 },
-                iters * 1000,
+                Length::Epochs(iters * 1000),
                 false,
+                &mut |_| Ok(()),
             )
             .unwrap();
             Duration::from_secs_f64(trained.result.total_s)

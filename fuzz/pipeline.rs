@@ -1,20 +1,32 @@
 //! What the `report_parser` fuzz target does with one input, shared with the regression test
-//! (`tests/fuzz_regressions.rs`) that replays every crash the fuzzer has found.
+//! (`tests/all/fuzz_regressions.rs`) that replays every crash the fuzzer has found.
 //!
 //! The bytes go through `saved::parse` (what `hwbench diff` and `hwbench fleet` do with a file);
 //! a report that passes is read into its typed form, compared with itself and with a bare report
-//! of its kind, grouped as a fleet, and every result is rendered in all formats. Whatever a file
-//! holds, hwbench must answer with an error or a result, never a panic.
+//! of its kind (plain and redacted), grouped as a fleet, and every result is rendered in all
+//! formats. Every line of the input is also read as a worker's message and checked the way the
+//! parent checks a companion's. Whatever a file holds, hwbench must answer with an error or a
+//! result, never a panic.
 
 use hwbench::fleet::Node;
+use hwbench::redact::Redactor;
 use hwbench::render::{self, Format, Render, Style};
 use hwbench::saved::{self, Saved, Typed};
+use hwbench::train::protocol::{EventCheck, Message, SessionRequest};
+use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig, model::InitWeights};
 
+/// Both targets' work on one input.
 pub fn run(data: &[u8]) {
+    reports(data);
+    worker_messages(data);
+}
+
+/// The `report_parser` target: the input as a saved report, through `diff` and `fleet`.
+pub fn reports(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(report) = saved::parse("fuzz.json", text) else {
+    let Ok(report) = saved::parse("fuzz.json", text.to_string()) else {
         return;
     };
     match report.typed() {
@@ -24,9 +36,12 @@ pub fn run(data: &[u8]) {
         Err(_) => {}
     }
     let bare = bare(&report);
+    let redactor = Redactor::default();
     for other in [&report, &bare] {
-        if let Ok(diff) = hwbench::diff::diff_reports(&report, other) {
-            render_all(&diff);
+        for redacting in [None, Some(&redactor)] {
+            if let Ok(diff) = hwbench::diff::diff_reports(&report, other, redacting) {
+                render_all(&diff);
+            }
         }
     }
     let node = |name: &str, report: &Saved| Node {
@@ -34,8 +49,34 @@ pub fn run(data: &[u8]) {
         report: report.clone(),
     };
     let fleet = [node("a", &report), node("b", &report), node("c", &bare)];
-    if let Ok(fleet) = hwbench::fleet::analyse(&fleet) {
+    if let Ok(fleet) = hwbench::fleet::analyse(&fleet, Vec::new(), Some(&redactor)) {
         render_all(&fleet);
+    }
+}
+
+/// The `worker_messages` target: each line as a worker's message, checked as the parent checks a
+/// companion's for a small session.
+pub fn worker_messages(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let request = SessionRequest {
+        device: DeviceSpec::Cuda { ordinal: 0 },
+        config: TrainConfig {
+            hidden: 10,
+            lr: 0.01,
+            epochs: 300,
+            split_seed: 42,
+            init: InitWeights::from_seed(0, 10),
+        },
+        policies: vec![SyncPolicy::EVERY_EPOCH, SyncPolicy::NEVER],
+        repeats: 2,
+        warmup_epochs: 10,
+        calibrate: true,
+    };
+    let mut check = EventCheck::new(&request);
+    for line in text.lines() {
+        if let Ok(Message::Event(event)) = serde_json::from_str::<Message>(line) {
+            let _ = check.check(&event);
+        }
     }
 }
 
@@ -53,10 +94,10 @@ fn render_all<R: Render>(report: &R) {
 /// A report of the same kind and schema with nothing else in it.
 fn bare(report: &Saved) -> Saved {
     Saved {
-        json: serde_json::json!({
-            "kind": report.json["kind"],
-            "schema_version": report.json["schema_version"],
-        }),
+        text: format!(
+            r#"{{"kind": "{}", "schema_version": 1}}"#,
+            report.kind.name()
+        ),
         ..report.clone()
     }
 }

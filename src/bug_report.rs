@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::info::InfoReport;
+use crate::redact::Redactor;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Body, Document, Render, Section};
@@ -95,7 +96,20 @@ impl BugReport {
     }
 }
 
-/// Renders `doc`, leaving out detail sections from the end until it is under `limit` characters.
+impl BugReport {
+    /// Replaces every identifying value: the machine's own, and those `redactor` knows, in both
+    /// parts and the versions.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        let redactor = redactor.clone().with(self.info.secrets());
+        self.info.redact(&redactor);
+        self.train_compare.redact(&redactor);
+        redactor.apply(&mut self.versions);
+        self.redacted = true;
+    }
+}
+
+/// Renders `doc`, leaving out detail sections from the end until it is under `limit` characters;
+/// a summary that is still too long (a hostile report) is cut at a line, and says so.
 pub fn fit_markdown(mut doc: Document, limit: usize) -> String {
     // In document order: each section left out comes before the ones left out earlier.
     let mut left_out: Vec<String> = Vec::new();
@@ -104,14 +118,53 @@ pub fn fit_markdown(mut doc: Document, limit: usize) -> String {
         if !left_out.is_empty() {
             text.push_str(&format!(
                 "\n_Left out to stay under GitHub's {limit}-character limit: {}. The JSON form (`--format json`) has everything._\n",
-                left_out.join(", ")
+                crate::render::truncate(&compact(&left_out), 2000)
             ));
         }
+        if text.chars().count() < limit {
+            return text;
+        }
         match doc.details.pop() {
-            Some(section) if text.chars().count() >= limit => left_out.insert(0, section.title),
-            _ => return text,
+            Some(section) => left_out.insert(0, section.title),
+            None => {
+                let note = format!(
+                    "\n_Cut here to stay under GitHub's {limit}-character limit. The JSON form (`--format json`) has everything._\n"
+                );
+                let keep = limit.saturating_sub(note.chars().count() + 1);
+                let mut cut: String = text.chars().take(keep).collect();
+                cut.truncate(cut.rfind('\n').map_or(0, |i| i + 1));
+                cut.push_str(&note);
+                return cut;
+            }
         }
     }
+}
+
+/// Section titles in one line, runs of GPUs as ranges: "GPU 68 to GPU 299, CUDA environment".
+fn compact(titles: &[String]) -> String {
+    let gpu = |title: &str| title.strip_prefix("GPU ")?.parse::<u64>().ok();
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(u64, u64)> = None;
+    let close = |run: &mut Option<(u64, u64)>, parts: &mut Vec<String>| match run.take() {
+        Some((first, last)) if first == last => parts.push(format!("GPU {first}")),
+        Some((first, last)) => parts.push(format!("GPU {first} to GPU {last}")),
+        None => {}
+    };
+    for title in titles {
+        match (gpu(title), run) {
+            (Some(n), Some((first, last))) if n == last + 1 => run = Some((first, n)),
+            (Some(n), _) => {
+                close(&mut run, &mut parts);
+                run = Some((n, n));
+            }
+            (None, _) => {
+                close(&mut run, &mut parts);
+                parts.push(title.clone());
+            }
+        }
+    }
+    close(&mut run, &mut parts);
+    parts.join(", ")
 }
 
 impl Render for BugReport {

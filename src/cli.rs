@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, OutputSettings};
-use crate::error::{self, Interrupted};
+use crate::error::{self, Interrupted, UsageError};
 use crate::output::Destination;
 use crate::render::Format;
-use crate::train::SyncPolicy;
 use crate::train::device::DeviceChoice;
 use crate::train::plan::TrainSettings;
 use crate::train::worker;
+use crate::train::{SyncPolicy, limits};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -47,8 +47,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `hwbench man > hwbench.1`.
-    Man,
+    /// Print a man page (roff): `hwbench man > hwbench.1`, one subcommand's (`hwbench man
+    /// info`), or write every page into a folder (`hwbench man --out DIR`).
+    Man(ManArgs),
     /// Serve one device's training session over stdin/stdout (used by train-compare).
     #[command(hide = true)]
     Worker,
@@ -77,23 +78,32 @@ pub struct InfoArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub devices: DeviceArgs,
-    /// Epochs per run (1 to 100000000).
-    #[arg(long, default_value_t = TrainSettings::EPOCHS, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    pub epochs: u64,
+    /// Epochs of the course's run (1 to 100000000); given, every timed run trains them all
+    /// [default: 20000, timed within --time-budget].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=limits::EPOCHS))]
+    pub epochs: Option<u64>,
     /// SGD learning rate (finite, > 0).
     #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
     pub lr: f64,
     /// Hidden units, 1 to 4096 [default: 10, or what --init-weights holds].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=limits::HIDDEN as i64))]
     pub hidden: Option<u16>,
     /// Read the loss back every k epochs, one row group each; 0 = only once at the end.
     #[arg(long, value_delimiter = ',', default_value = "1,100,2000,0")]
     pub sync_every: Vec<SyncPolicy>,
-    /// Timed runs per device and policy (after an untimed warm-up).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub repeats: u32,
+    /// Timed runs per device and policy (after an untimed warm-up); given, the time budget is
+    /// off [default: 3].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::REPEATS)))]
+    pub repeats: Option<u32>,
+    /// Seconds the default run may take: each column times as many epochs as its share allows (at
+    /// least 1000) and the 20000-epoch totals are derived from them; 0 = no budget.
+    #[arg(long, value_name = "SECONDS", default_value_t = TrainSettings::TIME_BUDGET.as_secs())]
+    pub time_budget: u64,
+    /// The course's loop exactly: every timed run trains all --epochs (no time budget).
+    #[arg(long, conflicts_with_all = ["time_budget", "quick"])]
+    pub full: bool,
     /// Epochs of the untimed warm-up run before each policy (capped at --epochs).
-    #[arg(long, default_value_t = TrainSettings::WARMUP_EPOCHS, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, default_value_t = TrainSettings::WARMUP_EPOCHS, value_parser = clap::value_parser!(u64).range(1..=limits::EPOCHS))]
     pub warmup_epochs: u64,
     /// Draw initial weights from this seed (hwbench's generator, PyTorch's nn.Linear ranges)
     /// [default: the PyTorch reference run's weights when --hidden is 10, else seed 0].
@@ -108,7 +118,7 @@ pub struct TrainArgs {
     /// Also write every device's loss curve as an SVG chart.
     #[arg(long, value_name = "PATH.svg")]
     pub plot: Option<PathBuf>,
-    #[arg(long, conflicts_with_all = ["epochs", "warmup_epochs"], help = quick_help())]
+    #[arg(long, conflicts_with_all = ["epochs", "warmup_epochs", "time_budget"], help = quick_help())]
     pub quick: bool,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -125,17 +135,18 @@ fn quick_help() -> String {
 /// Which devices train, and how their workers start: shared by `train-compare` and `report`.
 #[derive(Args, Debug)]
 pub struct DeviceArgs {
-    /// Devices to train on, e.g. cpu,cuda:0 [default: the CPU and every usable CUDA GPU].
+    /// Devices to train on, e.g. cpu,cuda:0, or all [default: the CPU and each model of CUDA GPU
+    /// here; all: every GPU, identical ones included].
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<DeviceChoice>,
     /// CPU thread counts, one column each [default: 1 and the usable CPUs].
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=4096))]
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=limits::THREADS as i64))]
     pub cpu_threads: Vec<u16>,
     /// The hwbench-cuda companion to use [default: $HWBENCH_CUDA, else next to hwbench].
     #[arg(long, value_name = "PATH")]
     pub cuda_companion: Option<PathBuf>,
     /// Seconds a device's worker may stay silent before it is called hung and stopped.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = parse_seconds)]
     pub worker_timeout: u64,
     /// Also run the reference PyTorch loop (shipped inside hwbench) on the CPU and every CUDA
     /// device, with the same data, weights, epochs and sync policies.
@@ -160,6 +171,15 @@ pub struct ReportArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The subcommand whose page to print, e.g. info [default: the top page].
+    pub page: Option<String>,
+    /// Write hwbench.1 and one page per subcommand (hwbench-info.1, …) into this folder.
+    #[arg(long, value_name = "DIR", conflicts_with = "page")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct DiffArgs {
     /// The first report (`hwbench info --format json` or `train-compare --format json`).
     pub a: PathBuf,
@@ -176,6 +196,15 @@ pub struct FleetArgs {
     pub inputs: Vec<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn parse_seconds(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(seconds) if seconds >= 1 => Ok(seconds),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds: give a whole number of 1 or more, e.g. 300"
+        )),
+    }
 }
 
 fn parse_lr(text: &str) -> Result<f64, String> {
@@ -216,9 +245,15 @@ impl TrainArgs {
         let base = if self.quick {
             TrainSettings::quick()
         } else {
+            // Epochs or repeats given, or --full: the user asked for exact numbers.
+            let exact = self.full
+                || self.epochs.is_some()
+                || self.repeats.is_some()
+                || self.time_budget == 0;
             TrainSettings {
-                epochs: self.epochs,
+                epochs: self.epochs.unwrap_or(TrainSettings::EPOCHS),
                 warmup_epochs: self.warmup_epochs,
+                time_budget: (!exact).then(|| Duration::from_secs(self.time_budget)),
                 ..TrainSettings::standard()
             }
         };
@@ -226,7 +261,7 @@ impl TrainArgs {
             lr: self.lr,
             hidden: self.hidden.map(usize::from),
             sync_every: self.sync_every.clone(),
-            repeats: self.repeats,
+            repeats: self.repeats.unwrap_or(base.repeats),
             seed: self.seed,
             init_weights: self.init_weights.clone(),
             split_seed: self.split_seed,
@@ -235,12 +270,67 @@ impl TrainArgs {
     }
 }
 
+/// `hwbench man`: the top page, one subcommand's, or every page into a folder.
+fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
+    let mut command = Cli::command().disable_help_subcommand(true);
+    command.build();
+    let page = |command: clap::Command| -> anyhow::Result<(String, String)> {
+        let man = clap_mangen::Man::new(command);
+        let mut roff = Vec::new();
+        man.render(&mut roff)?;
+        Ok((
+            man.get_filename(),
+            String::from_utf8_lossy(&roff).into_owned(),
+        ))
+    };
+    let subcommands: Vec<clap::Command> = command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    if let Some(dir) = &args.out {
+        for command in std::iter::once(command.clone()).chain(subcommands) {
+            let (name, text) = page(command)?;
+            Destination::open(Some(&dir.join(&name)), "--out")?.write(&text)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let chosen = match &args.page {
+        None => command,
+        Some(name) => subcommands
+            .into_iter()
+            .find(|s| s.get_name() == name.as_str())
+            .ok_or_else(|| {
+                let pages: Vec<String> = command
+                    .get_subcommands()
+                    .filter(|s| !s.is_hide_set())
+                    .map(|s| s.get_name().to_string())
+                    .collect();
+                UsageError::new(format!(
+                    "no man page '{name}': give one of {}",
+                    pages.join(", ")
+                ))
+            })?,
+    };
+    Destination::Stdout.write(&page(chosen)?.1)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Parses the command line, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            use clap::error::ErrorKind;
+            match e.kind() {
+                // Help and version are what was asked for, whole.
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                }
+                _ => eprintln!("Error: {}", one_line(&e)),
+            }
             return ExitCode::from(e.exit_code() as u8);
         }
     };
@@ -249,10 +339,37 @@ pub fn main() -> ExitCode {
         Err(e) if error::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => error::exit_code(&e),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            for line in error::lines(&e) {
+                eprintln!("{line}");
+            }
             error::exit_code(&e)
         }
     }
+}
+
+/// clap's error in one line: what is wrong, its tip if it has one, and where help is.
+fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let what = lines
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    let rest: Vec<&str> = lines.collect();
+    let tip = rest
+        .iter()
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|tip| format!("; {tip}"))
+        .unwrap_or_default();
+    // The subcommand, as typed: the first word that is not a flag, if it names one.
+    let command = std::env::args_os()
+        .skip(1)
+        .filter_map(|a| a.into_string().ok())
+        .find(|a| !a.starts_with('-'))
+        .filter(|a| Cli::command().find_subcommand(a).is_some())
+        .map_or_else(|| "hwbench".to_string(), |sub| format!("hwbench {sub}"));
+    format!("{what}{tip} (see `{command} --help`)")
 }
 
 /// Runs the command the user asked for.
@@ -276,12 +393,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Destination::Stdout.write(&String::from_utf8_lossy(&script))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
-            Destination::Stdout.write(&String::from_utf8_lossy(&page))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Man(args) => man(&args),
         // The worker reports its own errors on its protocol; only the exit code is left to give.
         Command::Worker => Ok(ExitCode::from(worker::serve())),
     }

@@ -5,22 +5,26 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
 
 use crate::bug_report::BugReport;
-use crate::error::Interrupted;
+use crate::error::{ColumnErrors, Interrupted};
 use crate::info::{self, GpuSource};
 use crate::output::Destination;
+use crate::redact::Redactor;
 use crate::render::{self, Format, Render, Style};
-use crate::train::plan::{self, TrainSettings};
+use crate::train::plan::{self, Plan, TrainSettings};
+use crate::train::results::DeviceStatus;
+use crate::train::runner::signal_name;
 use crate::train::{TrainCompareReport, plot, runner};
-use crate::{diff, fleet, redact, saved};
+use crate::{diff, fleet, process, saved};
 
 /// Where and how a command's report goes.
 #[derive(Clone, Debug)]
 pub struct OutputSettings {
     pub format: Format,
-    /// `None`: stdout.
+    /// `None` (or `-`): stdout.
     pub path: Option<PathBuf>,
     /// Replace identifying values (hostname, GPU UUIDs and serials) with placeholders.
     pub redact: bool,
@@ -31,6 +35,11 @@ impl OutputSettings {
     fn open(&self) -> anyhow::Result<Destination> {
         Destination::open(self.path.as_deref(), "-o")
     }
+
+    /// The redactor when redacting, for commands that read reports from elsewhere.
+    fn redactor(&self) -> Option<Redactor> {
+        self.redact.then(Redactor::for_this_machine)
+    }
 }
 
 /// How a command's result maps to its exit code.
@@ -39,8 +48,11 @@ enum Outcome {
     Done,
     /// 1: `diff` found differences.
     Different,
-    /// 130: Ctrl-C stopped the run after what finished was written.
-    Incomplete,
+    /// 1, with this line on stderr: part of the input could not be used (`fleet`).
+    Partly(String),
+    /// 128 + signal: a signal stopped the run after what finished was written (to `PATH.partial`
+    /// when the destination is a file).
+    Stopped(i32),
 }
 
 /// Renders `report` in `format` to `destination`, then ends as `outcome` says.
@@ -55,19 +67,37 @@ fn emit<R: Render>(
     } else {
         Style::plain()
     };
+    let destination = match outcome {
+        Outcome::Stopped(_) => destination.for_partial_report(),
+        _ => destination,
+    };
+    let partial = destination.path().map(Path::to_path_buf);
     destination.write(&render::render(report, format, style)?)?;
     match outcome {
         Outcome::Done => Ok(ExitCode::SUCCESS),
         Outcome::Different => Ok(ExitCode::from(1)),
-        Outcome::Incomplete => Err(Interrupted.into()),
+        Outcome::Partly(why) => {
+            eprintln!("Error: {why}");
+            Ok(ExitCode::from(1))
+        }
+        Outcome::Stopped(signal) => {
+            if let Some(path) = partial {
+                eprintln!(
+                    "hwbench: interrupted ({}); the finished rows are in {}",
+                    signal_name(signal),
+                    path.display()
+                );
+            }
+            Err(Interrupted { signal }.into())
+        }
     }
 }
 
+/// Done, or stopped by the signal that arrived.
 fn finished(complete: bool) -> Outcome {
-    if complete {
-        Outcome::Done
-    } else {
-        Outcome::Incomplete
+    match process::stop_signal() {
+        Some(signal) if !complete => Outcome::Stopped(signal),
+        _ => Outcome::Done,
     }
 }
 
@@ -85,7 +115,7 @@ pub fn info(output: &OutputSettings) -> anyhow::Result<ExitCode> {
 fn collect_info(redact: bool) -> info::InfoReport {
     let mut report = info::collect(&GpuSource::from_env());
     if redact {
-        redact::info(&mut report);
+        report.redact(&Redactor::for_this_machine());
     }
     report
 }
@@ -96,49 +126,108 @@ pub fn train_compare(
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = plan::plan(settings)?;
+    let plan = plan_run(settings)?;
     // Fail on a bad path now, not after the run.
     let destination = output.open()?;
     let plot_destination = plot_path
         .map(|path| Destination::open(Some(path), "--plot"))
         .transpose()?;
-    let report = train(&plan, output.redact)?;
-    if let Some(plot_destination) = plot_destination {
-        plot_destination.write(&plot::svg(&report)?)?;
+    let report = train(&plan, output.redact);
+    let outcome = finished(report.complete);
+    // When no column trained, the report holds only the reasons (said on stderr below): it goes
+    // to stdout, never over a file that may hold an earlier, good report.
+    let nothing_trained = report
+        .devices
+        .iter()
+        .all(|d| matches!(d.status, DeviceStatus::NotRun | DeviceStatus::Failed));
+    if nothing_trained {
+        if destination.is_stdout() {
+            emit(&report, destination, output.format, Outcome::Done)?;
+        }
+        let lines = report
+            .devices
+            .iter()
+            .map(|d| {
+                let reason = d.reason.as_deref().unwrap_or("no reason given");
+                format!("{} {}: {reason}", d.label, d.status.words())
+            })
+            .collect();
+        return Err(ColumnErrors(lines).into());
     }
-    emit(
-        &report,
-        destination,
-        output.format,
-        finished(report.complete),
-    )
+    // The plot goes to PATH.partial too when the run was stopped.
+    let plot_destination = plot_destination.map(|d| match outcome {
+        Outcome::Stopped(_) => d.for_partial_report(),
+        _ => d,
+    });
+    // The report first: whatever happens to the plot, the run is kept.
+    let ending = emit(&report, destination, output.format, outcome);
+    if let (Some(plot_destination), Some(path)) = (plot_destination, plot_path) {
+        let written = plot::svg(&report).and_then(|svg| plot_destination.write(&svg));
+        written.with_context(|| {
+            format!(
+                "the report was written, but not the plot (--plot {})",
+                path.display()
+            )
+        })?;
+    }
+    let code = ending?;
+    // A column that computed wrong results makes the run a failure, its report the evidence.
+    let wrong: Vec<String> = report
+        .devices
+        .iter()
+        .filter(|d| d.status == DeviceStatus::WrongResults)
+        .map(|d| {
+            format!(
+                "{} computed wrong results: {}",
+                d.label,
+                d.reason.as_deref().unwrap_or("its losses are not cpu×1's")
+            )
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Err(ColumnErrors(wrong).into());
+    }
+    Ok(code)
 }
 
-/// Trains, stopping early on Ctrl-C (the report then says it is incomplete).
-fn train(plan: &plan::Plan, redact: bool) -> anyhow::Result<TrainCompareReport> {
-    static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    let mut report = runner::run_plan(plan, &INTERRUPTED);
-    report.redacted = redact;
-    Ok(report)
+/// Plans with stop signals caught, so that Ctrl-C or SIGTERM from here on leaves nothing behind.
+fn plan_run(settings: &TrainSettings) -> anyhow::Result<Plan> {
+    process::catch_stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
+    let plan = plan::plan(settings)?;
+    if let Some(signal) = process::stop_signal() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(plan)
+}
+
+/// Trains, stopping early on a stop signal (the report then says it is incomplete).
+fn train(plan: &Plan, redact: bool) -> TrainCompareReport {
+    let mut report = runner::run_plan(plan);
+    if redact {
+        report.redact(&Redactor::for_this_machine().with(plan.gpus.secrets()));
+    }
+    report
 }
 
 /// `hwbench report`: `info`, a quick `train-compare` and the versions, in one document.
 pub fn report(settings: &TrainSettings, output: &OutputSettings) -> anyhow::Result<ExitCode> {
-    let plan = plan::plan(settings)?;
+    let plan = plan_run(settings)?;
     let destination = output.open()?;
-    let machine = collect_info(output.redact);
-    let training = train(&plan, output.redact)?;
-    let complete = training.complete;
-    let report = BugReport::new(machine, training);
-    emit(&report, destination, output.format, finished(complete))
+    let machine = info::collect(&GpuSource::from_env());
+    let training = runner::run_plan(&plan);
+    let outcome = finished(training.complete);
+    let mut report = BugReport::new(machine, training);
+    if output.redact {
+        report.redact(&Redactor::for_this_machine().with(plan.gpus.secrets()));
+    }
+    emit(&report, destination, output.format, outcome)
 }
 
 /// `hwbench diff`: exit 0 when the reports agree, 1 when they differ, 2 on bad input.
 pub fn diff(a: &Path, b: &Path, output: &OutputSettings) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
-    let report = diff::diff_reports(&saved::read(a)?, &saved::read(b)?)?;
+    let redactor = output.redactor();
+    let report = diff::diff_reports(&saved::read(a)?, &saved::read(b)?, redactor.as_ref())?;
     let outcome = if report.same {
         Outcome::Done
     } else {
@@ -147,14 +236,17 @@ pub fn diff(a: &Path, b: &Path, output: &OutputSettings) -> anyhow::Result<ExitC
     emit(&report, destination, output.format, outcome)
 }
 
-/// `hwbench fleet`.
+/// `hwbench fleet`: exit 0, or 1 when some files could not be read (the others are analysed).
 pub fn fleet(inputs: &[PathBuf], output: &OutputSettings) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
-    let nodes = fleet::read_nodes(&fleet::report_files(inputs)?)?;
-    emit(
-        &fleet::analyse(&nodes)?,
-        destination,
-        output.format,
-        Outcome::Done,
-    )
+    let (nodes, skipped) = fleet::read_nodes(&fleet::report_files(inputs)?);
+    let report = fleet::analyse(&nodes, skipped, output.redactor().as_ref())?;
+    let outcome = match report.skipped.len() {
+        0 => Outcome::Done,
+        n => Outcome::Partly(format!(
+            "{n} of {} files could not be read as reports (listed under Skipped); the others were analysed",
+            n + report.nodes
+        )),
+    };
+    emit(&report, destination, output.format, outcome)
 }

@@ -15,7 +15,7 @@ use crate::process::{QuickRunError, last_line, run_with_timeout};
 
 /// The worker protocol's version (messages: `train::protocol`). Bumped whenever a message
 /// changes shape; a worker that speaks another version is refused with one line.
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 pub const EXECUTABLE: &str = "hwbench-cuda";
 /// Environment variable naming the companion executable.
@@ -146,6 +146,7 @@ fn describe(path: &Path) -> Result<CompanionBuild, String> {
     let output =
         run_with_timeout(Command::new(path).arg("describe"), timeout).map_err(|e| match e {
             QuickRunError::Spawn(e) => format!("{EXECUTABLE} cannot start: {e}"),
+            QuickRunError::Stopped(_) => format!("{EXECUTABLE} describe was interrupted"),
             QuickRunError::TimedOut => format!(
                 "{EXECUTABLE} describe did not answer within {} s",
                 timeout.as_secs()

@@ -1,4 +1,8 @@
 //! Errors a user can cause, and how each kind of failure maps to an exit code.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error (bad flag, bad file), 128 + the
+//! signal when a signal stopped the run (130 for Ctrl-C, 143 for SIGTERM) after the finished work
+//! was written.
 
 use std::process::ExitCode;
 
@@ -13,15 +17,22 @@ impl UsageError {
     }
 }
 
-/// The run was interrupted (Ctrl-C) after the finished work was printed.
+/// A signal stopped the run after the finished work was written.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted")]
-pub struct Interrupted;
+#[error("interrupted by signal {signal}")]
+pub struct Interrupted {
+    pub signal: i32,
+}
 
-/// 0 success, 1 runtime failure, 2 usage error, 130 interrupted.
+/// Columns that failed, could not run, or computed wrong results: one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct ColumnErrors(pub Vec<String>);
+
+/// 0 success, 1 runtime failure, 2 usage error, 128 + signal when interrupted.
 pub fn exit_code(error: &anyhow::Error) -> ExitCode {
-    if error.downcast_ref::<Interrupted>().is_some() {
-        ExitCode::from(130)
+    if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
+        ExitCode::from((128 + interrupted.signal).clamp(0, 255) as u8)
     } else if error.downcast_ref::<UsageError>().is_some() {
         ExitCode::from(2)
     } else {
@@ -36,4 +47,21 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The lines to print for `error` on stderr: one, or one per column for [`ColumnErrors`].
+pub fn lines(error: &anyhow::Error) -> Vec<String> {
+    match error.downcast_ref::<ColumnErrors>() {
+        Some(ColumnErrors(lines)) => lines.iter().map(|l| format!("Error: {l}")).collect(),
+        None => vec![format!("Error: {}", one_line(&format!("{error:#}")))],
+    }
+}
+
+/// Messages from libraries can hold line breaks; a user gets one line.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

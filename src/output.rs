@@ -1,10 +1,14 @@
 //! Where a rendered report goes: stdout, or a file written atomically.
 //!
-//! The destination is opened before any probing or training starts, so a bad `-o` path fails in
-//! milliseconds rather than after a long run, and a file is never left half-written: the text goes
-//! to a temporary file beside the target, which is renamed over it only when complete.
+//! The destination is checked before any probing or training starts, so a bad `-o` path fails in
+//! milliseconds rather than after a long run. A file is never left half-written: the text goes to
+//! a temporary file beside the target (which exists only while it is written), renamed over it
+//! when complete. A new file gets the mode a shell's `>` would give it (0666 less the umask); a
+//! replaced file keeps its mode and, where permitted, its owner. An interrupted run never replaces
+//! a file: its partial report goes to `PATH.partial`.
 
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -13,13 +17,14 @@ use crate::error::UsageError;
 
 pub enum Destination {
     Stdout,
-    /// A regular file: written to a temporary file beside it, then renamed over it.
+    /// A regular file (or where one will be): written to a temporary file beside it, then renamed
+    /// over it.
     File {
         path: PathBuf,
-        temp: tempfile::NamedTempFile,
     },
     /// Something that is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe): written in
-    /// place, since renaming over it would replace the device or pipe with a file.
+    /// place, since renaming over it would replace the device or pipe with a file. Opened at once:
+    /// a pipe's reader sees one writer.
     Special {
         path: PathBuf,
         file: std::fs::File,
@@ -27,10 +32,10 @@ pub enum Destination {
 }
 
 impl Destination {
-    /// Checks that `path` can be written, by creating the temporary file it will be renamed from.
-    /// `flag` names the option the path came from, for the error message.
+    /// Checks that `path` can be written (`-` or none: stdout). `flag` names the option the path
+    /// came from, for the error message.
     pub fn open(path: Option<&Path>, flag: &str) -> anyhow::Result<Self> {
-        let Some(path) = path else {
+        let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
             return Ok(Self::Stdout);
         };
         if path.is_dir() {
@@ -60,11 +65,8 @@ impl Destination {
             });
         }
         // Through a symbolic link, the file it points to is replaced, not the link.
-        let path = &std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let dir = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = folder_of(&path);
         if !dir.is_dir() {
             return Err(UsageError::new(format!(
                 "cannot write to '{}': the folder '{}' does not exist; create it or give {flag} another path",
@@ -73,14 +75,10 @@ impl Destination {
             ))
             .into());
         }
-        let temp = tempfile::Builder::new()
-            .prefix(".hwbench-")
-            .tempfile_in(dir)
-            .map_err(cannot)?;
-        Ok(Self::File {
-            path: path.to_path_buf(),
-            temp,
-        })
+        // A file that can be created there now can be created when the report is ready; it is
+        // removed at once, so that nothing is left behind if hwbench is killed meanwhile.
+        drop(temp_file_in(dir).map_err(cannot)?);
+        Ok(Self::File { path })
     }
 
     /// Writes the whole text. A closed stdout pipe is reported as `BrokenPipe` for the caller to
@@ -93,21 +91,85 @@ impl Destination {
                 out.flush()?;
                 Ok(())
             }
-            Self::File { path, mut temp } => {
-                temp.write_all(text.as_bytes())
-                    .and_then(|()| temp.as_file().sync_all())
-                    .with_context(|| format!("writing {}", path.display()))?;
-                temp.persist(&path)
-                    .with_context(|| format!("renaming the finished file to {}", path.display()))?;
-                Ok(())
-            }
+            Self::File { path } => write_atomically(&path, text),
             Self::Special { path, mut file } => file
                 .write_all(text.as_bytes())
                 .with_context(|| format!("writing {}", path.display())),
         }
     }
 
+    /// Where an interrupted run's report goes: a file becomes `PATH.partial`, never the complete
+    /// report it would replace.
+    pub fn for_partial_report(self) -> Self {
+        match self {
+            Self::File { path } => {
+                let mut partial = path.into_os_string();
+                partial.push(".partial");
+                Self::File {
+                    path: partial.into(),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The file written, when it is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::Stdout => None,
+            Self::File { path } | Self::Special { path, .. } => Some(path),
+        }
+    }
+
     pub fn is_stdout(&self) -> bool {
         matches!(self, Self::Stdout)
     }
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(".hwbench-")
+        .tempfile_in(dir)
+}
+
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let context = || format!("writing {}", path.display());
+    let mut temp = temp_file_in(folder_of(path)).with_context(context)?;
+    temp.write_all(text.as_bytes())
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(context)?;
+    match std::fs::metadata(path) {
+        Ok(old) => {
+            // Keep what the replaced file was: its mode, and its owner where permitted.
+            let file = temp.as_file();
+            let _ = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()));
+            file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))
+                .with_context(context)?;
+        }
+        Err(_) => temp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))
+            .with_context(context)?,
+    }
+    temp.persist(path)
+        .with_context(|| format!("renaming the finished file to {}", path.display()))?;
+    Ok(())
+}
+
+/// This process's umask, read without changing it (Linux 4.7+), else 022.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+        })
+        .unwrap_or(0o022)
 }

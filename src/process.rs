@@ -1,40 +1,157 @@
-//! Other programs hwbench starts briefly (the companion's `describe`, the torch probe) and what
-//! their output and exit status say, in one line fit for a report.
+//! Other processes: the signals that ask hwbench to stop, the children it starts (in process
+//! groups of their own that die with it), short helper commands with a timeout, and how their
+//! output and exit status read in one line.
 
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::render::truncate;
+
+/// Ctrl-C, `kill`, a closed terminal.
+const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// The stop signal received, once catching is on (0: none yet).
+static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
+/// From now on SIGINT, SIGTERM and SIGHUP do not end hwbench at once: the signal is recorded, and
+/// the work in progress stops at its next check, keeping what finished and cleaning up after
+/// itself. A second signal ends hwbench at once, with exit code 128 + the signal.
+pub fn catch_stop_signals() -> std::io::Result<()> {
+    let received = Arc::new(AtomicUsize::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    for signal in STOP_SIGNALS {
+        // The first signal sets `stopping`; with it set, the next one exits at once.
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            128 + signal,
+            Arc::clone(&stopping),
+        )?;
+        signal_hook::flag::register_usize(signal, Arc::clone(&received), signal as usize)?;
+        signal_hook::flag::register(signal, Arc::clone(&stopping))?;
+    }
+    let _ = STOP.set(received);
+    Ok(())
+}
+
+/// The signal that asked hwbench to stop, if one has (only once [`catch_stop_signals`] ran).
+pub fn stop_signal() -> Option<i32> {
+    let signal = STOP.get()?.load(Ordering::SeqCst);
+    (signal != 0).then_some(signal as i32)
+}
+
+/// Starts `command` in a process group of its own, so that it can be stopped with every process
+/// it starts, and so that it dies with hwbench (even when hwbench is killed).
+pub fn spawn_in_own_group(command: &mut Command) -> std::io::Result<Child> {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    command.process_group(0);
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid, _exit.
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // hwbench may have died before the line above: then nobody waits for this child.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+/// Kills a child started by [`spawn_in_own_group`] and everything in its process group.
+pub fn kill_group(child: &Child) {
+    // SAFETY: kill(2) on the process group of a child we started and have not reaped.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+}
+
+/// Starts a thread, or says why it could not (under tight limits creating one can fail).
+pub fn spawn_thread<F>(name: &str, work: F) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(work)
+}
 
 /// Why a short helper command gave no output.
 #[derive(Debug)]
 pub enum QuickRunError {
     Spawn(std::io::Error),
     TimedOut,
+    /// A stop signal arrived while it ran; it was stopped.
+    Stopped(i32),
 }
 
-/// Runs a short command (stdin closed) to the end, killing it after `timeout`. Its outputs are read
-/// while it runs, so a chatty command cannot block on a full pipe.
+/// Runs a short command (stdin closed) to the end, killing it with its process group after
+/// `timeout` or when a stop signal arrives. Its outputs are read while it runs, so a chatty
+/// command cannot block on a full pipe.
 pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Output, QuickRunError> {
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(QuickRunError::Spawn)?;
-    let id = child.id();
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    match receiver.recv_timeout(timeout) {
-        Ok(output) => output.map_err(QuickRunError::Spawn),
-        Err(_) => {
-            // SAFETY: kill(2) on the pid of the child we started and have not reaped yet.
-            unsafe { libc::kill(id as i32, libc::SIGKILL) };
-            Err(QuickRunError::TimedOut)
+        .stderr(Stdio::piped());
+    let mut child = spawn_in_own_group(command).map_err(QuickRunError::Spawn)?;
+    let pipes = read_to_end_in_thread(child.stdout.take())
+        .and_then(|out| Ok((out, read_to_end_in_thread(child.stderr.take())?)));
+    let (stdout, stderr) = match pipes {
+        Ok(pipes) => pipes,
+        Err(e) => {
+            kill_group(&child);
+            let _ = child.wait();
+            return Err(QuickRunError::Spawn(e));
+        }
+    };
+    let deadline = Instant::now() + timeout;
+    // Most helpers answer in milliseconds: look often at first, then less.
+    let mut pause = Duration::from_micros(250);
+    loop {
+        match child.try_wait().map_err(QuickRunError::Spawn)? {
+            Some(status) => {
+                // The pipes close when the child and whatever it left behind are gone.
+                let collect = |pipe: mpsc::Receiver<Vec<u8>>| {
+                    pipe.recv_timeout(Duration::from_secs(2))
+                        .unwrap_or_default()
+                };
+                return Ok(Output {
+                    status,
+                    stdout: collect(stdout),
+                    stderr: collect(stderr),
+                });
+            }
+            None => {
+                let stop = stop_signal();
+                if stop.is_some() || Instant::now() >= deadline {
+                    kill_group(&child);
+                    let _ = child.wait();
+                    return Err(stop.map_or(QuickRunError::TimedOut, QuickRunError::Stopped));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
         }
     }
+}
+
+/// Reads a child's pipe to its end in a thread of its own; the bytes arrive when it closes.
+pub fn read_to_end_in_thread<R: Read + Send + 'static>(
+    pipe: Option<R>,
+) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
+    let (sender, receiver) = mpsc::channel();
+    spawn_thread("child output", move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        let _ = sender.send(bytes);
+    })?;
+    Ok(receiver)
 }
 
 /// The last line with something on it, trimmed and cut to 200 characters.
@@ -54,7 +171,7 @@ pub fn without_path(line: &str, program: &Path) -> String {
     }
 }
 
-/// How a process ended, in words: "exit code 3", "crashed (signal 11)".
+/// How a worker process ended, in words: "exit code 3", "crashed (signal 11)".
 pub fn describe_exit(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
@@ -64,14 +181,5 @@ pub fn describe_exit(status: ExitStatus) -> String {
         (Some(code), _) => format!("the worker stopped early with exit code {code}"),
         (None, Some(signal)) => format!("the worker crashed (signal {signal})"),
         (None, None) => "the worker stopped early".to_string(),
-    }
-}
-
-/// At most `max` characters, with "…" when cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        format!("{}…", text.chars().take(max).collect::<String>())
     }
 }

@@ -1,10 +1,12 @@
 //! Reading saved reports back, for `diff`, `fleet` and anything that compares runs: the one place
-//! that checks a file is JSON, a kind hwbench writes and a schema version it understands, and
-//! reads it into the typed report of that kind.
+//! that checks a file is a report hwbench wrote — size, JSON, kind, schema version — and reads it
+//! into the typed report of that kind.
 //!
 //! Loading is two steps so that commands can compare kinds before they read whole reports:
-//! [`read`]/[`parse`] check the envelope, [`Saved::typed`] reads the report.
+//! [`read`]/[`parse`] check the envelope, [`Saved::typed`] reads the report. Both work on the text
+//! itself, never on a tree of every value: memory stays close to the file's size.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -14,6 +16,9 @@ use crate::bug_report::{self, BugReport};
 use crate::error::UsageError;
 use crate::info::{self, InfoReport};
 use crate::train::{TrainCompareReport, results};
+
+/// The largest report hwbench reads back (a real one is a few hundred kilobytes).
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
 
 /// The kinds of report hwbench reads back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,14 +55,14 @@ impl Kind {
     }
 }
 
-/// A report file whose envelope (JSON, kind, schema version) has been checked.
+/// A report file whose envelope (size, JSON, kind, schema version) has been checked.
 #[derive(Clone, Debug)]
 pub struct Saved {
     /// How messages name it: the path it was read from.
     pub name: String,
     pub kind: Kind,
     /// The document as read, for listing field differences.
-    pub json: Value,
+    pub text: String,
 }
 
 /// A report read into the types hwbench writes it from.
@@ -69,6 +74,15 @@ pub enum Typed {
 }
 
 impl Typed {
+    /// The machine part: the report itself, or a bug report's.
+    pub fn machine(&self) -> Option<&InfoReport> {
+        match self {
+            Self::Info(report) => Some(report),
+            Self::Report(report) => Some(&report.info),
+            Self::TrainCompare(_) => None,
+        }
+    }
+
     /// The training part: the report itself, or a bug report's quick run.
     pub fn training(&self) -> Option<&TrainCompareReport> {
         match self {
@@ -81,30 +95,71 @@ impl Typed {
 
 /// Reads and checks one report file.
 pub fn read(path: &Path) -> anyhow::Result<Saved> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
-    parse(&path.display().to_string(), &text)
+    let name = path.display().to_string();
+    let cannot = |e: std::io::Error| UsageError::new(format!("cannot read {name}: {e}"));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let too_large = || {
+        UsageError::new(format!(
+            "{name} is larger than {} MiB, more than any hwbench report: give the --format json output of info, train-compare or report",
+            MAX_REPORT_BYTES >> 20
+        ))
+    };
+    if file.metadata().map_err(cannot)?.len() > MAX_REPORT_BYTES {
+        return Err(too_large().into());
+    }
+    // A pipe or a growing file is read only up to the limit, too.
+    let mut bytes = Vec::new();
+    file.take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(too_large().into());
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        UsageError::new(format!(
+            "{name} is not a hwbench JSON report: not UTF-8 text"
+        ))
+    })?;
+    parse(&name, text)
+}
+
+/// The fields every report starts with; everything else is skipped without being kept.
+#[derive(Deserialize)]
+struct Envelope {
+    kind: Option<Value>,
+    schema_version: Option<Value>,
 }
 
 /// Checks the text of one report, called `name` in messages (what [`read`] does after reading).
-pub fn parse(name: &str, text: &str) -> anyhow::Result<Saved> {
-    let json: Value = serde_json::from_str(text)
+pub fn parse(name: &str, text: String) -> anyhow::Result<Saved> {
+    let envelope: Envelope = serde_json::from_str(&text)
         .map_err(|e| UsageError::new(format!("{name} is not a hwbench JSON report: {e}")))?;
-    let kind_name = json["kind"].as_str().unwrap_or_default();
-    let kind = Kind::from_name(kind_name).ok_or_else(|| {
+    let kind = match &envelope.kind {
+        Some(Value::String(kind)) => Kind::from_name(kind),
+        _ => None,
+    };
+    let kind = kind.ok_or_else(|| {
+        let shown = envelope.kind.as_ref().map_or("none".to_string(), |k| {
+            crate::render::truncate(&k.to_string(), 40)
+        });
         UsageError::new(format!(
-            "{name} is not a hwbench report (kind {kind_name:?}): give the --format json output of info, train-compare or report"
+            "{name} is not a hwbench report (kind {shown}): give the --format json output of info, train-compare or report"
         ))
     })?;
     let known = kind.schema_version();
-    match json["schema_version"].as_u64() {
-        Some(v) if v <= u64::from(known) => Ok(Saved {
+    match envelope.schema_version {
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v <= u64::from(known)) => Ok(Saved {
             name: name.to_string(),
             kind,
-            json,
+            text,
         }),
-        Some(v) => Err(UsageError::new(format!(
-            "{name} uses schema version {v}, newer than this hwbench understands ({known}); upgrade hwbench"
+        Some(Value::Number(n)) if n.as_u64().is_some() => Err(UsageError::new(format!(
+            "{name} uses schema version {n}, newer than this hwbench understands ({known}); upgrade hwbench"
+        ))
+        .into()),
+        Some(other) => Err(UsageError::new(format!(
+            "{name} has schema_version {}, not a whole number such as {known}",
+            crate::render::truncate(&other.to_string(), 40)
         ))
         .into()),
         None => Err(UsageError::new(format!("{name} has no schema_version")).into()),
@@ -122,15 +177,13 @@ impl Saved {
             ))
         };
         Ok(match self.kind {
-            Kind::Info => Typed::Info(Box::new(
-                InfoReport::deserialize(&self.json).map_err(invalid)?,
-            )),
-            Kind::TrainCompare => Typed::TrainCompare(Box::new(
-                TrainCompareReport::deserialize(&self.json).map_err(invalid)?,
-            )),
-            Kind::Report => Typed::Report(Box::new(
-                BugReport::deserialize(&self.json).map_err(invalid)?,
-            )),
+            Kind::Info => Typed::Info(Box::new(serde_json::from_str(&self.text).map_err(invalid)?)),
+            Kind::TrainCompare => {
+                Typed::TrainCompare(Box::new(serde_json::from_str(&self.text).map_err(invalid)?))
+            }
+            Kind::Report => {
+                Typed::Report(Box::new(serde_json::from_str(&self.text).map_err(invalid)?))
+            }
         })
     }
 }

@@ -4,15 +4,17 @@
 //! `train-compare` reports; both, part by part, for bug reports.
 
 pub mod show;
+pub mod walk;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::UsageError;
+use crate::redact::Redactor;
 use crate::saved::{Kind, Saved};
 use crate::train::TrainCompareReport;
+use walk::Walk;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -49,8 +51,11 @@ pub struct DiffReport {
     pub compared: String,
     pub a: String,
     pub b: String,
-    /// Fields whose values differ (timings excluded).
+    /// Fields whose values differ (timings excluded), the first 10,000.
     pub fields: Vec<FieldDifference>,
+    /// Differing fields beyond those listed.
+    #[serde(default)]
+    pub fields_not_listed: u64,
     /// Per device and sync policy, for train-compare reports.
     pub timings: Vec<TimingDifference>,
     /// True when nothing differs beyond measurement noise.
@@ -79,8 +84,14 @@ pub struct TimingDifference {
     pub noise: bool,
 }
 
-/// Compares two saved reports of the same kind.
-pub fn diff_reports(a: &Saved, b: &Saved) -> anyhow::Result<DiffReport> {
+/// Compares two saved reports of the same kind; with a redactor, identifying values (this
+/// machine's, and each report's own hostname, GPU UUIDs and serials) are replaced before they are
+/// compared, as `info` would have.
+pub fn diff_reports(
+    a: &Saved,
+    b: &Saved,
+    redactor: Option<&Redactor>,
+) -> anyhow::Result<DiffReport> {
     if a.kind != b.kind {
         return Err(UsageError::new(format!(
             "cannot compare {} (kind {}) with {} (kind {}): give two reports of the same kind",
@@ -92,119 +103,75 @@ pub fn diff_reports(a: &Saved, b: &Saved) -> anyhow::Result<DiffReport> {
         .into());
     }
     let (typed_a, typed_b) = (a.typed()?, b.typed()?);
-    let mut timings = Vec::new();
+    let redactor = redactor.map(|r| {
+        [typed_a.machine(), typed_b.machine()]
+            .into_iter()
+            .flatten()
+            .fold(r.clone(), |r, machine| r.with(machine.secrets()))
+    });
+    let walk = |skip| Walk {
+        skip,
+        volatile: VOLATILE,
+        redactor: redactor.as_ref(),
+    };
     let mut fields = match a.kind {
-        Kind::Info => field_differences(&a.json, &b.json, &[]),
-        Kind::TrainCompare => field_differences(&a.json, &b.json, MEASURED),
+        Kind::Info => walk(&[]).differences(&a.text, &b.text),
+        Kind::TrainCompare => walk(MEASURED).differences(&a.text, &b.text),
         Kind::Report => {
             // A bug report holds one of each: compare the parts, their paths prefixed.
-            let mut fields = field_differences(&a.json, &b.json, &["info", "train_compare"]);
-            fields.extend(prefixed(
-                "info",
-                field_differences(&a.json["info"], &b.json["info"], &[]),
-            ));
-            let train =
-                field_differences(&a.json["train_compare"], &b.json["train_compare"], MEASURED);
-            fields.extend(prefixed("train_compare", train));
+            let mut fields = walk(&["info", "train_compare"]).differences(&a.text, &b.text);
+            for (part, skip) in [("info", &[][..]), ("train_compare", MEASURED)] {
+                let (part_a, part_b) = (
+                    walk::member(&a.text, part).unwrap_or("null"),
+                    walk::member(&b.text, part).unwrap_or("null"),
+                );
+                let mut differences = walk(skip).differences(part_a, part_b);
+                for difference in &mut differences.listed {
+                    difference.path = format!("{part}.{}", difference.path);
+                }
+                fields.extend(differences);
+            }
             fields
         }
     };
+    let mut timings = Vec::new();
     if let (Some(train_a), Some(train_b)) = (typed_a.training(), typed_b.training()) {
         let prefix = if a.kind == Kind::Report {
             "train_compare."
         } else {
             ""
         };
-        fields.extend(
-            device_differences(train_a, train_b)
+        let shown = |text: String| match &redactor {
+            Some(redactor) => redactor.text(&text),
+            None => text,
+        };
+        let devices = walk::Differences {
+            listed: device_differences(train_a, train_b)
                 .into_iter()
                 .map(|f| FieldDifference {
-                    path: format!("{prefix}{}", f.path),
-                    ..f
-                }),
-        );
+                    path: shown(format!("{prefix}{}", f.path)),
+                    a: f.a.map(shown),
+                    b: f.b.map(shown),
+                })
+                .filter(|f| f.a != f.b)
+                .collect(),
+            not_listed: 0,
+        };
+        fields.extend(devices);
         timings = timing_differences(train_a, train_b);
     }
-    let same = fields.is_empty() && timings.iter().all(|t| t.noise);
+    let same = fields.listed.is_empty() && timings.iter().all(|t| t.noise);
     Ok(DiffReport {
         schema_version: SCHEMA_VERSION,
         kind: "diff".to_string(),
         compared: a.kind.name().to_string(),
         a: a.name.clone(),
         b: b.name.clone(),
-        fields,
+        fields: fields.listed,
+        fields_not_listed: fields.not_listed,
         timings,
         same,
     })
-}
-
-fn prefixed(prefix: &str, fields: Vec<FieldDifference>) -> Vec<FieldDifference> {
-    fields
-        .into_iter()
-        .map(|f| FieldDifference {
-            path: format!("{prefix}.{}", f.path),
-            ..f
-        })
-        .collect()
-}
-
-/// The path with every array index replaced by `[]`, as [`VOLATILE`] names fields.
-fn without_indices(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut in_index = false;
-    for c in path.chars() {
-        match c {
-            '[' => {
-                in_index = true;
-                out.push('[');
-            }
-            ']' => {
-                in_index = false;
-                out.push(']');
-            }
-            _ if in_index => {}
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-/// Every leaf of a JSON document as (path, value), volatile fields and the top-level `skip` left
-/// out.
-fn flatten(value: &Value, path: &str, skip: &[&str], out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(map) => {
-            for (key, child) in map {
-                if path.is_empty() && skip.contains(&key.as_str()) {
-                    continue;
-                }
-                let child_path = if path.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{path}.{key}")
-                };
-                if VOLATILE.contains(&without_indices(&child_path).as_str()) {
-                    continue;
-                }
-                flatten(child, &child_path, skip, out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, child) in items.iter().enumerate() {
-                flatten(child, &format!("{path}[{i}]"), skip, out);
-            }
-        }
-        Value::Null => out.push((path.to_string(), "null".to_string())),
-        Value::String(s) => out.push((path.to_string(), s.clone())),
-        other => out.push((path.to_string(), other.to_string())),
-    }
-}
-
-fn field_differences(a: &Value, b: &Value, skip: &[&str]) -> Vec<FieldDifference> {
-    let (mut fa, mut fb) = (Vec::new(), Vec::new());
-    flatten(a, "", skip, &mut fa);
-    flatten(b, "", skip, &mut fb);
-    differences(&fa, &fb)
 }
 
 /// The paths whose values differ between two (path, value) lists, in path order.
@@ -226,7 +193,6 @@ fn differences(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDiffe
         })
         .collect()
 }
-
 /// Devices, by label, with their names and outcomes (not timings).
 fn device_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<FieldDifference> {
     let summary = |report: &TrainCompareReport| -> Vec<(String, String)> {
@@ -292,27 +258,4 @@ fn timing_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<Tim
         }
     }
     timings
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volatile_fields_are_named_by_their_full_path() {
-        assert_eq!(
-            without_indices("gpu.devices[12].temperature_c"),
-            "gpu.devices[].temperature_c"
-        );
-        let a = serde_json::json!({"gpu": {"devices": [{"temperature_c": 40, "name": "x"}]},
-            "temperature_c": 1});
-        let b = serde_json::json!({"gpu": {"devices": [{"temperature_c": 80, "name": "x"}]},
-            "temperature_c": 2});
-        // The GPU's temperature is volatile; a field of the same name elsewhere is not.
-        let paths: Vec<String> = field_differences(&a, &b, &[])
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
-        assert_eq!(paths, ["temperature_c"]);
-    }
 }

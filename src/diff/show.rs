@@ -18,11 +18,21 @@ impl Render for DiffReport {
             } else {
                 format!(
                     "{} field(s) differ and {} timing(s) changed beyond the measured spread.",
-                    self.fields.len(),
+                    self.fields.len() as u64 + self.fields_not_listed,
                     self.timings.iter().filter(|t| !t.noise).count()
                 )
             }],
         )];
+        if self.fields_not_listed > 0 {
+            summary.push(Section::text(
+                "Not listed",
+                vec![format!(
+                    "The first {} differing fields are listed; {} more differ.",
+                    self.fields.len(),
+                    self.fields_not_listed
+                )],
+            ));
+        }
         if !self.fields.is_empty() {
             let rows = self
                 .fields
@@ -95,7 +105,10 @@ impl Render for DiffReport {
                 "diff_fields_differing",
                 "Fields that differ between the two reports.",
             )
-            .sample(&[], Some(self.fields.len() as f64)),
+            .sample(
+                &[],
+                Some((self.fields.len() as u64 + self.fields_not_listed) as f64),
+            ),
             Metric::new(
                 "diff_timings_changed",
                 "Per-epoch costs that changed beyond the measured spread.",

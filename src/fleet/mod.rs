@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
 use crate::info::InfoReport;
+use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::stats::Spread;
 use crate::train::TrainCompareReport;
@@ -31,13 +32,20 @@ pub struct FleetReport {
     /// Nodes with the same hardware, driver and software, largest group first.
     pub groups: Vec<NodeGroup>,
     pub outliers: Vec<Outlier>,
+    /// Fields on which no value is held by more nodes than every other, one line each: no node is
+    /// an outlier on them.
+    #[serde(default)]
+    pub no_majority: Vec<String>,
+    /// Files that could not be read as reports, with why; the exit code is 1 when there are any.
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeGroup {
     /// What the nodes share, e.g. {"cpu": "…", "gpus": "8 × NVIDIA H100 80GB HBM3", "driver": "580.95.05"}.
     pub signature: BTreeMap<String, String>,
-    /// Node names (the report files' names without `.json`).
+    /// Node names (the report files' names without `.json`; their paths when two share a name).
     pub nodes: Vec<String>,
 }
 
@@ -48,18 +56,22 @@ pub struct Outlier {
     pub reasons: Vec<String>,
 }
 
-/// The report files named, directories expanded to the `*.json` files in them (sorted).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+/// How deep folders are searched for reports.
+const FOLDER_DEPTH: usize = 16;
+
+/// The report files named, and the `*.json` regular files in the folders named and their
+/// subfolders (links to folders not followed; pipes and devices skipped), sorted per folder.
 pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| UsageError::new(format!("cannot read {}: {e}", input.display())))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "json"))
-                .collect();
-            found.sort();
-            files.extend(found);
+            search(input, FOLDER_DEPTH, &mut files)?;
         } else {
             files.push(input.clone());
         }
@@ -72,6 +84,26 @@ pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+fn search(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(folder)
+        .map_err(|e| UsageError::new(format!("cannot read {}: {e}", folder.display())))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if file_type.is_dir() && depth > 0 {
+            search(&path, depth - 1, files)?;
+        } else if file_type.is_file() && path.extension().is_some_and(|e| e == "json") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
 fn node_name(path: &Path) -> String {
     path.file_stem().map_or_else(
         || path.display().to_string(),
@@ -81,22 +113,37 @@ fn node_name(path: &Path) -> String {
 
 /// One node's report, read back.
 pub struct Node {
-    /// The report file's name without `.json`.
+    /// The report file's name without `.json` (its path when two files share a name).
     pub name: String,
     pub report: Saved,
 }
 
-/// Reads every file; each becomes a node named after it.
-pub fn read_nodes(files: &[PathBuf]) -> anyhow::Result<Vec<Node>> {
-    files
-        .iter()
-        .map(|file| {
-            Ok(Node {
-                name: node_name(file),
-                report: saved::read(file)?,
-            })
-        })
-        .collect()
+/// Reads every file: each readable report becomes a node, every other file is skipped with why.
+pub fn read_nodes(files: &[PathBuf]) -> (Vec<Node>, Vec<Skipped>) {
+    let mut stems: BTreeMap<String, usize> = BTreeMap::new();
+    for file in files {
+        *stems.entry(node_name(file)).or_default() += 1;
+    }
+    let mut nodes = Vec::new();
+    let mut skipped = Vec::new();
+    for file in files {
+        match saved::read(file) {
+            Ok(report) => {
+                let stem = node_name(file);
+                let name = if stems[&stem] > 1 {
+                    file.with_extension("").display().to_string()
+                } else {
+                    stem
+                };
+                nodes.push(Node { name, report });
+            }
+            Err(e) => skipped.push(Skipped {
+                file: file.display().to_string(),
+                reason: outside_line(&format!("{e:#}"), 300),
+            }),
+        }
+    }
+    (nodes, skipped)
 }
 
 /// The report reading wants: what nodes share, as their signature.
@@ -105,12 +152,27 @@ enum Reading {
     TrainCompare(Box<TrainCompareReport>),
 }
 
-/// Groups `nodes` (all of one kind) into identical nodes and names the outliers.
-pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
+/// Groups `nodes` (all of one kind) into identical nodes and names the outliers; `skipped` are
+/// the files that could not be read. With a redactor, identifying values are replaced (a node
+/// whose file is named after its own hostname is shown as `node-N`).
+pub fn analyse(
+    nodes: &[Node],
+    mut skipped: Vec<Skipped>,
+    redactor: Option<&Redactor>,
+) -> anyhow::Result<FleetReport> {
     let Some(first) = nodes.first() else {
-        return Err(
-            UsageError::new("no reports found: give JSON files or folders holding them").into(),
-        );
+        return Err(UsageError::new(match skipped.first() {
+            Some(first) => format!(
+                "no readable report: {}{}",
+                first.reason,
+                match skipped.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more files)", n - 1),
+                }
+            ),
+            None => "no reports found: give JSON files or folders holding them".to_string(),
+        })
+        .into());
     };
     let kind = first.report.kind;
     if kind == Kind::Report {
@@ -127,18 +189,46 @@ pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
         .into());
     }
     let mut readings = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        readings.push(match node.report.typed()? {
-            Typed::Info(report) => Reading::Info(report),
-            Typed::TrainCompare(report) => Reading::TrainCompare(report),
-            Typed::Report(_) => return Err(bug_report_refused(&node.report.name)),
-        });
+    let mut names = Vec::with_capacity(nodes.len());
+    for (position, node) in nodes.iter().enumerate() {
+        let reading = match node.report.typed() {
+            Ok(Typed::Info(report)) => Reading::Info(report),
+            Ok(Typed::TrainCompare(report)) => Reading::TrainCompare(report),
+            Ok(Typed::Report(_)) => return Err(bug_report_refused(&node.report.name)),
+            Err(e) => {
+                skipped.push(Skipped {
+                    file: node.report.name.clone(),
+                    reason: outside_line(&format!("{e:#}"), 300),
+                });
+                continue;
+            }
+        };
+        let name = match (&reading, redactor) {
+            (Reading::Info(report), Some(_))
+                if report.os.hostname.as_deref() == Some(&node.name) =>
+            {
+                format!("node-{}", position + 1)
+            }
+            _ => node.name.clone(),
+        };
+        names.push(name);
+        readings.push(reading);
     }
+    let shown = |text: String| match redactor {
+        Some(redactor) => redactor.text(&text),
+        None => text,
+    };
 
-    let signatures: Vec<(String, BTreeMap<String, String>)> = nodes
+    let signatures: Vec<(String, BTreeMap<String, String>)> = names
         .iter()
         .zip(&readings)
-        .map(|(node, reading)| (node.name.clone(), signature(reading)))
+        .map(|(name, reading)| {
+            let signature = signature(reading)
+                .into_iter()
+                .map(|(field, value)| (field, shown(value)))
+                .collect();
+            (name.clone(), signature)
+        })
         .collect();
     let mut groups: Vec<NodeGroup> = Vec::new();
     for (node, signature) in &signatures {
@@ -153,6 +243,7 @@ pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
     groups.sort_by_key(|g| std::cmp::Reverse(g.nodes.len()));
 
     let mut outliers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut no_majority = Vec::new();
     // Against the most common value of each field, across the whole fleet.
     if groups.len() > 1 {
         let fields: Vec<&String> = groups[0].signature.keys().collect();
@@ -163,18 +254,27 @@ pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
                     .entry(s.get(field).map_or("", String::as_str))
                     .or_default() += 1;
             }
-            let (common, _) = counts
+            let most = counts.values().copied().max().unwrap_or_default();
+            let leaders: Vec<&str> = counts
                 .iter()
-                .max_by_key(|(_, n)| **n)
-                .expect("one node at least");
-            for (node, s) in &signatures {
-                let value = s.get(field).map_or("", String::as_str);
-                if value != *common {
-                    outliers
-                        .entry(node.clone())
-                        .or_default()
-                        .push(format!("{field} {value} (most nodes: {common})"));
+                .filter(|(_, n)| **n == most)
+                .map(|(value, _)| *value)
+                .collect();
+            if let [common] = leaders[..] {
+                for (node, s) in &signatures {
+                    let value = s.get(field).map_or("", String::as_str);
+                    if value != common {
+                        outliers
+                            .entry(node.clone())
+                            .or_default()
+                            .push(format!("{field} {value} (most nodes: {common})"));
+                    }
                 }
+            } else if counts.len() > 1 {
+                no_majority.push(format!(
+                    "{field}: no value is on most nodes ({} on {most} nodes each)",
+                    leaders.join(", ")
+                ));
             }
         }
     }
@@ -183,12 +283,17 @@ pub fn analyse(nodes: &[Node]) -> anyhow::Result<FleetReport> {
         schema_version: SCHEMA_VERSION,
         kind: "fleet".to_string(),
         reports_kind: kind.name().to_string(),
-        nodes: nodes.len(),
+        nodes: readings.len(),
         groups,
         outliers: outliers
             .into_iter()
-            .map(|(node, reasons)| Outlier { node, reasons })
+            .map(|(node, reasons)| Outlier {
+                node,
+                reasons: reasons.into_iter().map(shown).collect(),
+            })
             .collect(),
+        no_majority,
+        skipped,
     })
 }
 

@@ -41,6 +41,9 @@ impl Render for FleetReport {
                 pairs,
             ));
         }
+        if !self.no_majority.is_empty() {
+            summary.push(Section::text("No majority", self.no_majority.clone()));
+        }
         if !self.outliers.is_empty() {
             let rows = self
                 .outliers
@@ -50,6 +53,18 @@ impl Render for FleetReport {
             summary.push(Section::grid(
                 "Outliers",
                 vec!["node".into(), "why".into()],
+                rows,
+            ));
+        }
+        if !self.skipped.is_empty() {
+            let rows = self
+                .skipped
+                .iter()
+                .map(|s| vec![s.file.clone(), s.reason.clone()])
+                .collect();
+            summary.push(Section::grid(
+                format!("Skipped — {} file(s) not read", self.skipped.len()),
+                vec!["file".into(), "why".into()],
                 rows,
             ));
         }
@@ -80,6 +95,11 @@ impl Render for FleetReport {
         }
         vec![
             Metric::new("fleet_nodes", "Reports read.").sample(&[], Some(self.nodes as f64)),
+            Metric::new(
+                "fleet_skipped_files",
+                "Files that could not be read as reports.",
+            )
+            .sample(&[], Some(self.skipped.len() as f64)),
             groups,
             outliers,
         ]

@@ -83,6 +83,28 @@ pub struct MigDevice {
 }
 
 impl GpuSection {
+    /// The GPUs' UUIDs, serials and MIG UUIDs, with placeholders by position.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        let mut secrets = Vec::new();
+        for gpu in &self.devices {
+            if let Some(uuid) = &gpu.uuid {
+                secrets.push((uuid.clone(), format!("GPU-redacted-{}", gpu.index)));
+            }
+            if let Some(serial) = &gpu.serial {
+                secrets.push((serial.clone(), format!("serial-redacted-{}", gpu.index)));
+            }
+            for mig in &gpu.mig_devices {
+                if let Some(uuid) = &mig.uuid {
+                    secrets.push((
+                        uuid.clone(),
+                        format!("MIG-redacted-{}-{}", gpu.index, mig.index),
+                    ));
+                }
+            }
+        }
+        secrets
+    }
+
     /// A section that explains why there is no GPU data.
     pub fn without_gpus(message: impl Into<String>) -> Self {
         Self {

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::redact::{self, Redactor};
+
 /// Bumped when a field is renamed or removed, or changes meaning; adding fields does not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -47,6 +49,25 @@ pub struct InfoReport {
     pub os: system::OsReport,
     pub gpu: gpu::GpuSection,
     pub cuda_environment: cuda_libs::CudaEnvironment,
+}
+
+impl InfoReport {
+    /// This report's identifying values and their placeholders: the hostname, and each GPU's UUID,
+    /// serial and MIG UUIDs (placeholders by position, so that two machines of a kind still
+    /// compare).
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        let mut secrets = self.gpu.secrets();
+        if let Some(hostname) = &self.os.hostname {
+            secrets.push((hostname.clone(), redact::HOSTNAME.to_string()));
+        }
+        secrets
+    }
+
+    /// Replaces every identifying value, its own and those `redactor` knows, wherever it appears.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        redactor.clone().with(self.secrets()).apply(self);
+        self.redacted = true;
+    }
 }
 
 /// Where the GPU data comes from: the real NVML, or a recorded file (tests).

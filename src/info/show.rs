@@ -156,18 +156,38 @@ fn summary(r: &InfoReport) -> Vec<(String, String)> {
             "GPUs",
             r.gpu.message.clone().unwrap_or_else(|| "none".to_string()),
         );
-    } else {
+    } else if r.gpu.devices.len() <= SUMMARY_GPUS {
         for gpu in &r.gpu.devices {
-            p.add(
-                &format!("GPU {}", gpu.index),
-                format!(
-                    "{}, {}, CC {}",
-                    or_na(&gpu.name),
-                    gpu.memory_total_mib.map_or(NA.to_string(), gib),
-                    or_na(&gpu.compute_capability)
-                ),
-            );
+            p.add(&format!("GPU {}", gpu.index), gpu_line(gpu));
         }
+    } else {
+        // Many GPUs: one line per kind, so that the summary stays short on any machine.
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        let mut position: std::collections::HashMap<String, usize> = Default::default();
+        for line in r.gpu.devices.iter().map(gpu_line) {
+            match position.get(&line) {
+                Some(&at) => kinds[at].1 += 1,
+                None => {
+                    position.insert(line.clone(), kinds.len());
+                    kinds.push((line, 1));
+                }
+            }
+        }
+        let shown: Vec<String> = kinds
+            .iter()
+            .take(SUMMARY_GPUS)
+            .map(|(kind, count)| format!("{count} × {kind}"))
+            .collect();
+        let more = kinds.len().saturating_sub(SUMMARY_GPUS);
+        p.add(
+            "GPUs",
+            match more {
+                0 => shown.join("; "),
+                n => format!("{}; and {n} other kinds", shown.join("; ")),
+            },
+        );
+    }
+    if !r.gpu.devices.is_empty() {
         p.add(
             "driver / CUDA (driver supports)",
             format!(
@@ -179,6 +199,18 @@ fn summary(r: &InfoReport) -> Vec<(String, String)> {
     }
     p.add("CUDA training", cuda_training(r));
     p.finish()
+}
+
+/// GPUs listed one by one in the summary; more are counted by kind.
+const SUMMARY_GPUS: usize = 8;
+
+fn gpu_line(gpu: &GpuReport) -> String {
+    format!(
+        "{}, {}, CC {}",
+        or_na(&gpu.name),
+        gpu.memory_total_mib.map_or(NA.to_string(), gib),
+        or_na(&gpu.compute_capability)
+    )
 }
 
 fn cuda_training(r: &InfoReport) -> String {

@@ -46,11 +46,17 @@ pub struct Style {
 }
 
 impl Style {
-    /// Colour only on a terminal and never with `NO_COLOR`; 80 columns when not on a terminal.
+    /// Colour only on a terminal, never with `NO_COLOR` or `TERM=dumb`; 80 columns when not on a
+    /// terminal.
     pub fn for_stdout(to_terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let term = std::env::var("TERM").unwrap_or_default();
+        Self::choose(to_terminal, no_color, &term)
+    }
+
+    fn choose(to_terminal: bool, no_color: bool, term: &str) -> Self {
         Self {
-            color: to_terminal && !no_color,
+            color: to_terminal && !no_color && term != "dumb",
             width: if to_terminal { None } else { Some(80) },
         }
     }
@@ -63,6 +69,15 @@ impl Style {
     }
 }
 
+/// At most `max` characters, with "…" when cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    }
+}
+
 pub fn render<R: Render>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
     Ok(match format {
         Format::Table => table::render(&report.document(), style),
@@ -70,4 +85,23 @@ pub fn render<R: Render>(report: &R, format: Format, style: Style) -> anyhow::Re
         Format::Json => json::render(report)?,
         Format::Prometheus => prometheus::render(&report.metrics()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_that_wants_it() {
+        assert!(Style::choose(true, false, "xterm-256color").color);
+        assert!(!Style::choose(true, true, "xterm").color, "NO_COLOR");
+        assert!(!Style::choose(true, false, "dumb").color, "TERM=dumb");
+        assert!(!Style::choose(false, false, "xterm").color, "a pipe");
+    }
+
+    #[test]
+    fn truncate_counts_characters_not_bytes() {
+        assert_eq!(truncate("µµµµ", 2), "µµ…");
+        assert_eq!(truncate("abc", 3), "abc");
+    }
 }

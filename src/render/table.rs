@@ -23,6 +23,14 @@ fn heading(text: &str, style: Style) -> String {
     }
 }
 
+/// The most characters a table cell shows: a longer value is cut with "…" (the JSON form keeps it
+/// whole). Laying out a table costs more than linear time in its longest word.
+const CELL_CHARS: usize = 500;
+
+fn cell(text: &str) -> Cell {
+    Cell::new(crate::render::truncate(text, CELL_CHARS))
+}
+
 fn write_section(out: &mut String, section: &Section, style: Style) {
     out.push_str(&heading(&section.title, style));
     out.push('\n');
@@ -30,7 +38,7 @@ fn write_section(out: &mut String, section: &Section, style: Style) {
         Body::Pairs(pairs) => {
             let mut table = new_table(style);
             for (key, value) in pairs {
-                table.add_row(vec![Cell::new(key), Cell::new(value)]);
+                table.add_row(vec![cell(key), cell(value)]);
             }
             out.push_str(&table.to_string());
             out.push('\n');
@@ -39,7 +47,7 @@ fn write_section(out: &mut String, section: &Section, style: Style) {
             let mut table = new_table(style);
             table.set_header(header.iter().map(|h| header_cell(h, style)));
             for row in rows {
-                table.add_row(row);
+                table.add_row(row.iter().map(|text| cell(text)));
             }
             out.push_str(&table.to_string());
             out.push('\n');
@@ -71,11 +79,10 @@ fn new_table(style: Style) -> Table {
 }
 
 fn header_cell(text: &str, style: Style) -> Cell {
-    let cell = Cell::new(text);
     if style.color {
-        cell.add_attribute(Attribute::Bold)
+        cell(text).add_attribute(Attribute::Bold)
     } else {
-        cell
+        cell(text)
     }
 }
 

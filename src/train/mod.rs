@@ -31,6 +31,17 @@ use serde::{Deserialize, Serialize};
 pub use device::DeviceSpec;
 pub use results::TrainCompareReport;
 
+/// What hwbench accepts: checked on the command line, in `--init-weights`, and again by every
+/// worker, whoever sent the request.
+pub mod limits {
+    pub const EPOCHS: u64 = 100_000_000;
+    pub const HIDDEN: usize = 4096;
+    pub const REPEATS: u32 = 1000;
+    pub const THREADS: usize = 4096;
+    /// Sync policies in one run.
+    pub const POLICIES: usize = 64;
+}
+
 /// What trains a column: candle (hwbench's own workers) or the reference PyTorch loop
 /// (`--with-pytorch`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

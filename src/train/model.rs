@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{CLASSES, FEATURES, MersenneTwister};
 use super::fused::{self, Kernels};
+use super::limits;
 
 const REFERENCE_INIT: &[u8] = include_bytes!("../../data/torch_iris_seed0_init.safetensors");
 
@@ -58,9 +59,10 @@ impl InitWeights {
     }
 
     /// Reads `fc1.weight` [hidden,4], `fc1.bias` [hidden], `fc2.weight` [3,hidden], `fc2.bias` [3].
+    /// The header is checked first (names, shapes, sizes), so that a huge or hostile file is
+    /// refused before its data is read; values must be finite.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read --init-weights '{}': {e}", path.display()))?;
+        let bytes = read_safetensors(path)?;
         let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
             format!(
                 "--init-weights '{}' is not a safetensors file: {e}",
@@ -71,8 +73,22 @@ impl InitWeights {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        Self::from_tensors(&tensors, &format!("file {name}"))
-            .map_err(|e| format!("--init-weights '{}': {e}", path.display()))
+        let init = Self::from_tensors(&tensors, &format!("file {name}"))
+            .map_err(|e| format!("--init-weights '{}': {e}", path.display()))?;
+        for (tensor, values) in [
+            ("fc1.weight", &init.fc1_weight),
+            ("fc1.bias", &init.fc1_bias),
+            ("fc2.weight", &init.fc2_weight),
+            ("fc2.bias", &init.fc2_bias),
+        ] {
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(format!(
+                    "--init-weights '{}': {tensor} holds NaN or infinite values",
+                    path.display()
+                ));
+            }
+        }
+        Ok(init)
     }
 
     fn from_tensors(
@@ -87,14 +103,7 @@ impl InitWeights {
             })
         };
         let fc1_weight = get("fc1.weight")?;
-        let hidden = match fc1_weight.dims() {
-            [h, f] if *f == FEATURES && *h > 0 => *h,
-            dims => {
-                return Err(format!(
-                    "fc1.weight has shape {dims:?}, expected [hidden, {FEATURES}]"
-                ));
-            }
-        };
+        let hidden = hidden_units(fc1_weight.dims())?;
         let expect = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
             let tensor = get(name)?;
             if tensor.dims() != shape {
@@ -118,6 +127,91 @@ impl InitWeights {
             fc2_bias: expect("fc2.bias", &[CLASSES])?,
         })
     }
+}
+
+/// The hidden units `fc1.weight`'s shape gives, within hwbench's limits.
+fn hidden_units(shape: &[usize]) -> Result<usize, String> {
+    match shape {
+        [h, f] if *f == FEATURES && (1..=limits::HIDDEN).contains(h) => Ok(*h),
+        _ => Err(format!(
+            "fc1.weight has shape {shape:?}, expected [hidden, {FEATURES}] with hidden from 1 to {}",
+            limits::HIDDEN
+        )),
+    }
+}
+
+/// The largest safetensors header read (this model's is a few hundred bytes).
+const MAX_HEADER: u64 = 1 << 20;
+/// The most tensor data read (this model at 4096 hidden units in float64 is 230 KiB).
+const MAX_DATA: u64 = 64 << 20;
+
+/// The bytes of a safetensors file, up to the end of its last tensor, after checking its header:
+/// the four tensors are there with fitting shapes, and their data is in the file.
+fn read_safetensors(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let not_safetensors =
+        |why: String| format!("--init-weights '{shown}' is not a safetensors file: {why}");
+    if path.is_dir() {
+        return Err(format!(
+            "--init-weights '{shown}' is a folder: give a .safetensors file"
+        ));
+    }
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read --init-weights '{shown}': {e}"))?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut bytes = vec![0u8; 8];
+    file.read_exact(&mut bytes)
+        .map_err(|_| not_safetensors("too short".to_string()))?;
+    let header_length = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+    if header_length > MAX_HEADER || 8 + header_length > length {
+        return Err(not_safetensors(format!(
+            "its header claims {header_length} bytes"
+        )));
+    }
+    bytes.resize(8 + header_length as usize, 0);
+    file.read_exact(&mut bytes[8..])
+        .map_err(|e| not_safetensors(e.to_string()))?;
+    let header: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..]).map_err(|e| not_safetensors(e.to_string()))?;
+    let shape = |name: &str| -> Option<Vec<usize>> {
+        header.get(name)?["shape"]
+            .as_array()?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect()
+    };
+    match shape("fc1.weight") {
+        Some(dims) => {
+            hidden_units(&dims).map_err(|e| format!("--init-weights '{shown}': {e}"))?;
+        }
+        None => {
+            return Err(format!(
+                "--init-weights '{shown}': no tensor named 'fc1.weight' (expected fc1.weight, fc1.bias, fc2.weight, fc2.bias)"
+            ));
+        }
+    }
+    let data = header
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .filter_map(|(_, entry)| entry["data_offsets"][1].as_u64())
+        .max()
+        .unwrap_or(0);
+    if data > MAX_DATA {
+        return Err(not_safetensors(format!(
+            "it holds {} MiB of tensors; this model needs less than 1 MiB",
+            data >> 20
+        )));
+    }
+    if 8 + header_length + data > length {
+        return Err(not_safetensors(format!(
+            "its tensors need {data} bytes, the file ends before"
+        )));
+    }
+    bytes.resize(8 + (header_length + data) as usize, 0);
+    file.read_exact(&mut bytes[8 + header_length as usize..])
+        .map_err(|e| not_safetensors(e.to_string()))?;
+    Ok(bytes)
 }
 
 /// One split of the data on a device, in the form the model consumes.

@@ -40,6 +40,10 @@ pub struct TrainSettings {
     pub worker_timeout: Duration,
     /// `Some(python)`: also run the PyTorch reference loop with that interpreter.
     pub pytorch: Option<PathBuf>,
+    /// Time the whole run may take: each column times as many epochs as its share allows (at
+    /// least [`MIN_TIMED_EPOCHS`]), and the totals for `epochs` are derived from them. `None`:
+    /// every timed run trains `epochs`.
+    pub time_budget: Option<Duration>,
 }
 
 impl TrainSettings {
@@ -49,6 +53,8 @@ impl TrainSettings {
     /// `--quick` and `hwbench report`: a few seconds instead of a minute.
     pub const QUICK_EPOCHS: u64 = 2_000;
     pub const QUICK_WARMUP_EPOCHS: u64 = 200;
+    /// The default run fits in this, on any machine.
+    pub const TIME_BUDGET: Duration = Duration::from_secs(60);
 
     /// What `hwbench train-compare` does with no options.
     pub fn standard() -> Self {
@@ -72,6 +78,7 @@ impl TrainSettings {
             cuda_companion: None,
             worker_timeout: Duration::from_secs(300),
             pytorch: None,
+            time_budget: Some(Self::TIME_BUDGET),
         }
     }
 
@@ -80,6 +87,7 @@ impl TrainSettings {
         Self {
             epochs: Self::QUICK_EPOCHS,
             warmup_epochs: Self::QUICK_WARMUP_EPOCHS,
+            time_budget: None,
             ..Self::standard()
         }
     }
@@ -96,6 +104,36 @@ pub struct Plan {
     pub columns: Vec<Column>,
     /// Columns asked for but left out, one line each; copied into the report's `notes`.
     pub notes: Vec<String>,
+    /// The GPUs as NVML reported them while planning (empty when no CUDA column was possible):
+    /// their UUIDs and serials are what redaction must keep out of worker messages.
+    pub gpus: GpuSection,
+    /// See [`TrainSettings::time_budget`].
+    pub time_budget: Option<Duration>,
+}
+
+/// The fewest epochs a budgeted run times: enough for a stable per-epoch cost and a sync cost
+/// measured over a thousand syncs.
+pub const MIN_TIMED_EPOCHS: u64 = 1_000;
+
+/// How many epochs each timed run of a column trains, given what an epoch costs under each policy
+/// (µs, from the warm-ups): as many as fit `budget` for `repeats` rounds of every policy, at least
+/// [`MIN_TIMED_EPOCHS`], at most `epochs` (all of them without a budget).
+pub fn timed_epochs(
+    budget: Option<Duration>,
+    per_epoch_us: &[f64],
+    repeats: u32,
+    epochs: u64,
+) -> u64 {
+    let Some(budget) = budget else {
+        return epochs;
+    };
+    let round_us: f64 = per_epoch_us.iter().sum::<f64>() * f64::from(repeats);
+    let fit = if round_us > 0.0 {
+        (budget.as_secs_f64() * 1e6 / round_us).floor() as u64
+    } else {
+        epochs
+    };
+    fit.clamp(MIN_TIMED_EPOCHS.min(epochs), epochs)
 }
 
 /// One planned column: the device, what trains on it, and how its worker starts (or why it
@@ -136,39 +174,58 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
     let choices = no_duplicates(&settings.devices, "--devices", DeviceChoice::to_string)?;
     let threads = no_duplicates(&settings.cpu_threads, "--cpu-threads", usize::to_string)?;
 
-    let wants_cpu = choices.is_empty() || choices.contains(&DeviceChoice::Cpu);
-    let threads = if threads.is_empty() && wants_cpu {
-        let usable = crate::info::cpu::probe().usable_cpus.unwrap_or(1);
-        if usable > 1 { vec![1, usable] } else { vec![1] }
-    } else {
-        threads
-    };
+    let wants_cpu = choices.is_empty()
+        || choices.contains(&DeviceChoice::Cpu)
+        || choices.contains(&DeviceChoice::All);
+    let mut notes = Vec::new();
     let mut devices: Vec<DeviceSpec> = Vec::new();
     if wants_cpu {
+        let usable = crate::info::cpu::probe().usable_cpus.unwrap_or(1);
+        let threads = match threads.is_empty() {
+            true if usable > 1 => vec![1, usable],
+            true => vec![1],
+            false => threads,
+        };
+        if let Some(most) = threads.iter().copied().filter(|&t| t > usable).max() {
+            notes.push(format!(
+                "cpu×{most} runs more threads than the {usable} CPU{} this process may use: they take turns, which slows every epoch of that column.",
+                if usable == 1 { "" } else { "s" }
+            ));
+        }
         devices.extend(threads.iter().map(|&threads| DeviceSpec::Cpu { threads }));
     }
 
     let companion = companion::locate(settings.cuda_companion.as_deref());
-    // `None`: every CUDA device this install can use (the default).
-    let cuda_choices: Option<Vec<usize>> = (!choices.is_empty()).then(|| {
-        choices
-            .iter()
-            .filter_map(|c| match c {
-                DeviceChoice::Cuda(n) => Some(*n),
-                DeviceChoice::Cpu => None,
-            })
-            .collect()
-    });
-    // The GPUs are asked for once, and only when a CUDA column may come of it.
-    let needs_gpus = cuda_choices
-        .as_ref()
-        .map_or(companion.is_ok(), |c| !c.is_empty());
-    let gpus = if needs_gpus {
+    let asked_cuda: Vec<usize> = choices
+        .iter()
+        .filter_map(|c| match c {
+            DeviceChoice::Cuda(n) => Some(*n),
+            DeviceChoice::Cpu | DeviceChoice::All => None,
+        })
+        .collect();
+    let every_gpu = choices.is_empty() || choices.contains(&DeviceChoice::All);
+    // The GPUs are asked for once, and only when a CUDA column may come of it: one was named, or
+    // all were and this install can train on CUDA.
+    let gpus = if !asked_cuda.is_empty() || (every_gpu && companion.is_ok()) {
         GpuSource::from_env().probe()
     } else {
         GpuSection::default()
     };
-    let ordinals = cuda_choices.unwrap_or_else(|| cuda::visible_ordinals(&gpus));
+    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    for &ordinal in &asked_cuda {
+        if let Some(why) = cuda::missing(ordinal, &gpus, visible.as_deref()) {
+            return Err(UsageError::new(why).into());
+        }
+    }
+    let ordinals = if choices.contains(&DeviceChoice::All) {
+        (0..cuda::visible_count(&gpus, visible.as_deref())).collect()
+    } else if choices.is_empty() {
+        let (ordinals, note) = cuda::distinct_models(&gpus, visible.as_deref());
+        notes.extend(note);
+        ordinals
+    } else {
+        asked_cuda
+    };
     devices.extend(
         ordinals
             .into_iter()
@@ -176,7 +233,6 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
     );
 
     let timeout = settings.worker_timeout;
-    let mut notes = Vec::new();
     let torch = match &settings.pytorch {
         Some(python) => match pytorch::probe(python, timeout) {
             Ok(torch) => Some((python.clone(), torch)),
@@ -205,6 +261,14 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
                 .map(|device| (device, Framework::Pytorch)),
         );
     }
+    let columns = columns
+        .into_iter()
+        .map(|(device, framework)| Column {
+            device,
+            framework,
+            worker: worker_command(device, framework, &found),
+        })
+        .collect();
     Ok(Plan {
         data: data::prepare(settings.split_seed),
         config: TrainConfig {
@@ -217,15 +281,10 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
         policies,
         repeats: settings.repeats,
         warmup_epochs: settings.warmup_epochs,
-        columns: columns
-            .into_iter()
-            .map(|(device, framework)| Column {
-                device,
-                framework,
-                worker: worker_command(device, framework, &found),
-            })
-            .collect(),
+        columns,
         notes,
+        gpus: found.gpus,
+        time_budget: settings.time_budget,
     })
 }
 
@@ -236,14 +295,11 @@ fn worker_command(
     framework: Framework,
     found: &Found,
 ) -> Result<WorkerCommand, String> {
-    let mut timeout = found.timeout;
     let (program, args, env, script) = match framework {
         Framework::Candle => {
             let program = match device {
                 DeviceSpec::Cpu { .. } => cpu::worker_program()?,
-                DeviceSpec::Cuda { ordinal } => {
-                    cuda::worker_program(ordinal, &found.gpus, &found.companion)?
-                }
+                DeviceSpec::Cuda { .. } => cuda::worker_program(&found.companion)?,
             };
             (program, vec!["worker"], Vec::new(), None)
         }
@@ -253,7 +309,6 @@ fn worker_command(
                 .as_ref()
                 .ok_or("PyTorch was not found (--with-pytorch)")?;
             torch.can_train_on(device)?;
-            timeout = pytorch::worker_timeout(timeout);
             let version = ("HWBENCH_VERSION", env!("CARGO_PKG_VERSION"));
             (
                 python.clone(),
@@ -270,7 +325,7 @@ fn worker_command(
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-        timeout,
+        timeout: found.timeout,
         script,
     })
 }
@@ -312,4 +367,26 @@ fn no_duplicates<T: Clone + PartialEq>(
         }
     }
     Ok(values.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_decides_the_timed_epochs_between_the_floor_and_the_course() {
+        let budget = Some(Duration::from_secs(20));
+        // cuda:0 at 730 µs per epoch, four policies, three repeats: 20 s fit 2283 epochs.
+        assert_eq!(timed_epochs(budget, &[730.0; 4], 3, 20_000), 2_283);
+        // A fast CPU column fits the whole course.
+        assert_eq!(timed_epochs(budget, &[30.0; 4], 3, 20_000), 20_000);
+        // A very slow one still times the floor, never fewer.
+        assert_eq!(
+            timed_epochs(budget, &[50_000.0; 4], 3, 20_000),
+            MIN_TIMED_EPOCHS
+        );
+        // A short course is never lengthened, and no budget means the course.
+        assert_eq!(timed_epochs(budget, &[50_000.0; 4], 3, 300), 300);
+        assert_eq!(timed_epochs(None, &[50_000.0; 4], 3, 20_000), 20_000);
+    }
 }

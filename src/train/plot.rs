@@ -6,7 +6,7 @@ use super::TrainCompareReport;
 
 /// Draws the curves as an SVG document.
 pub fn svg(report: &TrainCompareReport) -> anyhow::Result<String> {
-    let curves: Vec<(&str, &[f32])> = report
+    let curves: Vec<(&str, &[(u64, f32)])> = report
         .devices
         .iter()
         .filter(|d| !d.loss_curve.is_empty())
@@ -14,7 +14,7 @@ pub fn svg(report: &TrainCompareReport) -> anyhow::Result<String> {
         .collect();
     let finite = curves
         .iter()
-        .flat_map(|(_, c)| c.iter())
+        .flat_map(|(_, c)| c.iter().map(|(_, v)| v))
         .filter(|v| v.is_finite() && **v > 0.0);
     let (lo, hi) = finite.fold((f32::INFINITY, 0.0f32), |(lo, hi), &v| {
         (lo.min(v), hi.max(v))
@@ -26,10 +26,10 @@ pub fn svg(report: &TrainCompareReport) -> anyhow::Result<String> {
     };
     let epochs = curves
         .iter()
-        .map(|(_, c)| c.len())
+        .filter_map(|(_, c)| c.last().map(|(epoch, _)| *epoch))
         .max()
         .unwrap_or(1)
-        .max(2) as u64;
+        .max(2);
 
     let mut text = String::new();
     {
@@ -53,13 +53,11 @@ pub fn svg(report: &TrainCompareReport) -> anyhow::Result<String> {
             let color = Palette99::pick(i).to_rgba();
             chart
                 .draw_series(LineSeries::new(
-                    // About 2000 points per curve: finer than any screen, a fraction of the file.
+                    // The worker's samples (about 2000 per curve): finer than any screen.
                     curve
                         .iter()
-                        .enumerate()
-                        .step_by(curve.len().div_ceil(2000).max(1))
-                        .filter(|(_, v)| v.is_finite() && **v > 0.0)
-                        .map(|(e, &v)| (e as u64 + 1, v)),
+                        .copied()
+                        .filter(|(_, v)| v.is_finite() && *v > 0.0),
                     color.stroke_width(2),
                 ))?
                 .label(*label)

@@ -16,10 +16,6 @@ use crate::process::{QuickRunError, last_line, run_with_timeout};
 /// The PyTorch worker.
 pub const SCRIPT: &str = include_str!("pytorch_worker.py");
 
-/// The least time given to Python to answer: importing torch for the first time can take a
-/// while on a cold disk.
-const IMPORT_TORCH: Duration = Duration::from_secs(120);
-
 /// Prints torch's version and how many CUDA devices it can use, as JSON.
 const PROBE: &str = "import json, torch; print(json.dumps({'version': torch.__version__, \
     'cuda_devices': torch.cuda.device_count() if torch.cuda.is_available() else 0}))";
@@ -68,14 +64,10 @@ pub fn devices(devices: &[DeviceSpec]) -> Vec<DeviceSpec> {
         .collect()
 }
 
-/// How long a PyTorch worker may stay silent: never less than importing torch may take.
-pub fn worker_timeout(timeout: Duration) -> Duration {
-    timeout.max(IMPORT_TORCH)
-}
-
-/// Runs `python -I -c "import torch …"`; the error says in a few words why torch is unusable.
+/// Runs `python -I -c "import torch …"` (for at most `timeout`, as long as a worker may stay
+/// silent: importing torch from a cold disk takes a while); the error says in a few words why
+/// torch is unusable.
 pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
-    let timeout = worker_timeout(timeout);
     // Its file name only: a full path can carry a user name into a public report.
     let name = python
         .file_name()
@@ -86,6 +78,7 @@ pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
                 format!("{name} not found (name a Python with torch in --python or HWBENCH_PYTHON)")
             }
             QuickRunError::Spawn(e) => format!("cannot start {name}: {e}"),
+            QuickRunError::Stopped(_) => "interrupted while importing torch".to_string(),
             QuickRunError::TimedOut => {
                 format!(
                     "`{name} -c \"import torch\"` did not finish in {} s",

@@ -1,9 +1,10 @@
 """hwbench's PyTorch worker: the reference iris loop, measured the way hwbench measures candle.
 
 hwbench ships this file inside its executable and runs it for `train-compare --with-pytorch` as
-`python3 -I <private copy of this file>`. It speaks hwbench's worker protocol (version 1): one
+`python3 -I <private copy of this file>`. It speaks hwbench's worker protocol (version 2): one
 JSON request line on stdin (the session plus the prepared rows), JSON message lines on stdout
-(`hello`, `ready`, one `run` per timed run, `finished`, or `error` with a one-line reason).
+(`hello`, `ready`, `progress` at least every 2 s while training, one `run` per timed run,
+`finished` with a sampled loss curve, or `error` with a one-line reason).
 
 The work per epoch mirrors hwbench's candle session: the loss of every epoch is written into a
 preallocated buffer on the device; a policy only decides how often it is also read back with
@@ -18,7 +19,10 @@ import resource
 import sys
 import time
 
-PROTOCOL = 1
+PROTOCOL = 2
+HEARTBEAT_S = 2.0
+WARMUP_LIMIT_S = 1.0
+CURVE_POINTS = 2048
 
 
 def send(**message):
@@ -28,6 +32,24 @@ def send(**message):
 
 def finite(value):
     return value if value is not None and math.isfinite(value) else None
+
+
+def sample_curve(curve, points):
+    """Up to `points` (epoch, loss) pairs, evenly spaced, finite losses only, the last finite one kept."""
+    step = max(1, -(-len(curve) // points))
+    sampled = [[i + 1, curve[i]] for i in range(0, len(curve), step) if math.isfinite(curve[i])]
+    last = next((i for i in range(len(curve) - 1, -1, -1) if math.isfinite(curve[i])), None)
+    if last is not None and (not sampled or sampled[-1][0] != last + 1):
+        sampled.append([last + 1, curve[last]])
+    return sampled
+
+
+def curve_peak(curve):
+    finite = [(v, i) for i, v in enumerate(curve) if math.isfinite(v)]
+    if not finite:
+        return None
+    value, index = max(finite)
+    return [index + 1, value]
 
 
 def cpu_name():
@@ -49,6 +71,7 @@ class Session:
         self.policies = session["policies"]
         self.repeats = session["repeats"]
         self.warmup_epochs = session["warmup_epochs"]
+        self.calibrate = session.get("calibrate", False)
         spec = session["device"]
         opened = time.perf_counter()
         if spec["kind"] == "cuda":
@@ -96,7 +119,7 @@ class Session:
             model[2].bias.copy_(torch.tensor(init["fc2_bias"]))
         return model
 
-    def train(self, every, epochs, time_first_epoch=False):
+    def train(self, every, repeat, epochs, time_first_epoch=False, limit_s=None):
         torch = self.torch
         model = self.model()
         optimizer = torch.optim.SGD(model.parameters(), lr=self.config["lr"])
@@ -106,6 +129,7 @@ class Session:
 
         self.sync()
         start = time.perf_counter()
+        last_beat = start
         for epoch in range(1, epochs + 1):
             loss = criterion(model(self.train_x), self.train_y)
             losses[epoch - 1] = loss.detach()
@@ -123,6 +147,14 @@ class Session:
             if time_first_epoch and epoch == 1:
                 self.sync()
                 first_epoch = time.perf_counter() - start
+            if epoch % 16 == 0:
+                now = time.perf_counter()
+                if now - last_beat >= HEARTBEAT_S:
+                    send(event="progress", policy=every, repeat=repeat, epoch=epoch)
+                    last_beat = now
+                if limit_s is not None and epoch >= 10 and now - start >= limit_s:
+                    trained = epoch
+                    break
         asked = time.perf_counter()
         curve = losses[:trained].tolist()
         readback += time.perf_counter() - asked
@@ -159,8 +191,13 @@ class Session:
     def run(self):
         epochs = self.config["epochs"]
         warmup = max(1, min(self.warmup_epochs, epochs))
+        costs = []
         for i, every in enumerate(self.policies):
-            _, _, _, first_epoch = self.train(every, warmup, time_first_epoch=i == 0)
+            run, _, _, first_epoch = self.train(every, 0, warmup, time_first_epoch=i == 0, limit_s=WARMUP_LIMIT_S)
+            # The first warm-up's first epoch is the cold one: it is not what an epoch costs.
+            first = first_epoch or 0.0
+            warm_epochs = max(1, run["epochs"] - (1 if i == 0 else 0))
+            costs.append(max(0.0, run["total_s"] - first) * 1e6 / warm_epochs)
             if i == 0:
                 send(
                     event="ready",
@@ -170,11 +207,14 @@ class Session:
                     setup_ms=self.setup_ms,
                     first_epoch_ms=(first_epoch or 0.0) * 1e3,
                 )
+        if self.calibrate:
+            send(event="calibrated", per_epoch_us=costs)
+            epochs = max(1, min(epochs, int(json.loads(sys.stdin.readline())["epochs"])))
         # Interleaved like hwbench's own sessions: drifts weigh on every policy alike.
         last = None
         for repeat in range(1, self.repeats + 1):
             for every in self.policies:
-                run, curve, model, _ = self.train(every, epochs)
+                run, curve, model, _ = self.train(every, repeat, epochs)
                 run["repeat"] = repeat
                 send(event="run", **run)
                 last = (run, curve, model)
@@ -184,7 +224,8 @@ class Session:
             event="finished",
             final_loss=run["final_loss"] if run else None,
             test_accuracy=self.accuracy(model) if model is not None else None,
-            loss_curve=[finite(v) for v in curve],
+            loss_curve=sample_curve(curve, CURVE_POINTS),
+            loss_peak=curve_peak(curve),
             peak_memory_mib=peak,
             memory_kind=kind,
         )

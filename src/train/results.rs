@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DeviceSpec, Framework, SyncPolicy};
+use crate::redact::Redactor;
 use crate::stats::Spread;
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,6 +57,22 @@ pub enum DeviceStatus {
     Failed,
     /// Ctrl-C stopped it; the finished policies are kept.
     Interrupted,
+    /// It trained, but its losses are not cpu×1's: its arithmetic is wrong (`reason` and
+    /// `wrong_results` say where), so its timings are not comparable.
+    WrongResults,
+}
+
+impl DeviceStatus {
+    /// As people read it: "not run", "wrong results".
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotRun => "not run",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+            Self::WrongResults => "wrong results",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,12 +94,48 @@ pub struct DeviceResult {
     /// Median per-epoch cost of `cpu×1` divided by this device's, both without syncs during
     /// training (or at the first policy when "never" was not measured). Above 1 is faster.
     pub speed_vs_cpu1: Option<f64>,
+    /// Epochs each timed run trained, when the time budget made them fewer than `config.epochs`
+    /// (the course's totals are then derived from them: see each policy's `course_total_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timed_epochs: Option<u64>,
     /// The loss curve of the last run, sampled at up to 200 evenly spaced epochs: [epoch, loss]
     /// (finite losses only).
     pub loss_curve_sampled: Vec<(u64, f32)>,
-    /// The whole curve, for the plot and the sparkline; not in the JSON.
+    /// Set when the last run's loss did not go down: it ended far above where it started, or rose
+    /// by orders of magnitude on the way (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did_not_learn: Option<LossRise>,
+    /// Where this column's loss first left cpu×1's by more than float32 rounding explains (the
+    /// correctness gate; absent when it agrees, or for cpu×1 itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrong_results: Option<Disagreement>,
+    /// The curve as the worker sent it (up to 2048 points), for the plot and the sparkline; not in
+    /// the JSON.
     #[serde(skip)]
-    pub loss_curve: Vec<f32>,
+    pub loss_curve: Vec<(u64, f32)>,
+    /// The highest loss of the last run: (epoch, loss); not in the JSON.
+    #[serde(skip)]
+    pub loss_peak: Option<(u64, f32)>,
+}
+
+/// The first epoch at which two columns' losses disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Disagreement {
+    pub epoch: u64,
+    pub loss: f32,
+    /// cpu×1's loss at that epoch.
+    pub reference_loss: f32,
+}
+
+/// A loss that went up instead of down.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossRise {
+    /// The loss of the first epoch.
+    pub first_loss: f32,
+    pub peak_epoch: u64,
+    pub peak_loss: f32,
+    /// The loss of the last epoch.
+    pub final_loss: f32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -91,8 +144,15 @@ pub struct PolicyResult {
     pub runs: Vec<RunResult>,
     /// Per-epoch cost over the repeats, in microseconds.
     pub per_epoch_us: Option<Spread>,
-    /// Whole training run over the repeats, in seconds.
+    /// Whole timed run over the repeats, in seconds.
     pub total_s: Option<Spread>,
+    /// The course's whole run (`config.epochs`), median, in seconds: measured, or when the runs
+    /// were shorter, derived from their per-epoch cost (which holds this policy's syncs).
+    #[serde(default)]
+    pub course_total_s: Option<f64>,
+    /// True when `course_total_s` is derived rather than measured.
+    #[serde(default)]
+    pub course_total_derived: bool,
     /// Readbacks in one run (the final one included).
     pub syncs: u64,
     /// Time blocked inside one readback call, over the repeats, in microseconds. On an
@@ -123,6 +183,14 @@ pub struct DeviceFacts {
     pub setup_ms: f64,
     /// The very first epoch on this device (cold: first allocations, kernel loading), in ms.
     pub first_epoch_ms: f64,
+    /// Whether the first epoch paid for compiling GPU kernels: the state of the driver's compute
+    /// cache before the device was opened ("cold: …", "warm: …"); absent on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_cache: Option<String>,
+    /// Tensor operations candle runs per epoch on this device (forward, backward, update, the
+    /// loss buffer; views included), counted: on a GPU each is at most one kernel launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations_per_epoch: Option<u64>,
 }
 
 /// One timed training run.
@@ -158,9 +226,11 @@ pub struct DeviceOutcome {
     pub final_loss: Option<f32>,
     /// Accuracy on the test rows after the last run.
     pub test_accuracy: Option<f64>,
-    /// Loss of every epoch of the last run (NaN or infinity travel as `null`).
-    #[serde(with = "non_finite_as_null")]
-    pub loss_curve: Vec<f32>,
+    /// The loss curve of the last run: up to `protocol::CURVE_POINTS` (epoch, loss) pairs, evenly
+    /// spaced, the first and last finite epochs included (NaN and infinity left out).
+    pub loss_curve: Vec<(u64, f32)>,
+    /// The highest finite loss of the last run: (epoch, loss).
+    pub loss_peak: Option<(u64, f32)>,
     /// Peak memory: see `memory_kind`, in MiB.
     pub peak_memory_mib: Option<f64>,
     /// What `peak_memory_mib` measures.
@@ -178,6 +248,8 @@ impl PolicyResult {
             policy,
             per_epoch_us: Spread::of(runs.iter().map(RunResult::per_epoch_us)),
             total_s: Spread::of(runs.iter().map(|r| r.total_s)),
+            course_total_s: None,
+            course_total_derived: false,
             syncs: runs.first().map_or(0, |r| r.syncs),
             readback_us,
             sync_cost_us: None,
@@ -204,8 +276,12 @@ impl DeviceResult {
             peak_memory_mib: None,
             memory_kind: None,
             speed_vs_cpu1: None,
+            timed_epochs: None,
             loss_curve_sampled: Vec::new(),
+            did_not_learn: None,
+            wrong_results: None,
             loss_curve: Vec::new(),
+            loss_peak: None,
         }
     }
 
@@ -241,40 +317,71 @@ impl DeviceResult {
         self.test_accuracy = outcome.test_accuracy;
         self.peak_memory_mib = outcome.peak_memory_mib;
         self.memory_kind = Some(outcome.memory_kind);
-        self.loss_curve_sampled = sample_curve(&outcome.loss_curve, 200);
+        self.loss_curve_sampled = thin(&outcome.loss_curve, 200);
         self.loss_curve = outcome.loss_curve;
+        self.loss_peak = outcome.loss_peak;
     }
 }
 
-/// Up to `points` (epoch, loss) pairs, evenly spaced, always including the last epoch.
-fn sample_curve(curve: &[f32], points: usize) -> Vec<(u64, f32)> {
-    if curve.is_empty() {
-        return Vec::new();
+impl TrainCompareReport {
+    /// Replaces the identifying values `redactor` knows in every free-text field.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        self.for_each_text(|text| *text = redactor.text(text));
+        self.redacted = true;
     }
-    let step = curve.len().div_ceil(points).max(1);
+
+    /// Hands every free-text field to `edit`: reasons, names and notes that came from workers or
+    /// files, and the verdict that quotes them.
+    pub fn for_each_text(&mut self, mut edit: impl FnMut(&mut String)) {
+        edit(&mut self.config.init);
+        self.verdict.iter_mut().for_each(&mut edit);
+        self.notes.iter_mut().for_each(&mut edit);
+        for device in &mut self.devices {
+            device.reason.iter_mut().for_each(&mut edit);
+            device.memory_kind.iter_mut().for_each(&mut edit);
+            if let Some(facts) = &mut device.facts {
+                facts.name.iter_mut().for_each(&mut edit);
+                facts.framework.iter_mut().for_each(&mut edit);
+            }
+        }
+    }
+}
+
+/// Up to `points` of a whole curve (index 0 = epoch 1) as (epoch, loss) pairs, evenly spaced,
+/// finite losses only, always including the last finite epoch.
+pub fn sample_curve(curve: &[f32], points: usize) -> Vec<(u64, f32)> {
+    let step = curve.len().div_ceil(points.max(1)).max(1);
     let mut sampled: Vec<(u64, f32)> = (0..curve.len())
         .step_by(step)
         .map(|i| (i as u64 + 1, curve[i]))
         .filter(|(_, loss)| loss.is_finite())
         .collect();
-    if sampled.last().map(|(e, _)| *e) != Some(curve.len() as u64)
-        && curve[curve.len() - 1].is_finite()
+    if let Some(last) = curve.iter().rposition(|v| v.is_finite())
+        && sampled.last().map(|(e, _)| *e) != Some(last as u64 + 1)
     {
-        sampled.push((curve.len() as u64, curve[curve.len() - 1]));
+        sampled.push((last as u64 + 1, curve[last]));
     }
     sampled
 }
 
-/// JSON has no NaN or infinity: a diverged loss travels as `null` and comes back as NaN.
-mod non_finite_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
+/// The highest finite loss of a whole curve: (epoch, loss).
+pub fn curve_peak(curve: &[f32]) -> Option<(u64, f32)> {
+    curve
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite())
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, &v)| (i as u64 + 1, v))
+}
 
-    pub fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(values.iter().map(|v| v.is_finite().then_some(*v)))
+/// Up to `points` of an already sampled curve, evenly spaced, the last point kept.
+fn thin(curve: &[(u64, f32)], points: usize) -> Vec<(u64, f32)> {
+    let step = curve.len().div_ceil(points.max(1)).max(1);
+    let mut thinned: Vec<(u64, f32)> = curve.iter().copied().step_by(step).collect();
+    if let Some(&last) = curve.last()
+        && thinned.last() != Some(&last)
+    {
+        thinned.push(last);
     }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
-        let values = Vec::<Option<f32>>::deserialize(deserializer)?;
-        Ok(values.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
-    }
+    thinned
 }

@@ -2,23 +2,29 @@
 //! parallel, so that they do not disturb each other's timings), and what they say gathered into a
 //! [`TrainCompareReport`].
 
-use std::io::{BufRead, BufReader, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::plan::{Column, Plan, WorkerCommand};
-use super::protocol::{Event, Message, PROTOCOL, SessionRequest, WorkerRequest};
+use super::plan::{Column, Plan, WorkerCommand, timed_epochs};
+use super::protocol::{
+    Event, EventCheck, Message, PROTOCOL, Progress, SessionRequest, TimedRuns, WorkerRequest,
+};
 use super::results::{
     DeviceResult, DeviceStatus, PolicyResult, RunConfig, RunResult, SCHEMA_VERSION,
     TrainCompareReport,
 };
 use super::{SyncPolicy, analysis, verdict};
-use crate::process::{describe_exit, last_line, truncate, without_path};
+use crate::process::{self, describe_exit, last_line, without_path};
+use crate::redact::outside_line;
+
+/// Reasons and worker messages are cut to this many characters.
+const REASON_CHARS: usize = 300;
 
 /// Why a column's worker gave no (complete) result.
 #[derive(Debug, thiserror::Error)]
@@ -36,33 +42,50 @@ pub enum WorkerFailure {
     Protocol(String),
     #[error("{0}")]
     Reported(String),
-    #[error("interrupted")]
-    Interrupted,
+    #[error("the worker sent an impossible result: {0}")]
+    Invalid(String),
+    #[error("interrupted ({})", signal_name(*.0))]
+    Stopped(i32),
 }
 
-/// Runs every column in turn. Stops early, keeping what finished, when `interrupted` is set.
-pub fn run_plan(plan: &Plan, interrupted: &AtomicBool) -> TrainCompareReport {
-    let total_runs =
-        plan.columns.len() as u64 * plan.policies.len() as u64 * u64::from(plan.repeats);
-    let progress = ProgressBar::new(total_runs).with_style(
-        ProgressStyle::with_template("{spinner} {msg:28} [{bar:30}] {pos}/{len} runs, {elapsed}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    progress.enable_steady_tick(Duration::from_millis(200));
+/// How people know a stop signal.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "Ctrl-C".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        other => format!("signal {other}"),
+    }
+}
 
+/// Runs every column in turn. Stops early, keeping what finished, when a stop signal arrives
+/// (see `process::catch_stop_signals`).
+pub fn run_plan(plan: &Plan) -> TrainCompareReport {
+    let progress = RunProgress::new(plan);
+    let started = Instant::now();
+    let deadline = plan.time_budget.map(|budget| started + budget);
     let mut devices = Vec::new();
-    for column in &plan.columns {
-        let result = if interrupted.load(Ordering::SeqCst) {
+    for (index, column) in plan.columns.iter().enumerate() {
+        progress.start_column(index);
+        let share = Share {
+            started,
+            deadline,
+            columns_left: plan.columns[index..]
+                .iter()
+                .filter(|c| c.worker.is_ok())
+                .count()
+                .max(1),
+        };
+        let result = if let Some(signal) = process::stop_signal() {
             DeviceResult::stopped(
                 column.device,
                 column.framework,
                 DeviceStatus::Interrupted,
-                "interrupted before it started".to_string(),
+                format!("interrupted ({}) before it started", signal_name(signal)),
             )
         } else {
             match &column.worker {
-                Ok(command) => run_column(plan, column, command, interrupted, &progress),
+                Ok(command) => run_column(plan, column, command, &progress, share),
                 Err(reason) => DeviceResult::stopped(
                     column.device,
                     column.framework,
@@ -73,7 +96,7 @@ pub fn run_plan(plan: &Plan, interrupted: &AtomicBool) -> TrainCompareReport {
         };
         devices.push(result);
     }
-    progress.finish_and_clear();
+    progress.bar.finish_and_clear();
 
     let complete = devices
         .iter()
@@ -105,13 +128,111 @@ pub fn run_plan(plan: &Plan, interrupted: &AtomicBool) -> TrainCompareReport {
     report
 }
 
+/// The progress bar, counted in epochs (warm-ups included), moved by each worker's heartbeats;
+/// a column's length is known for sure once its timed epochs are decided.
+struct RunProgress {
+    bar: ProgressBar,
+    policies: Vec<SyncPolicy>,
+    warmup_epochs: u64,
+    repeats: u64,
+    /// Epochs of each column's timed runs (the course's until the column calibrates).
+    timed: RefCell<Vec<u64>>,
+    current: Cell<usize>,
+}
+
+impl RunProgress {
+    fn new(plan: &Plan) -> Self {
+        // A dumb terminal cannot move its cursor back: no bar there.
+        let target = if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(None, target).with_style(
+            ProgressStyle::with_template(
+                "{msg:28} [{bar:30}] {percent:>3}%, {elapsed}, about {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        let progress = Self {
+            bar,
+            policies: plan.policies.clone(),
+            warmup_epochs: plan.warmup_epochs.clamp(1, plan.config.epochs),
+            repeats: u64::from(plan.repeats),
+            timed: RefCell::new(vec![plan.config.epochs; plan.columns.len()]),
+            current: Cell::new(0),
+        };
+        progress.bar.set_length(progress.offset(plan.columns.len()));
+        progress
+    }
+
+    fn length(&self, timed: u64) -> u64 {
+        self.policies.len() as u64 * (self.warmup_epochs + self.repeats * timed)
+    }
+
+    /// Where column `index` starts.
+    fn offset(&self, index: usize) -> u64 {
+        self.timed.borrow()[..index]
+            .iter()
+            .map(|&t| self.length(t))
+            .sum()
+    }
+
+    fn start_column(&self, index: usize) {
+        self.current.set(index);
+        self.bar.set_position(self.offset(index));
+    }
+
+    fn set_timed_epochs(&self, epochs: u64) {
+        self.timed.borrow_mut()[self.current.get()] = epochs;
+        let columns = self.timed.borrow().len();
+        self.bar.set_length(self.offset(columns));
+    }
+
+    /// Where `progress` is in this column's sequence: every warm-up, then the timed runs round by
+    /// round, one of each policy per round.
+    fn at(&self, progress: Progress) {
+        let count = self.policies.len() as u64;
+        let index = self
+            .policies
+            .iter()
+            .position(|p| *p == progress.policy)
+            .unwrap_or_default() as u64;
+        let timed = self.timed.borrow()[self.current.get()];
+        let done = if progress.repeat == 0 {
+            index * self.warmup_epochs + progress.epoch.min(self.warmup_epochs)
+        } else {
+            count * self.warmup_epochs
+                + ((u64::from(progress.repeat) - 1) * count + index) * timed
+                + progress.epoch
+        };
+        let column = self.current.get();
+        self.bar
+            .set_position(self.offset(column) + done.min(self.length(timed)));
+    }
+
+    fn tick(&self) {
+        self.bar.tick();
+    }
+}
+
+/// What a column may spend: the run's deadline, shared by the columns still to run.
+#[derive(Clone, Copy)]
+struct Share {
+    started: Instant,
+    deadline: Option<Instant>,
+    /// Columns still to run, this one included.
+    columns_left: usize,
+}
+
 /// One column: its worker's whole session, or as much of it as finished.
 fn run_column(
     plan: &Plan,
     column: &Column,
     command: &WorkerCommand,
-    interrupted: &AtomicBool,
-    progress: &ProgressBar,
+    progress: &RunProgress,
+    share: Share,
 ) -> DeviceResult {
     let request = WorkerRequest {
         protocol: PROTOCOL,
@@ -121,6 +242,7 @@ fn run_column(
             policies: plan.policies.clone(),
             repeats: plan.repeats,
             warmup_epochs: plan.warmup_epochs,
+            calibrate: true,
         },
         data: plan.data.clone(),
     };
@@ -128,35 +250,71 @@ fn run_column(
     let label = result.label.clone();
     let mut runs: Vec<(SyncPolicy, Vec<RunResult>)> =
         plan.policies.iter().map(|&p| (p, Vec::new())).collect();
-    let mut reported = 0u64;
-    progress.set_message(format!("{label}: warming up"));
-    let outcome = talk_to_worker(command, &request, interrupted, |event| match event {
-        Event::Ready(facts) => result.facts = Some(facts),
-        Event::Run(run) => {
-            reported += 1;
-            progress.inc(1);
-            progress.set_message(format!("{label}: {}", run.policy.label()));
-            if let Some((_, list)) = runs.iter_mut().find(|(policy, _)| *policy == run.policy) {
-                list.push(run);
+    progress.bar.set_message(format!("{label}: warming up"));
+    let mut check = EventCheck::new(&request.session);
+    let outcome = talk_to_worker(
+        command,
+        &request,
+        &mut check,
+        progress,
+        |event| match event {
+            Event::Ready(facts) => {
+                result.facts = Some(facts);
+                None
             }
-        }
-        Event::Finished(outcome) => result.finish(outcome),
-    });
-    // After a failure or Ctrl-C, the policies keep the runs that finished (`runs` says how many).
+            Event::Progress(at) => {
+                progress.at(at);
+                if at.repeat > 0 {
+                    progress
+                        .bar
+                        .set_message(format!("{label}: {}", at.policy.label()));
+                }
+                None
+            }
+            Event::Calibrated { per_epoch_us } => {
+                let now = Instant::now();
+                let budget = share.deadline.map(|deadline| {
+                    deadline.saturating_duration_since(now) / share.columns_left as u32
+                });
+                let epochs = timed_epochs(budget, &per_epoch_us, plan.repeats, plan.config.epochs);
+                if epochs < plan.config.epochs {
+                    result.timed_epochs = Some(epochs);
+                }
+                progress.set_timed_epochs(epochs);
+                foretell(share, now, &per_epoch_us, plan.repeats, epochs);
+                Some(TimedRuns { epochs })
+            }
+            Event::Run(run) => {
+                progress.at(Progress {
+                    policy: run.policy,
+                    repeat: run.repeat,
+                    epoch: run.epochs,
+                });
+                progress
+                    .bar
+                    .set_message(format!("{label}: {}", run.policy.label()));
+                if let Some((_, list)) = runs.iter_mut().find(|(policy, _)| *policy == run.policy) {
+                    list.push(run);
+                }
+                None
+            }
+            Event::Finished(outcome) => {
+                result.finish(outcome);
+                None
+            }
+        },
+    );
+    // After a failure or a stop, the policies keep the runs that finished (`runs` says how many).
     result.policies = runs
         .into_iter()
         .filter(|(_, list)| !list.is_empty())
         .map(|(policy, list)| PolicyResult::from_runs(policy, list))
         .collect();
-    let planned = plan.policies.len() as u64 * u64::from(plan.repeats);
-    progress.inc(planned.saturating_sub(reported));
     match outcome {
         Ok(()) => {}
-        // Ctrl-C in a terminal reaches the worker too, which may die before hwbench notices the
-        // signal itself: any failure after it is the interruption.
-        Err(_) if interrupted.load(Ordering::SeqCst) => {
+        Err(WorkerFailure::Stopped(signal)) => {
             result.status = DeviceStatus::Interrupted;
-            result.reason = Some("interrupted (Ctrl-C)".to_string());
+            result.reason = Some(format!("interrupted ({})", signal_name(signal)));
         }
         Err(failure) => {
             result.status = if result.policies.is_empty() && result.facts.is_none() {
@@ -164,22 +322,44 @@ fn run_column(
             } else {
                 DeviceStatus::Failed
             };
-            result.reason = Some(failure.to_string());
+            result.reason = Some(outside_line(&failure.to_string(), REASON_CHARS));
         }
     }
     result
 }
 
-/// Starts one worker, sends it `request`, and hands each event of its session to `on_event`
-/// until it finishes, fails, hangs past its timeout, or `interrupted` is set.
-pub fn talk_to_worker(
+/// Says once, on stderr, when the run will take over ten minutes (the columns still to run
+/// guessed to cost as much as this one).
+fn foretell(share: Share, now: Instant, per_epoch_us: &[f64], repeats: u32, epochs: u64) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let column = per_epoch_us.iter().sum::<f64>() * f64::from(repeats) * epochs as f64 / 1e6;
+    let spent = now.duration_since(share.started).as_secs_f64();
+    let whole = spent + column * share.columns_left as f64;
+    if whole > 600.0 && !SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        eprintln!(
+            "hwbench: this run will take about {} (without --time-budget, every timed run trains all {epochs} epochs)",
+            crate::units::seconds(whole)
+        );
+    }
+}
+
+/// Starts one worker, sends it `request`, and hands each event of its session that passes
+/// `check` to `on_event`, until it finishes, fails, sends something impossible, stays silent past
+/// its timeout, or a stop signal arrives. The worker and every process it started are gone when
+/// this returns.
+fn talk_to_worker(
     command: &WorkerCommand,
     request: &WorkerRequest,
-    interrupted: &AtomicBool,
-    mut on_event: impl FnMut(Event),
+    check: &mut EventCheck,
+    progress: &RunProgress,
+    mut on_event: impl FnMut(Event) -> Option<TimedRuns>,
 ) -> Result<(), WorkerFailure> {
+    let program_name = command.program.file_name().map_or_else(
+        || command.program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let spawn_failure = |error| WorkerFailure::Spawn {
-        program: command.program.display().to_string(),
+        program: program_name.clone(),
         error,
     };
     // Owned for the whole run: dropping it removes the script.
@@ -188,29 +368,41 @@ pub fn talk_to_worker(
         .map(write_script)
         .transpose()
         .map_err(spawn_failure)?;
-    let mut child = Command::new(&command.program)
-        .args(&command.args)
-        .args(script.iter().map(|(_, path)| path))
-        .envs(command.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_failure)?;
-    let lines = read_lines(&mut child);
-    let stderr = collect_stderr(&mut child);
+    let mut child = process::spawn_in_own_group(
+        Command::new(&command.program)
+            .args(&command.args)
+            .args(script.iter().map(|(_, path)| path))
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .map_err(spawn_failure)?;
+    let pipes = read_lines(&mut child)
+        .and_then(|lines| Ok((lines, process::read_to_end_in_thread(child.stderr.take())?)));
+    let (lines, stderr) = match pipes {
+        Ok(pipes) => pipes,
+        Err(error) => {
+            process::kill_group(&child);
+            let _ = child.wait();
+            return Err(spawn_failure(error));
+        }
+    };
 
-    if let Some(mut stdin) = child.stdin.take() {
-        // A worker that died at start-up closes its stdin; what it said on stderr explains why.
-        let mut line = serde_json::to_string(request).expect("a request serialises");
-        line.push('\n');
-        let _ = stdin.write_all(line.as_bytes());
-    }
+    let mut stdin = child.stdin.take();
+    // A worker that died at start-up closes its stdin; what it said on stderr explains why.
+    send_line(&mut stdin, request);
 
-    let outcome = converse(&lines, command.timeout, interrupted, &mut on_event);
-    if outcome.is_err() {
-        let _ = child.kill();
-    }
+    let outcome = converse(&lines, command.timeout, check, progress, &mut |event| {
+        let reply = on_event(event);
+        if let Some(reply) = reply {
+            send_line(&mut stdin, &reply);
+        }
+        reply
+    });
+    drop(stdin);
+    // Whatever happened, nothing the worker started outlives its column.
+    process::kill_group(&child);
     let status = child.wait();
     match outcome {
         Ok(true) => Ok(()),
@@ -219,7 +411,7 @@ pub fn talk_to_worker(
             let said = stderr
                 .recv_timeout(Duration::from_secs(2))
                 .ok()
-                .and_then(|text| last_line(&text))
+                .and_then(|bytes| last_line(&String::from_utf8_lossy(&bytes)))
                 .map(|line| without_path(&line, &command.program));
             let how = match status {
                 Ok(status) => describe_exit(status),
@@ -234,22 +426,33 @@ pub fn talk_to_worker(
     }
 }
 
+/// One JSON line to the worker's stdin; a worker that has gone says why elsewhere.
+fn send_line(stdin: &mut Option<std::process::ChildStdin>, message: &impl serde::Serialize) {
+    if let Some(pipe) = stdin {
+        let mut line = serde_json::to_string(message).unwrap_or_default();
+        line.push('\n');
+        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+    }
+}
+
 /// Reads messages until `finished` (Ok(true)) or the worker's stdout closes (Ok(false)).
 fn converse(
     lines: &mpsc::Receiver<String>,
     timeout: Duration,
-    interrupted: &AtomicBool,
-    on_event: &mut impl FnMut(Event),
+    check: &mut EventCheck,
+    progress: &RunProgress,
+    on_event: &mut impl FnMut(Event) -> Option<TimedRuns>,
 ) -> Result<bool, WorkerFailure> {
     let mut greeted = false;
     let mut last_heard = Instant::now();
     loop {
-        if interrupted.load(Ordering::SeqCst) {
-            return Err(WorkerFailure::Interrupted);
+        if let Some(signal) = process::stop_signal() {
+            return Err(WorkerFailure::Stopped(signal));
         }
         let line = match lines.recv_timeout(Duration::from_millis(100)) {
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                progress.tick();
                 if last_heard.elapsed() > timeout {
                     return Err(WorkerFailure::Hung(timeout.as_secs()));
                 }
@@ -261,7 +464,7 @@ fn converse(
         let message: Message = serde_json::from_str(&line).map_err(|e| {
             WorkerFailure::Protocol(format!(
                 "the worker said something hwbench does not understand ({e}): {}",
-                truncate(&line, 80)
+                outside_line(&line, 80)
             ))
         })?;
         match message {
@@ -276,10 +479,18 @@ fn converse(
                     "the worker did not introduce itself (no hello message)".to_string(),
                 ));
             }
-            Message::Error { message } => return Err(WorkerFailure::Reported(message)),
+            Message::Error { message } => {
+                return Err(WorkerFailure::Reported(outside_line(
+                    &message,
+                    REASON_CHARS,
+                )));
+            }
             Message::Event(event) => {
+                check.check(&event).map_err(WorkerFailure::Invalid)?;
                 let finished = matches!(event, Event::Finished(_));
-                on_event(event);
+                if let Some(reply) = on_event(event) {
+                    check.expect_epochs(reply.epochs);
+                }
                 if finished {
                     return Ok(true);
                 }
@@ -297,33 +508,30 @@ fn write_script(text: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
     Ok((folder, path))
 }
 
-fn read_lines(child: &mut Child) -> mpsc::Receiver<String> {
+/// The worker's stdout, line by line, from a thread of its own. A line is cut at 16 MiB: no
+/// message of the protocol comes near that.
+fn read_lines(child: &mut Child) -> std::io::Result<mpsc::Receiver<String>> {
+    const LONGEST_LINE: u64 = 16 << 20;
     let (sender, receiver) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
+    let stdout = child.stdout.take();
+    process::spawn_thread("worker output", move || {
+        let Some(stdout) = stdout else { return };
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = Vec::new();
+            match (&mut reader)
+                .take(LONGEST_LINE)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    if sender.send(text).is_err() {
+                        break;
+                    }
                 }
             }
-        });
-    }
-    receiver
-}
-
-/// Collects what the worker writes on stderr; the text arrives when the worker closes it.
-fn collect_stderr(child: &mut Child) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            let _ = sender.send(text);
-        });
-    }
-    receiver
+        }
+    })?;
+    Ok(receiver)
 }

@@ -11,8 +11,10 @@ use candle_nn::{Optimizer, SGD};
 
 use super::data::Dataset;
 use super::model::{Batch, Mlp};
-use super::protocol::{Event, SessionRequest};
-use super::results::{DeviceFacts, DeviceOutcome, RunResult};
+use super::protocol::{
+    CURVE_POINTS, Event, HEARTBEAT, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT,
+};
+use super::results::{DeviceFacts, DeviceOutcome, RunResult, curve_peak, sample_curve};
 use super::{SyncPolicy, TrainConfig};
 
 /// The data, on the device.
@@ -33,13 +35,17 @@ impl Prepared {
 }
 
 /// Trains and times the whole session on `data`, reporting each step through `emit` as soon as
-/// it is measured.
+/// it is measured. When the request asks to calibrate, `timed_runs` is asked, after the warm-ups,
+/// how many epochs each timed run trains.
 pub fn measure(
     request: &SessionRequest,
     data: &Dataset,
     mut emit: impl FnMut(Event) -> anyhow::Result<()>,
+    mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
+    // Before the device opens: opening it and the first epoch fill the cache.
+    let kernel_cache = spec.kernel_cache();
     let opened = Instant::now();
     let device = spec.open().map_err(anyhow::Error::msg)?;
     device.synchronize()?;
@@ -55,31 +61,79 @@ pub fn measure(
 
     let cfg = &request.config;
     let warmup_epochs = request.warmup_epochs.clamp(1, cfg.epochs);
+    // Heartbeats, so that the parent can tell a long run from a hung worker.
+    let progress = |policy, repeat, epoch| {
+        Event::Progress(Progress {
+            policy,
+            repeat,
+            epoch,
+        })
+    };
+    let mut costs = Vec::new();
     for (i, &policy) in request.policies.iter().enumerate() {
-        let warmup = train(&prepared, cfg, policy, warmup_epochs, i == 0)?;
+        let warmup = train(
+            &prepared,
+            cfg,
+            policy,
+            Length::Until(warmup_epochs, WARMUP_LIMIT),
+            i == 0,
+            &mut |epoch| emit(progress(policy, 0, epoch)),
+        )?;
+        // The first warm-up's first epoch is the cold one: it is not what an epoch costs.
+        let first = warmup.first_epoch.unwrap_or_default().as_secs_f64();
+        let warm_epochs = warmup
+            .result
+            .epochs
+            .saturating_sub(u64::from(i == 0))
+            .max(1);
+        costs.push((warmup.result.total_s - first).max(0.0) * 1e6 / warm_epochs as f64);
         if i == 0 {
             emit(Event::Ready(DeviceFacts {
                 name: spec.name(&prepared.device),
                 framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
                 open_ms,
                 setup_ms,
-                first_epoch_ms: warmup.first_epoch.unwrap_or_default().as_secs_f64() * 1e3,
+                first_epoch_ms: first * 1e3,
+                kernel_cache: kernel_cache.clone(),
+                operations_per_epoch: operations_per_epoch(&prepared, cfg).ok(),
             }))?;
         }
     }
+    let epochs = if request.calibrate {
+        emit(Event::Calibrated {
+            per_epoch_us: costs,
+        })?;
+        timed_runs()?.epochs.clamp(1, cfg.epochs)
+    } else {
+        cfg.epochs
+    };
     // Timed runs are interleaved, one of every policy per round, so that slow drifts of a shared
     // machine (clock changes, neighbours) weigh on every policy alike instead of on one.
     let mut last = None;
+    let mut memory: Option<(f64, &str)> = None;
     for repeat in 1..=request.repeats {
         for &policy in &request.policies {
-            let mut trained = train(&prepared, cfg, policy, cfg.epochs, false)?;
+            let mut trained = train(
+                &prepared,
+                cfg,
+                policy,
+                Length::Epochs(epochs),
+                false,
+                &mut |epoch| emit(progress(policy, repeat, epoch)),
+            )?;
             trained.result.repeat = repeat;
             emit(Event::Run(trained.result.clone()))?;
+            // Memory is looked at after every run: the highest is this device's peak.
+            if let Some((mib, kind)) = spec.memory_mib(&prepared.device)
+                && memory.is_none_or(|(most, _)| mib > most)
+            {
+                memory = Some((mib, kind));
+            }
             last = Some(trained);
         }
     }
 
-    let (final_loss, test_accuracy, loss_curve) = match last {
+    let (final_loss, test_accuracy, curve) = match last {
         Some(trained) => (
             trained.result.final_loss,
             Some(trained.model.accuracy(&prepared.test)?),
@@ -87,13 +141,44 @@ pub fn measure(
         ),
         None => (None, None, Vec::new()),
     };
+    let memory = memory.or_else(|| spec.memory_mib(&prepared.device));
     emit(Event::Finished(DeviceOutcome {
         final_loss,
         test_accuracy,
-        loss_curve,
-        peak_memory_mib: spec.peak_memory_mib(&prepared.device),
-        memory_kind: spec.memory_kind().to_string(),
+        loss_curve: sample_curve(&curve, CURVE_POINTS),
+        loss_peak: curve_peak(&curve),
+        peak_memory_mib: memory.map(|(mib, _)| mib),
+        memory_kind: memory
+            .map_or(spec.memory_kind(), |(_, kind)| kind)
+            .to_string(),
     }))
+}
+
+/// How long a run trains.
+#[derive(Clone, Copy, Debug)]
+pub enum Length {
+    Epochs(u64),
+    /// These epochs, or until this much time has passed (at least 10 epochs).
+    Until(u64, Duration),
+}
+
+/// How many tensor operations one epoch runs, counted by candle's tensor serial numbers: every
+/// operation makes a tensor.
+fn operations_per_epoch(p: &Prepared, cfg: &TrainConfig) -> anyhow::Result<u64> {
+    let serial = || -> anyhow::Result<u64> {
+        let probe = Tensor::zeros(1, DType::F32, &p.device)?;
+        let id = format!("{:?}", probe.id());
+        Ok(id.trim_matches(|c: char| !c.is_ascii_digit()).parse()?)
+    };
+    let model = Mlp::new(&cfg.init, &p.device)?;
+    let mut sgd = SGD::new(model.vars(), cfg.lr)?;
+    let losses = Tensor::zeros(1, DType::F32, &p.device)?;
+    let before = serial()?;
+    let loss = model.loss(&p.train)?;
+    losses.slice_set(&loss.reshape(1)?, 0, 0)?;
+    sgd.backward_step(&loss)?;
+    let after = serial()?;
+    Ok(after.saturating_sub(before + 1))
 }
 
 pub struct Trained {
@@ -106,13 +191,19 @@ pub struct Trained {
 /// One training run from the initial weights. The loss of every epoch is kept on the device in a
 /// preallocated buffer (identical work under every policy); the policy only decides how often it is
 /// also read back to the host, so the difference between policies is the cost of those readbacks.
+/// `heartbeat` hears the epoch reached at least every [`HEARTBEAT`] (checked every few epochs).
 pub fn train(
     p: &Prepared,
     cfg: &TrainConfig,
     policy: SyncPolicy,
-    epochs: u64,
+    length: Length,
     time_first_epoch: bool,
+    heartbeat: &mut dyn FnMut(u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<Trained> {
+    let (epochs, limit) = match length {
+        Length::Epochs(epochs) => (epochs, None),
+        Length::Until(epochs, limit) => (epochs, Some(limit)),
+    };
     let model = Mlp::new(&cfg.init, &p.device)?;
     let mut sgd = SGD::new(model.vars(), cfg.lr)?;
     let losses = Tensor::zeros(epochs as usize, DType::F32, &p.device)?;
@@ -124,6 +215,7 @@ pub fn train(
 
     p.device.synchronize()?;
     let start = Instant::now();
+    let mut last_beat = start;
     for epoch in 1..=epochs {
         let loss = model.loss(&p.train)?;
         losses.slice_set(&loss.reshape(1)?, 0, (epoch - 1) as usize)?;
@@ -143,6 +235,16 @@ pub fn train(
             p.device.synchronize()?;
             first_epoch = Some(start.elapsed());
         }
+        if epoch % 16 == 0 {
+            if last_beat.elapsed() >= HEARTBEAT {
+                heartbeat(epoch)?;
+                last_beat = Instant::now();
+            }
+            if limit.is_some_and(|limit| epoch >= 10 && start.elapsed() >= limit) {
+                trained_epochs = epoch;
+                break;
+            }
+        }
     }
     let asked = Instant::now();
     let curve = losses
@@ -150,6 +252,8 @@ pub fn train(
         .to_vec1::<f32>()?;
     readback += asked.elapsed();
     syncs += 1;
+    // The copy above waits for the queued work today; the clock must not depend on that.
+    p.device.synchronize()?;
     let total = start.elapsed();
 
     if diverged_at.is_none() {

@@ -8,17 +8,25 @@ use crate::units::{factor, mib, micros, millis, percent, seconds, spread_micros}
 
 impl Render for TrainCompareReport {
     fn document(&self) -> Document {
+        // A column with no finished run would be a block of n/a: it is listed by itself instead.
+        let (measured, without): (Vec<&DeviceResult>, Vec<&DeviceResult>) =
+            self.devices.iter().partition(|d| !d.policies.is_empty());
         let mut header = vec![String::new()];
-        header.extend(self.devices.iter().map(|d| d.label.clone()));
+        header.extend(measured.iter().map(|d| d.label.clone()));
         let mut rows = Vec::new();
         let row = |name: &str, cell: &dyn Fn(&DeviceResult) -> String| -> Vec<String> {
             std::iter::once(name.to_string())
-                .chain(self.devices.iter().map(cell))
+                .chain(measured.iter().map(|d| cell(d)))
                 .collect()
         };
 
-        if self.devices.iter().any(|d| d.status != DeviceStatus::Ok) {
+        if measured.iter().any(|d| d.status != DeviceStatus::Ok) {
             rows.push(row("status", &status));
+        }
+        if measured.iter().any(|d| d.timed_epochs.is_some()) {
+            rows.push(row("timed epochs per run", &|d| {
+                d.timed_epochs.unwrap_or(self.config.epochs).to_string()
+            }));
         }
         for &policy in &self.config.policies {
             let cell = |d: &DeviceResult, f: &dyn Fn(&PolicyResult) -> Option<String>| {
@@ -30,7 +38,14 @@ impl Render for TrainCompareReport {
                 cell(d, &|p| p.per_epoch_us.as_ref().map(spread_micros))
             }));
             rows.push(row("  total run", &|d| {
-                cell(d, &|p| p.total_s.map(|s| seconds(s.median)))
+                cell(d, &|p| {
+                    let total = seconds(p.course_total_s?);
+                    Some(if p.course_total_derived {
+                        format!("≈ {total} (derived)")
+                    } else {
+                        total
+                    })
+                })
             }));
             rows.push(row("  syncs", &|d| cell(d, &|p| Some(p.syncs.to_string()))));
             if policy.every != 0 {
@@ -51,8 +66,7 @@ impl Render for TrainCompareReport {
                     p.readback_us.map(|s| format!("{}/sync", micros(s.median)))
                 })
             }));
-            if self
-                .devices
+            if measured
                 .iter()
                 .any(|d| d.policy(policy).is_some_and(|p| p.diverged_at.is_some()))
             {
@@ -67,6 +81,19 @@ impl Render for TrainCompareReport {
         rows.push(row("first epoch (cold)", &|d| {
             opt(d.facts.as_ref().map(|f| millis(f.first_epoch_ms)))
         }));
+        if measured.iter().any(|d| {
+            d.facts
+                .as_ref()
+                .is_some_and(|f| f.operations_per_epoch.is_some())
+        }) {
+            rows.push(row("operations per epoch", &|d| {
+                opt(d
+                    .facts
+                    .as_ref()
+                    .and_then(|f| f.operations_per_epoch)
+                    .map(|n| n.to_string()))
+            }));
+        }
         rows.push(row("final training loss", &|d| {
             opt(d.final_loss.map(|l| format!("{l:.4}")))
         }));
@@ -90,11 +117,16 @@ impl Render for TrainCompareReport {
             .add("initial weights", self.config.init.clone())
             .add("epochs", self.config.epochs.to_string())
             .add("timing", format!(
-                "{} timed runs per device and policy after a {}-epoch warm-up; median ± half the range",
+                "{} timed runs per device and policy after a warm-up of up to {} epochs; median ± half the range",
                 self.config.repeats, self.config.warmup_epochs
+            ))
+            .add("total run", format!(
+                "all {} epochs; when the time budget let a column time fewer (see \"timed epochs per run\"), its per-epoch cost, syncs included, times {} (derived)",
+                self.config.epochs, self.config.epochs
             ))
             .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), fastest runs; % of an epoch without syncs; \"< x (noise)\" when the difference is inside the run-to-run spread")
             .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
+            .add("operations per epoch", "tensor operations candle runs per epoch (forward, backward, SGD update, the loss buffer; views included), counted on the device: on a GPU each is at most one kernel launch")
             .add("hwbench", self.hwbench_version.clone());
         if !self.complete {
             config.add("complete", "no: interrupted, only finished rows are shown");
@@ -111,11 +143,17 @@ impl Render for TrainCompareReport {
                 Some(framework) => format!("{name} ({framework})"),
                 None => name,
             };
+            let cache = d
+                .facts
+                .as_ref()
+                .and_then(|f| f.kernel_cache.as_deref())
+                .map(|c| format!("; compute cache {c}"))
+                .unwrap_or_default();
             devices.add(
                 &d.label,
                 match (&d.memory_kind, &d.facts) {
                     (Some(kind), Some(facts)) => format!(
-                        "{name}; device opened in {:.1} ms; memory = {kind}",
+                        "{name}; device opened in {:.1} ms; memory = {kind}{cache}",
                         facts.open_ms
                     ),
                     _ => name,
@@ -128,13 +166,26 @@ impl Render for TrainCompareReport {
                 "hwbench train-compare — iris MLP, {} epochs",
                 self.config.epochs
             ),
-            summary: vec![
-                Section::grid("Per-epoch cost and cost of syncing", header, rows),
-                Section::text(
+            summary: [
+                (!measured.is_empty())
+                    .then(|| Section::grid("Per-epoch cost and cost of syncing", header, rows)),
+                (!without.is_empty()).then(|| {
+                    Section::pairs(
+                        "Columns without a result",
+                        without
+                            .iter()
+                            .map(|d| (d.label.clone(), status(d)))
+                            .collect(),
+                    )
+                }),
+                Some(Section::text(
                     "Verdict",
                     self.verdict.iter().chain(&self.notes).cloned().collect(),
-                ),
-            ],
+                )),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             details: vec![
                 Section::pairs("Configuration", config.finish()),
                 Section::pairs("Devices", devices.finish()),
@@ -213,12 +264,7 @@ impl Render for TrainCompareReport {
 }
 
 fn status(d: &DeviceResult) -> String {
-    let word = match d.status {
-        DeviceStatus::Ok => "ok",
-        DeviceStatus::NotRun => "not run",
-        DeviceStatus::Failed => "failed",
-        DeviceStatus::Interrupted => "interrupted",
-    };
+    let word = d.status.words();
     match &d.reason {
         Some(reason) => format!("{word}: {reason}"),
         None => word.to_string(),
@@ -230,12 +276,13 @@ fn opt(value: Option<String>) -> String {
 }
 
 /// A `width`-character sketch of the curve on a log scale.
-pub fn sparkline(curve: &[f32], width: usize) -> String {
+pub fn sparkline(curve: &[(u64, f32)], width: usize) -> String {
     const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
     let logs: Vec<f64> = curve
         .iter()
-        .filter(|v| v.is_finite() && **v > 0.0)
-        .map(|&v| f64::from(v).ln())
+        .map(|&(_, v)| v)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| f64::from(v).ln())
         .collect();
     if logs.len() < 2 {
         return NA.to_string();

@@ -15,7 +15,42 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
     if measured.is_empty() {
         return vec!["No device finished a policy, so there is nothing to compare.".to_string()];
     }
-    let mut lines = vec![fastest(&measured)];
+    // Wrong arithmetic first: nothing else said about such a column means anything.
+    let mut lines: Vec<String> = report
+        .devices
+        .iter()
+        .filter_map(|d| {
+            let wrong = d.wrong_results?;
+            Some(format!(
+                "{} computed wrong results: its loss at epoch {} is {}, where cpu×1's is {}. Its timings are of wrong arithmetic and are left out of every comparison below.",
+                d.label,
+                wrong.epoch,
+                loss(wrong.loss),
+                loss(wrong.reference_loss)
+            ))
+        })
+        .collect();
+    let measured: Vec<&DeviceResult> = measured
+        .into_iter()
+        .filter(|d| d.wrong_results.is_none())
+        .collect();
+    if measured.is_empty() {
+        lines.push("No device computed right results, so there is nothing to compare.".to_string());
+        return lines;
+    }
+    lines.push(fastest(&measured));
+    for device in &measured {
+        if let Some(rise) = &device.did_not_learn {
+            lines.push(format!(
+                "{} did not learn: its loss went from {} at epoch 1 to {} at epoch {} and ended at {}; its timings are of a run that did not learn (lower --lr).",
+                device.label,
+                loss(rise.first_loss),
+                loss(rise.peak_loss),
+                rise.peak_epoch,
+                loss(rise.final_loss)
+            ));
+        }
+    }
     if let Some(line) = threads(&measured) {
         lines.push(line);
     }
@@ -31,7 +66,7 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
     for device in report
         .devices
         .iter()
-        .filter(|d| d.status != DeviceStatus::Ok)
+        .filter(|d| !matches!(d.status, DeviceStatus::Ok | DeviceStatus::WrongResults))
     {
         let why = device.reason.as_deref().unwrap_or("no reason given");
         lines.push(format!("{} has no (complete) result: {why}.", device.label));
@@ -58,7 +93,7 @@ fn fastest(measured: &[&DeviceResult]) -> String {
     let (best, best_us) = ranked[0];
     let mut line = format!(
         "Fastest for this model: {} at {} per epoch.",
-        best.label,
+        named(best),
         micros(best_us)
     );
     if let Some((slowest, slow_us)) = ranked.last().filter(|(d, _)| d.label != best.label) {
@@ -67,7 +102,7 @@ fn fastest(measured: &[&DeviceResult]) -> String {
         } else {
             line.push_str(&format!(
                 " The slowest, {}, needs {} ({:.1}× longer).",
-                slowest.label,
+                named(slowest),
                 micros(*slow_us),
                 slow_us / best_us
             ));
@@ -83,6 +118,26 @@ fn fastest(measured: &[&DeviceResult]) -> String {
         " An epoch is a few dozen tiny operations; what decides the speed is the fixed cost per operation, not arithmetic."
     });
     line
+}
+
+/// The column's label, marked when its run did not learn: its speed is not a training speed.
+fn named(device: &DeviceResult) -> String {
+    match device.did_not_learn {
+        Some(_) => format!("{} (a run that did not learn)", device.label),
+        None => device.label.clone(),
+    }
+}
+
+/// A loss, with the digits that matter: "1.12", "0.0619", "521328".
+fn loss(value: f32) -> String {
+    let size = value.abs();
+    if size >= 1e6 || (size < 1e-3 && size > 0.0) {
+        format!("{value:.3e}")
+    } else if size >= 1000.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    }
 }
 
 /// The CPU at one thread against more threads.

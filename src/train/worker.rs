@@ -3,11 +3,13 @@
 
 use std::io::{BufRead, Write};
 
-use super::protocol::{Message, PROTOCOL, WorkerRequest};
+use super::protocol::{Message, PROTOCOL, TimedRuns, WorkerRequest};
 use super::session;
 
 /// Answers one request read from stdin. Returns the process exit code.
 pub fn serve() -> u8 {
+    // Panics are reported on the protocol (below), not as a message on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
     let backend = if candle_core::utils::cuda_is_available() {
         "cuda"
     } else {
@@ -29,9 +31,26 @@ pub fn serve() -> u8 {
         return 1;
     }
     let result = read_request().and_then(|request| {
+        request.session.check(&request.data).map_err(|why| {
+            anyhow::anyhow!("hwbench asked for something this worker refuses: {why}")
+        })?;
         request.session.device.prepare_process();
-        session::measure(&request.session, &request.data, |event| {
-            send(&Message::Event(event))
+        // A panic (a library's bug, a thread that cannot start) is reported like any error.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session::measure(
+                &request.session,
+                &request.data,
+                |event| send(&Message::Event(event)),
+                read_line_as::<TimedRuns>,
+            )
+        }))
+        .unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown cause");
+            Err(anyhow::anyhow!("the worker failed: {why}"))
         })
     });
     match result {
@@ -51,11 +70,15 @@ pub fn serve() -> u8 {
     }
 }
 
-fn read_request() -> anyhow::Result<WorkerRequest> {
+/// The next line of stdin, as JSON of type `T`.
+fn read_line_as<T: serde::de::DeserializeOwned>() -> anyhow::Result<T> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let request: WorkerRequest = serde_json::from_str(&line)
-        .map_err(|e| anyhow::anyhow!("unreadable request from hwbench: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("unreadable request from hwbench: {e}"))
+}
+
+fn read_request() -> anyhow::Result<WorkerRequest> {
+    let request: WorkerRequest = read_line_as()?;
     if request.protocol != PROTOCOL {
         anyhow::bail!(
             "hwbench speaks worker protocol {}, this worker speaks {PROTOCOL}: install matching versions",

@@ -132,3 +132,69 @@ fn bad_reports_are_refused_with_exit_code_2_naming_the_file() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn diff_redacts_unless_asked_not_to() {
+    let dir = Dir::new();
+    let fixture = util::fixture("gpu/two_a100_one_mig.json");
+    let unredacted = util::run_json(
+        &["info", "--format", "json", "--no-redact"],
+        &[("HWBENCH_GPU_FIXTURE", &fixture)],
+    );
+    let a = dir.write_json("a.json", &unredacted);
+    let mut other = unredacted.clone();
+    other["gpu"]["devices"][0]["uuid"] = "GPU-77777777-8888-4999-8aaa-bbbbbbbbbbbb".into();
+    other["os"]["hostname"] = "other-host-7777".into();
+    let b = dir.write_json("b.json", &other);
+    for format in ["table", "markdown", "json", "prometheus"] {
+        let output = hwbench()
+            .args(["diff", "--format", format])
+            .args([&a, &b])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        util::assert_no_secrets(&text, format);
+        assert!(!text.contains("other-host-7777"), "{format}: {text}");
+    }
+    let (_, stdout, _) = diff(&a, &b);
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    // Redacted, the two hostnames are the same placeholder; the GPUs differ by their position.
+    let paths: Vec<&str> = json["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(!paths.contains(&"os.hostname"), "{paths:?}");
+    let output = hwbench()
+        .args(["diff", "--format", "json", "--no-redact"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("other-host-7777") && text.contains("GPU-77777777"));
+}
+
+#[test]
+fn a_huge_array_is_compared_element_by_element_and_capped() {
+    let dir = Dir::new();
+    let mut a = info_with("gpu/hopper_h100.json");
+    a["extra"] = Value::from(vec![0; 1_000_000]);
+    let mut b = a.clone();
+    b["extra"][123_456] = Value::from(7);
+    let (a, b) = (dir.write_json("a.json", &a), dir.write_json("b.json", &b));
+    let (code, stdout, _) = diff(&a, &b);
+    assert_eq!(code, Some(1));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["fields"][0]["path"], "extra[123456]");
+    assert_eq!(json["fields"].as_array().unwrap().len(), 1);
+
+    // Every element different: the first 10,000 are listed, the rest counted.
+    let mut c = info_with("gpu/hopper_h100.json");
+    c["extra"] = Value::from(vec![1; 1_000_000]);
+    let c = dir.write_json("c.json", &c);
+    let (_, stdout, _) = diff(&a, &c);
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["fields"].as_array().unwrap().len(), 10_000);
+    assert_eq!(json["fields_not_listed"], 990_000);
+}

@@ -171,3 +171,74 @@ fn every_field_fleet_groups_on_is_read_from_saved_reports() {
         }
     }
 }
+
+#[test]
+fn one_broken_file_among_many_is_reported_and_the_rest_analysed() {
+    let dir = Dir::new();
+    let h100 = info_with("gpu/hopper_h100.json");
+    for node in ["a", "b", "c"] {
+        save(&dir, node, &h100);
+    }
+    dir.write("d.json", "{ truncated");
+    let (code, stdout, stderr) =
+        fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("1 of 4 files could not be read"),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["nodes"], 3);
+    assert!(
+        json["skipped"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("d.json")
+    );
+}
+
+#[test]
+fn same_names_in_two_folders_are_two_nodes_and_pipes_are_skipped() {
+    let dir = Dir::new();
+    let h100 = info_with("gpu/hopper_h100.json");
+    for rack in ["rack1", "rack2"] {
+        std::fs::create_dir(dir.join(rack)).unwrap();
+        save(&dir, &format!("{rack}/node01"), &h100);
+    }
+    let fifo = std::ffi::CString::new(dir.join("rack1/pipe.json").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path in our own temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, stdout, stderr) =
+        fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let nodes: Vec<&str> = json["groups"][0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(nodes.len(), 2);
+    assert!(nodes[0].ends_with("rack1/node01") && nodes[1].ends_with("rack2/node01"));
+}
+
+#[test]
+fn a_tie_for_most_nodes_is_said_as_a_tie() {
+    let dir = Dir::new();
+    let h100 = info_with("gpu/hopper_h100.json");
+    let mut old = h100.clone();
+    old["gpu"]["driver_version"] = Value::from("570.86.15");
+    save(&dir, "a", &h100);
+    save(&dir, "b", &h100);
+    save(&dir, "c", &old);
+    save(&dir, "d", &old);
+    let (code, stdout, _) = fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert_eq!(code, Some(0));
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(json["outliers"].as_array().unwrap().is_empty(), "{json}");
+    assert_eq!(
+        json["no_majority"][0],
+        "driver: no value is on most nodes (570.86.15, 580.95.05 on 2 nodes each)"
+    );
+}

@@ -66,7 +66,7 @@ fn every_format_runs() {
 
 #[test]
 fn a_closed_pipe_is_not_an_error() {
-    let bin = assert_cmd::cargo::cargo_bin("hwbench");
+    let bin = crate::util::bin();
     let output = Command::new("bash")
         .args([
             "-c",
@@ -197,4 +197,72 @@ fn output_through_a_link_or_into_a_named_pipe_keeps_them_what_they_are() {
         std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
         "the pipe stays a pipe"
     );
+}
+
+#[test]
+fn a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    let path = dir.join("x.prom");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let run = |umask: &str| {
+        let bin = crate::util::bin();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask}; '{}' info --format prometheus -o '{}'",
+                bin.display(),
+                path.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    run("022");
+    assert_eq!(mode(&path), 0o644, "as `>` would create it");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    run("077");
+    assert_eq!(mode(&path), 0o640, "a replaced file keeps its mode");
+}
+
+#[test]
+fn man_renders_one_page_per_subcommand() {
+    let dir = Dir::new();
+    let output = hwbench()
+        .args(["man", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    for page in [
+        "hwbench.1",
+        "hwbench-info.1",
+        "hwbench-train-compare.1",
+        "hwbench-report.1",
+        "hwbench-diff.1",
+        "hwbench-fleet.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.starts_with(".ie"), "{page}");
+    }
+    let info = hwbench().args(["man", "info"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout).contains(".TH hwbench-info"));
+}
+
+#[test]
+fn a_long_value_is_cut_in_tables_and_whole_in_json() {
+    let visible = vec!["0"; 40_000].join(",");
+    let table = hwbench()
+        .arg("info")
+        .env("CUDA_VISIBLE_DEVICES", &visible)
+        .output()
+        .unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("0,0,0") && table.contains('…'));
+    assert!(table.len() < 20_000, "{} bytes", table.len());
+    let json = util::run_json(
+        &["info", "--format", "json"],
+        &[("CUDA_VISIBLE_DEVICES", &visible)],
+    );
+    assert_eq!(json["cuda_environment"]["cuda_visible_devices"], visible);
 }

@@ -153,3 +153,21 @@ fn pytorch_trains_the_same_model_to_the_same_loss() {
     let verdict = report["verdict"].to_string();
     assert!(verdict.contains("than PyTorch on cpu×1"), "{verdict}");
 }
+
+#[test]
+fn a_python_that_hangs_waits_only_as_long_as_the_worker_timeout() {
+    let dir = Dir::new();
+    let python = dir.executable("python3", "exec sleep 60");
+    let started = std::time::Instant::now();
+    let output = hwbench()
+        .args(args("json"))
+        .args(["--worker-timeout", "1", "--python"])
+        .arg(&python)
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(output.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let note = report["notes"][0].as_str().unwrap();
+    assert!(note.contains("did not finish in 1 s"), "{note}");
+}

@@ -155,7 +155,7 @@ fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
     let note = text.lines().last().unwrap();
     assert!(note.contains("Left out to stay under GitHub's 65536-character limit"));
     assert!(
-        note.contains("GPU 299") && note.contains("--format json"),
+        note.contains("to GPU 299") && note.contains("--format json"),
         "{note}"
     );
     // JSON is never shortened.

@@ -378,7 +378,14 @@ fn ctrl_c_to_the_process_group_is_an_interruption_too() {
 
 #[test]
 fn asking_for_cuda_without_support_reports_the_device_as_not_run() {
-    let json = run_json(&["--devices", "cpu,cuda:0", "--cpu-threads", "1"], &[]);
+    // A machine with a GPU, but an install without the companion.
+    let json = run_json(
+        &["--devices", "cpu,cuda:0", "--cpu-threads", "1"],
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &util::fixture("gpu/hopper_h100.json"),
+        )],
+    );
     let cuda = &json["devices"][1];
     assert_eq!(cuda["label"], "cuda:0");
     assert_eq!(cuda["status"], "not_run");
@@ -390,30 +397,55 @@ fn asking_for_cuda_without_support_reports_the_device_as_not_run() {
 }
 
 #[test]
-fn an_ordinal_out_of_range_is_named() {
+fn a_cuda_device_that_does_not_exist_is_a_usage_error() {
     let dir = Dir::new();
     let companion = dir.executable("hwbench-cuda", "exit 1");
-    let json = run_json(
-        &[
-            "--devices",
-            "cuda:3",
-            "--cuda-companion",
-            companion.to_str().unwrap(),
-        ],
-        &[(
-            "HWBENCH_GPU_FIXTURE",
-            &util::fixture("gpu/hopper_h100.json"),
-        )],
-    );
-    let reason = json["devices"][0]["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("cuda:3 is out of range: this machine has 1 CUDA device"),
-        "{reason}"
-    );
+    let h100 = util::fixture("gpu/hopper_h100.json");
+    for (args, env, expected) in [
+        (
+            &["--devices", "cuda:3"][..],
+            vec![("HWBENCH_GPU_FIXTURE", h100.as_str())],
+            "cuda:3 does not exist: the only CUDA device here is cuda:0",
+        ),
+        (
+            &["--devices", "cuda:99"],
+            vec![],
+            "cuda:99 does not exist: this machine has no CUDA GPU",
+        ),
+        (
+            &["--devices", "cuda:0"],
+            vec![
+                ("HWBENCH_GPU_FIXTURE", h100.as_str()),
+                ("CUDA_VISIBLE_DEVICES", "-1"),
+            ],
+            "CUDA_VISIBLE_DEVICES=\"-1\" hides every GPU",
+        ),
+        (
+            &["--devices", "cuda:0"],
+            vec![
+                ("HWBENCH_GPU_FIXTURE", h100.as_str()),
+                ("CUDA_VISIBLE_DEVICES", ""),
+            ],
+            "hides every GPU",
+        ),
+    ] {
+        let output = hwbench()
+            .args(short_train(args))
+            .args(["--cuda-companion", companion.to_str().unwrap()])
+            .envs(env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
 }
 
 /// Runs cuda:0 through a fake companion running `body` on a recorded H100 and returns that
-/// column's status and reason.
+/// column's status and reason. Nothing else trains, so hwbench must exit 1 (the report is still
+/// written).
 fn cuda_reason(body: &str, extra: &[&str]) -> (String, String) {
     let dir = Dir::new();
     let companion = dir.executable("hwbench-cuda", body);
@@ -422,15 +454,18 @@ fn cuda_reason(body: &str, extra: &[&str]) -> (String, String) {
         "cuda:0",
         "--cuda-companion",
         companion.to_str().unwrap(),
+        "--format",
+        "json",
     ];
     args.extend_from_slice(extra);
-    let json = run_json(
-        &args,
+    let (code, json) = util::run_json_status(
+        &short_train(&args),
         &[(
             "HWBENCH_GPU_FIXTURE",
             &util::fixture("gpu/hopper_h100.json"),
         )],
     );
+    assert_eq!(code, Some(1), "no column trained: {json}");
     let device = &json["devices"][0];
     (
         device["status"].as_str().unwrap().to_string(),
@@ -438,7 +473,7 @@ fn cuda_reason(body: &str, extra: &[&str]) -> (String, String) {
     )
 }
 
-const HELLO: &str = r#"{"event":"hello","protocol":1,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+const HELLO: &str = r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#;
 
 #[test]
 fn companion_that_cannot_load_libcuda() {
@@ -490,7 +525,7 @@ fn companion_that_talks_nonsense() {
 #[test]
 fn companion_without_cuda_support_says_so() {
     // The CPU build's own worker, posing as the companion, is asked for a CUDA device.
-    let bin = assert_cmd::cargo::cargo_bin("hwbench");
+    let bin = crate::util::bin();
     let (status, reason) = cuda_reason(&format!("exec '{}' worker", bin.display()), &[]);
     assert_eq!(status, "not_run");
     assert!(reason.contains("built without CUDA support"), "{reason}");
@@ -501,7 +536,7 @@ fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
     let dir = Dir::new();
     let fake = dir.executable(
         "hwbench-cuda",
-        r#"[ "$1" = describe ] && echo '{"protocol":1,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
+        r#"[ "$1" = describe ] && echo '{"protocol":2,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
     );
     let output = hwbench()
         .args(["info", "--format", "json"])
@@ -540,4 +575,170 @@ fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
             .unwrap()
             .contains("libcuda.so.1 not found")
     );
+}
+
+#[test]
+fn a_plot_that_cannot_be_written_keeps_the_report() {
+    let dir = Dir::new();
+    let report = dir.join("r.json");
+    let output = hwbench()
+        .args(short_train(&[
+            "--cpu-threads",
+            "1",
+            "--format",
+            "json",
+            "--plot",
+            "/dev/full",
+            "-o",
+        ]))
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--plot /dev/full"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(json["devices"][0]["status"], "ok");
+}
+
+#[test]
+fn a_loss_that_explodes_without_nan_is_called_not_learning() {
+    let json = run_json(&["--cpu-threads", "1", "--lr", "1e6"], &[]);
+    let device = &json["devices"][0];
+    let rise = &device["did_not_learn"];
+    assert!(rise["peak_loss"].as_f64().unwrap() > 1000.0 * rise["first_loss"].as_f64().unwrap());
+    let verdict = json["verdict"].to_string();
+    assert!(
+        verdict.contains("cpu×1 (a run that did not learn)"),
+        "{verdict}"
+    );
+    assert!(
+        verdict.contains("cpu×1 did not learn: its loss went from 1.123"),
+        "{verdict}"
+    );
+    // A run that learns says nothing of the kind.
+    let fine = run_json(&["--cpu-threads", "1"], &[]);
+    assert!(fine["devices"][0].get("did_not_learn").is_none());
+}
+
+#[test]
+fn more_threads_than_cpus_run_with_a_note() {
+    let json = run_json(&["--cpu-threads", "64", "--epochs", "20"], &[]);
+    assert_eq!(json["devices"][0]["status"], "ok");
+    let notes = json["notes"].to_string();
+    assert!(
+        notes.contains("cpu×64 runs more threads than the"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn report_takes_the_device_flags_of_train_compare() {
+    let output = hwbench()
+        .args(["report", "--format", "json", "--cpu-threads", "1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let labels: Vec<&str> = json["train_compare"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["cpu×1"]);
+}
+
+#[test]
+fn under_a_tight_memory_limit_hwbench_fails_without_a_panic() {
+    let bin = crate::util::bin();
+    for limit in ["14000", "60000"] {
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {limit}; '{}' train-compare --epochs 50 --repeats 1 --warmup-epochs 1 --cpu-threads 1,2",
+                bin.display()
+            ))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{limit}: {stderr}");
+        assert_ne!(output.status.code(), Some(101), "{limit}: {stderr}");
+        assert!(
+            output.status.code().is_some(),
+            "{limit}: killed by a signal"
+        );
+    }
+}
+
+/// A fake companion that trains "cuda:0" by replaying cpu×1's loss curve scaled by `factor`.
+fn replaying_companion(dir: &Dir, factor: f64) -> String {
+    let reference = run_json(&["--cpu-threads", "1", "--sync-every", "0"], &[]);
+    let curve: Vec<Value> = reference["devices"][0]["loss_curve_sampled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|point| serde_json::json!([point[0], point[1].as_f64().unwrap() * factor]))
+        .collect();
+    let finished = serde_json::json!({"event": "finished", "final_loss": 0.9,
+        "test_accuracy": 0.9, "loss_curve": curve, "loss_peak": curve[0],
+        "peak_memory_mib": 100.0, "memory_kind": "GPU"});
+    let lines = [
+        r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#.to_string(),
+        r#"{"event":"ready","name":"GPU","open_ms":1.0,"setup_ms":1.0,"first_epoch_ms":1.0}"#.to_string(),
+        r#"{"event":"run","policy":0,"repeat":1,"epochs":300,"total_s":0.01,"syncs":1,"readback_s":0.0,"diverged_at":null,"final_loss":0.9}"#.to_string(),
+        finished.to_string(),
+    ];
+    let body: String = lines
+        .iter()
+        .map(|l| format!("printf '%s\\n' '{l}'\n"))
+        .collect();
+    dir.executable("hwbench-cuda", &format!("read request\n{body}"))
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_column_whose_losses_leave_cpu1s_computed_wrong_results() {
+    for (factor, wrong) in [(1.0 + 1e-6, false), (1.01, true)] {
+        let dir = Dir::new();
+        let companion = replaying_companion(&dir, factor);
+        let (code, json) = util::run_json_status(
+            &short_train(&[
+                "--devices",
+                "cpu,cuda:0",
+                "--cpu-threads",
+                "1",
+                "--sync-every",
+                "0",
+                "--cuda-companion",
+                &companion,
+                "--format",
+                "json",
+            ]),
+            &[(
+                "HWBENCH_GPU_FIXTURE",
+                &util::fixture("gpu/hopper_h100.json"),
+            )],
+        );
+        let cuda = &json["devices"][1];
+        if wrong {
+            assert_eq!(code, Some(1), "{json}");
+            assert_eq!(cuda["status"], "wrong_results");
+            assert_eq!(
+                cuda["wrong_results"]["epoch"], 1,
+                "the first epoch already differs"
+            );
+            let verdict = json["verdict"][0].as_str().unwrap();
+            assert!(
+                verdict.starts_with("cuda:0 computed wrong results"),
+                "{verdict}"
+            );
+        } else {
+            assert_eq!(code, Some(0), "{json}");
+            assert_eq!(cuda["status"], "ok", "{cuda}");
+            assert!(cuda.get("wrong_results").is_none());
+        }
+    }
 }

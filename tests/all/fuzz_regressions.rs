@@ -1,8 +1,9 @@
-//! Reports no parser should choke on, replayed through the fuzz target's pipeline
-//! (`fuzz/pipeline.rs`) and through the `diff` and `fleet` commands: the fuzzer's seeds, and
-//! `tests/fixtures/fuzz/` — hostile reports written by hand (deep nesting, wrong types, numbers
-//! out of range, missing parts) and every input the fuzzer (`cargo +nightly fuzz run
-//! report_parser`) has ever crashed on.
+//! Inputs no parser should choke on, replayed through the fuzz targets' pipeline
+//! (`fuzz/pipeline.rs`) and through the `diff` and `fleet` commands: the fuzzers' seeds
+//! (`fuzz/seeds/` reports, `fuzz/seeds-worker/` worker transcripts), and `tests/fixtures/fuzz/` —
+//! hostile reports written by hand (deep nesting, wrong types, numbers out of range, missing
+//! parts) and every input the fuzzers (`cargo +nightly fuzz run report_parser` or
+//! `worker_messages`) have ever crashed on.
 
 use std::path::PathBuf;
 
@@ -61,4 +62,15 @@ fn hostile_reports_and_past_crashes_never_panic() {
 #[test]
 fn the_seed_reports_go_through_every_stage() {
     assert!(never_panics("fuzz/seeds") >= 5);
+}
+
+#[test]
+fn worker_transcripts_go_through_the_message_checks() {
+    let files = files("fuzz/seeds-worker");
+    assert!(files.len() >= 3);
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| pipeline::worker_messages(&data));
+        assert!(outcome.is_ok(), "{} panics", path.display());
+    }
 }

@@ -1,6 +1,8 @@
 //! The three renderers on recorded GPU data: snapshots, JSON checked field by field, serde round
 //! trip, and redaction.
 
+use hwbench::redact::Redactor;
+
 use crate::util::{self, SECRETS, info_report};
 use hwbench::info::InfoReport;
 use hwbench::render::{self, Format, Style};
@@ -27,7 +29,7 @@ fn snapshot_name(fixture: &str) -> String {
 fn table_snapshots() {
     for fixture in FIXTURES {
         let mut report = info_report(fixture);
-        hwbench::redact::info(&mut report);
+        report.redact(&Redactor::default());
         insta::assert_snapshot!(
             format!("table_{}", snapshot_name(fixture)),
             rendered(&report, Format::Table)
@@ -39,7 +41,7 @@ fn table_snapshots() {
 fn markdown_snapshots() {
     for fixture in FIXTURES {
         let mut report = info_report(fixture);
-        hwbench::redact::info(&mut report);
+        report.redact(&Redactor::default());
         let markdown = rendered(&report, Format::Markdown);
         assert!(markdown.contains("<details>") && markdown.contains("</details>"));
         let summary_end = markdown.find("<details>").unwrap();
@@ -132,7 +134,7 @@ fn unsupported_fields_are_null_with_a_reason_and_na_in_tables() {
 fn no_identifying_value_survives_redaction_in_any_format() {
     for fixture in FIXTURES {
         let mut report = info_report(fixture);
-        hwbench::redact::info(&mut report);
+        report.redact(&Redactor::default());
         for format in [
             Format::Table,
             Format::Markdown,
@@ -172,7 +174,7 @@ fn table_fits_an_80_column_terminal() {
 #[test]
 fn prometheus_output_parses_and_carries_every_gpu() {
     let mut report = info_report("gpu/two_a100_one_mig.json");
-    hwbench::redact::info(&mut report);
+    report.redact(&Redactor::default());
     let text = rendered(&report, Format::Prometheus);
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     let gpus: Vec<_> = scrape

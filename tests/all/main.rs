@@ -12,5 +12,8 @@ mod cli_report;
 mod cli_train;
 mod cpu_parsing;
 mod fuzz_regressions;
+mod hostile;
 mod info_report;
 mod reference;
+mod signals;
+mod worker;

@@ -159,6 +159,31 @@ fn fused_and_composed_kernels_agree() {
     assert_eq!(fused_accuracy, composed_accuracy);
 }
 
+/// The correctness gate lets the composed path (what a GPU runs) through over the whole run, with
+/// a wide margin: the tolerance is at least 100× the difference float32 rounding makes here.
+#[test]
+fn the_correctness_gate_passes_the_composed_kernels_with_a_margin() {
+    use hwbench::train::analysis::{GATE_RELATIVE, first_disagreement};
+    use hwbench::train::results::sample_curve;
+    let epochs = epochs_to_check();
+    let (fused, _) = train(Kernels::Fused, epochs);
+    let (composed, _) = train(Kernels::Composed, epochs);
+    let worst = fused
+        .iter()
+        .zip(&composed)
+        .map(|(a, b)| ((a - b) / a).abs())
+        .fold(0f32, f32::max);
+    eprintln!("fused vs composed over {epochs} epochs: at most {worst:e} relative");
+    assert!(worst * 100.0 < GATE_RELATIVE, "{worst:e} relative");
+    let (fused, composed) = (sample_curve(&fused, 2048), sample_curve(&composed, 2048));
+    assert_eq!(first_disagreement(&fused, &composed), None);
+    // A 1% error anywhere is caught, at its epoch.
+    let mut wrong = composed.clone();
+    wrong[700].1 *= 1.01;
+    let caught = first_disagreement(&fused, &wrong).unwrap();
+    assert_eq!(caught.epoch, wrong[700].0);
+}
+
 #[test]
 fn seeded_weights_follow_pytorch_ranges() {
     let init = InitWeights::from_seed(7, 16);

@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
 use hwbench::companion::CompanionStatus;
 use hwbench::info::build::BuildInfo;
 use hwbench::info::cuda_libs::CudaEnvironment;
@@ -16,9 +15,16 @@ use hwbench::info::{InfoReport, SCHEMA_VERSION, Unavailable, cpu};
 
 pub const HOSTNAME: &str = "build-host-4242";
 
+/// The executable under test: this build's, or `$HWBENCH_TEST_BIN` (to check that a regression
+/// test fails on an older build).
+pub fn bin() -> PathBuf {
+    std::env::var_os("HWBENCH_TEST_BIN")
+        .map_or_else(|| assert_cmd::cargo::cargo_bin("hwbench"), PathBuf::from)
+}
+
 /// The `hwbench` under test, with the test seams cleared from the environment.
 pub fn hwbench() -> Command {
-    let mut command = Command::cargo_bin("hwbench").unwrap();
+    let mut command = Command::new(bin());
     command
         .env_remove("HWBENCH_GPU_FIXTURE")
         .env_remove("HWBENCH_CUDA")
@@ -40,6 +46,26 @@ pub fn run_json<S: AsRef<OsStr>>(args: &[S], env: &[(&str, &str)]) -> serde_json
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Runs `hwbench` with `args` and `env`; returns its exit code and stdout parsed as JSON.
+pub fn run_json_status<S: AsRef<OsStr>>(
+    args: &[S],
+    env: &[(&str, &str)],
+) -> (Option<i32>, serde_json::Value) {
+    let output = hwbench()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "exit {:?}, stdout is not JSON ({e}): {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), json)
 }
 
 /// Runs `hwbench` with `args`; returns its exit code, stdout and stderr.

@@ -68,28 +68,39 @@ impl DeviceSpec {
         }
     }
 
-    /// The memory figure a worker reports for this device, in MiB.
-    pub fn peak_memory_mib(self, device: &Device) -> Option<f64> {
+    /// The memory this worker uses on the device now, in MiB, and what that figure is; a worker
+    /// asks after every run and keeps the highest.
+    pub fn memory_mib(self, device: &Device) -> Option<(f64, &'static str)> {
         match self {
-            Self::Cpu { .. } => cpu::peak_memory_mib(),
-            Self::Cuda { .. } => cuda::memory_in_use_mib(device),
+            Self::Cpu { .. } => cpu::peak_memory_mib().map(|mib| (mib, cpu::MEMORY_KIND)),
+            Self::Cuda { .. } => cuda::memory_mib(device),
         }
     }
 
-    /// What [`Self::peak_memory_mib`] measures, for the report.
+    /// What the memory figure is when none could be read.
     pub fn memory_kind(self) -> &'static str {
         match self {
             Self::Cpu { .. } => cpu::MEMORY_KIND,
             Self::Cuda { .. } => cuda::MEMORY_KIND,
         }
     }
+
+    /// Whether opening the device and its first epoch will compile kernels, said before it opens.
+    pub fn kernel_cache(self) -> Option<String> {
+        match self {
+            Self::Cpu { .. } => None,
+            Self::Cuda { .. } => Some(cuda::kernel_cache()),
+        }
+    }
 }
 
-/// A device as named on the command line: `cpu` (one column per thread count), `cuda`, `cuda:N`.
+/// A device as named on the command line: `cpu` (one column per thread count), `cuda`, `cuda:N`,
+/// or `all` (the CPU and every visible GPU, identical ones included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceChoice {
     Cpu,
     Cuda(usize),
+    All,
 }
 
 impl fmt::Display for DeviceChoice {
@@ -97,6 +108,7 @@ impl fmt::Display for DeviceChoice {
         match self {
             Self::Cpu => f.write_str("cpu"),
             Self::Cuda(ordinal) => f.write_str(&cuda::label(*ordinal)),
+            Self::All => f.write_str("all"),
         }
     }
 }
@@ -106,11 +118,13 @@ impl FromStr for DeviceChoice {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        if text == "cpu" {
-            return Ok(Self::Cpu);
+        match text {
+            "cpu" => return Ok(Self::Cpu),
+            "all" => return Ok(Self::All),
+            _ => {}
         }
         cuda::parse(text)
             .map(Self::Cuda)
-            .ok_or_else(|| format!("unknown device '{text}': use cpu, cuda or cuda:N"))
+            .ok_or_else(|| format!("unknown device '{text}': use cpu, cuda, cuda:N or all"))
     }
 }

@@ -1,0 +1,10 @@
+//! `cargo +nightly fuzz run worker_messages fuzz/seeds-worker`: see `fuzz/pipeline.rs`.
+
+#![no_main]
+
+// Each target uses its half of the shared pipeline.
+#[allow(dead_code)]
+#[path = "../pipeline.rs"]
+mod pipeline;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pipeline::worker_messages(data));

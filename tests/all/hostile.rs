@@ -1,0 +1,407 @@
+//! Every command against a table of bad inputs — flags, files, saved reports, fake companions,
+//! the environment — and the promises it must keep whatever it is given: no panic, the exit code
+//! the README states, one line on stderr when it fails, no identifying value from the input in
+//! redacted output, and an existing `-o` target untouched when the command fails.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{self, Dir, hwbench, info_with, tiny_train};
+
+/// One hostile run: its arguments (`{dir}` stands for the test folder), environment, and the
+/// exit code it must end with.
+struct Case {
+    name: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+    code: i32,
+    /// Exit 1 as an answer, not a failure (`diff`: the reports differ): nothing on stderr.
+    answer: bool,
+}
+
+fn case(name: &'static str, args: &[&str], code: i32) -> Case {
+    Case {
+        name,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: Vec::new(),
+        code,
+        answer: false,
+    }
+}
+
+/// A short train-compare with `args` and `-o {dir}/keep.json`.
+fn train(name: &'static str, args: &[&str], code: i32) -> Case {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json", "-o", "{dir}/keep.json"]);
+    Case {
+        args: tiny_train(&all),
+        ..case(name, &[], code)
+    }
+}
+
+impl Case {
+    fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
+        self
+    }
+
+    fn answer(mut self) -> Self {
+        self.answer = true;
+        self
+    }
+}
+
+/// A companion that answers `hello` and then `lines` (JSON events), whatever it is asked.
+fn companion_saying(dir: &Dir, name: &str, lines: &[&str]) -> String {
+    let hello = r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+    let body: String = std::iter::once(hello)
+        .chain(lines.iter().copied())
+        .map(|line| format!("printf '%s\\n' '{line}'\n"))
+        .collect();
+    dir.executable(name, &format!("read request\n{body}"))
+        .display()
+        .to_string()
+}
+
+const READY: &str =
+    r#"{"event":"ready","name":"GPU","open_ms":1.0,"setup_ms":1.0,"first_epoch_ms":1.0}"#;
+
+/// A timed run of policy 0 (100 epochs), with `field` written as the JSON text `raw`.
+fn run_with(field: &str, raw: &str) -> String {
+    let mut run = serde_json::json!({"event": "run", "policy": 0, "repeat": 1, "epochs": 100,
+        "total_s": 0.01, "syncs": 1, "readback_s": 0.0, "diverged_at": null, "final_loss": 0.5});
+    run[field] = "@RAW@".into();
+    run.to_string().replace("\"@RAW@\"", raw)
+}
+
+const FINISHED: &str = r#"{"event":"finished","final_loss":0.5,"test_accuracy":0.9,"loss_curve":[[1,1.0],[100,0.5]],"loss_peak":[1,1.0],"peak_memory_mib":100.0,"memory_kind":"GPU"}"#;
+
+fn cases(dir: &Dir) -> Vec<Case> {
+    let h100 = util::fixture("gpu/hopper_h100.json");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let on_gpu = |case: Case, companion: &str| {
+        Case {
+            args: [
+                case.args.clone(),
+                vec![
+                    "--devices".into(),
+                    "cuda:0".into(),
+                    "--sync-every".into(),
+                    "0".into(),
+                    "--cuda-companion".into(),
+                    companion.to_string(),
+                ],
+            ]
+            .concat(),
+            ..case
+        }
+        .env("HWBENCH_GPU_FIXTURE", h100.clone())
+    };
+    let fake = |name: &str, lines: &[&str]| companion_saying(dir, name, lines);
+
+    // Reports on disk.
+    let info = info_with("gpu/two_a100_one_mig.json");
+    dir.write_json("info.json", &info);
+    let unredacted = util::run_json(
+        &["info", "--format", "json", "--no-redact"],
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &util::fixture("gpu/two_a100_one_mig.json"),
+        )],
+    );
+    dir.write_json("secret-a.json", &unredacted);
+    let mut other = unredacted.clone();
+    other["gpu"]["driver_version"] = "999.1".into();
+    other["os"]["hostname"] = "other-host-7777".into();
+    dir.write_json("secret-b.json", &other);
+    let mut string_schema = info.clone();
+    string_schema["schema_version"] = "1".into();
+    dir.write_json("string-schema.json", &string_schema);
+    let mut future = info.clone();
+    future["schema_version"] = 99.into();
+    dir.write_json("future.json", &future);
+    dir.write("broken.json", "{ not json");
+    dir.write("empty.json", "");
+    dir.write("latin1.json", b"{\"kind\": \"info\xe9\"}");
+    dir.write(
+        "weather.json",
+        r#"{"schema_version": 1, "kind": "weather"}"#,
+    );
+    dir.write(
+        "report-kind.json",
+        r#"{"schema_version": 1, "kind": "report"}"#,
+    );
+    dir.write(
+        "train.json",
+        r#"{"schema_version": 1, "kind": "train-compare", "devices": []}"#,
+    );
+    dir.write(
+        "deep.json",
+        format!(
+            "{{\"kind\":\"info\",\"schema_version\":1,\"x\":{}{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        ),
+    );
+    let huge = std::fs::File::create(dir.join("huge.json")).unwrap();
+    huge.set_len(300 << 20).unwrap();
+    std::fs::create_dir(dir.join("fleet")).unwrap();
+    for node in ["n1", "n2", "n3"] {
+        dir.write_json(&format!("fleet/{node}.json"), &info);
+    }
+    dir.write("fleet/broken.json", "{");
+    dir.write(
+        "fleet/wrong-types.json",
+        r#"{"kind":"info","schema_version":1,"cpu":"not an object"}"#,
+    );
+    std::fs::create_dir(dir.join("mixed")).unwrap();
+    dir.write_json("mixed/a.json", &info);
+    dir.write(
+        "mixed/b.json",
+        r#"{"schema_version": 1, "kind": "train-compare", "devices": []}"#,
+    );
+
+    // Weights files.
+    dir.write("junk.safetensors", "definitely not safetensors");
+    dir.write("empty.safetensors", "");
+    write_weights(&dir.join("nan.safetensors"), 10, f32::NAN);
+    write_weights(&dir.join("wide.safetensors"), 5000, 0.1);
+    let sparse = std::fs::File::create(dir.join("sparse.safetensors")).unwrap();
+    sparse.set_len(2 << 30).unwrap();
+
+    vec![
+        // Flags.
+        train("epochs 0", &["--epochs", "0"], 2),
+        train("epochs too many", &["--epochs", "100000001"], 2),
+        train("epochs negative", &["--epochs", "-5"], 2),
+        train("epochs in exponent form", &["--epochs", "1e3"], 2),
+        train("lr NaN", &["--lr", "NaN"], 2),
+        train("lr infinite", &["--lr", "inf"], 2),
+        train("lr negative", &["--lr", "-1"], 2),
+        train("lr zero", &["--lr", "0"], 2),
+        train("hidden 0", &["--hidden", "0"], 2),
+        train("hidden too many", &["--hidden", "4097"], 2),
+        train("sync interval negative", &["--sync-every", "-1"], 2),
+        train("sync interval twice", &["--sync-every", "1,1"], 2),
+        train("sync interval empty", &["--sync-every", ""], 2),
+        train("repeats 0", &["--repeats", "0"], 2),
+        train("repeats too many", &["--repeats", "1001"], 2),
+        train("unknown device", &["--devices", "tpu"], 2),
+        train("device twice", &["--devices", "cpu,cpu"], 2),
+        train("bad CUDA ordinal", &["--devices", "cuda:x"], 2),
+        train("CUDA device that does not exist", &["--devices", "cuda:99"], 2),
+        train("threads 0", &["--cpu-threads", "0"], 2),
+        train("threads too many", &["--cpu-threads", "5000"], 2),
+        train("threads twice", &["--cpu-threads", "1,1"], 2),
+        train("timeout 0", &["--worker-timeout", "0"], 2),
+        train("timeout negative", &["--worker-timeout", "-1"], 2),
+        train("flag given twice", &["--repeats", "1", "--repeats", "2"], 2),
+        train("seed and weights", &["--seed", "1", "--init-weights", "x"], 2),
+        case("quick and epochs", &["train-compare", "--quick", "--epochs", "5"], 2),
+        case("-o into a missing folder", &["info", "-o", "/nonexistent-dir/x.json"], 2),
+        case("-o a folder", &["info", "-o", "{dir}"], 2),
+        train("--plot into a missing folder", &["--plot", "/nonexistent-dir/x.svg"], 2),
+        case("unknown info flag", &["info", "--colour"], 2),
+        case("unknown format", &["info", "--format", "yaml"], 2),
+        case("unknown man page", &["man", "nope"], 2),
+        case("unknown shell", &["completions", "tcsh"], 2),
+        case("report on a missing GPU", &["report", "--devices", "cuda:7"], 2),
+        case("fleet of nothing", &["fleet"], 2),
+        // Files.
+        train("weights missing", &["--init-weights", "/nonexistent/w.safetensors"], 2),
+        train("weights not safetensors", &["--init-weights", "{dir}/junk.safetensors"], 2),
+        train("weights empty", &["--init-weights", "{dir}/empty.safetensors"], 2),
+        train("weights NaN", &["--init-weights", "{dir}/nan.safetensors"], 2),
+        train("weights too wide", &["--init-weights", "{dir}/wide.safetensors"], 2),
+        train("weights 2 GB sparse", &["--init-weights", "{dir}/sparse.safetensors"], 2),
+        train("weights a folder", &["--init-weights", "{dir}"], 2),
+        // Saved reports.
+        case("diff broken JSON", &["diff", "{dir}/info.json", "{dir}/broken.json"], 2),
+        case("diff empty file", &["diff", "{dir}/info.json", "{dir}/empty.json"], 2),
+        case("diff not UTF-8", &["diff", "{dir}/info.json", "{dir}/latin1.json"], 2),
+        case("diff schema as text", &["diff", "{dir}/info.json", "{dir}/string-schema.json"], 2),
+        case("diff future schema", &["diff", "{dir}/info.json", "{dir}/future.json"], 2),
+        case("diff unknown kind", &["diff", "{dir}/weather.json", "{dir}/info.json"], 2),
+        case("diff mixed kinds", &["diff", "{dir}/info.json", "{dir}/train.json"], 2),
+        case("diff missing file", &["diff", "{dir}/info.json", "{dir}/missing.json"], 2),
+        case("diff deep nesting", &["diff", "{dir}/deep.json", "{dir}/deep.json"], 2),
+        case("diff 300 MB report", &["diff", "{dir}/huge.json", "{dir}/info.json"], 2),
+        case("diff unredacted reports", &["diff", "{dir}/secret-a.json", "{dir}/secret-b.json"], 1)
+            .answer(),
+        case("fleet with broken files", &["fleet", "{dir}/fleet"], 1),
+        case("fleet of mixed kinds", &["fleet", "{dir}/mixed"], 2),
+        case("fleet of a bug report", &["fleet", "{dir}/report-kind.json"], 2),
+        case("fleet of unredacted reports", &["fleet", "{dir}/secret-a.json", "{dir}/secret-b.json"], 0),
+        // Fake companions.
+        on_gpu(
+            train("companion cannot load a library", &[], 1),
+            &dir.executable(
+                "loader",
+                &format!("echo \"{}/bin/hwbench-cuda: error while loading shared libraries: libcublas.so.13: cannot open shared object file\" >&2; exit 127", path("home-of-a-user")),
+            )
+            .display()
+            .to_string(),
+        ),
+        on_gpu(
+            train("companion stderr names the host and a GPU", &[], 1),
+            &dir.executable(
+                "chatty",
+                &format!("echo 'failed on {} with GPU-9f3c2a71-5b1e-4c7d-8e2a-0d6b4f1a2c3e serial 1654922012345' >&2; exit 3", machine_hostname()),
+            )
+            .display()
+            .to_string(),
+        ),
+        on_gpu(
+            train("companion error with escapes", &[], 1),
+            &fake("escapes", &[r#"{"event":"error","message":"\u001b[31mred\u001b]0;title\u0007\nsecond line"}"#]),
+        ),
+        on_gpu(
+            train("companion finishes without runs", &[], 1),
+            &fake("no-runs", &[READY, FINISHED]),
+        ),
+        on_gpu(
+            train("companion negative time", &[], 1),
+            &fake("negative", &[READY, &run_with("total_s", "-1.0"), FINISHED]),
+        ),
+        on_gpu(
+            train("companion infinite time", &[], 1),
+            &fake("infinite", &[READY, &run_with("total_s", "1e999"), FINISHED]),
+        ),
+        on_gpu(
+            train("companion accuracy 7.5", &[], 1),
+            &fake("accuracy", &[READY, &run_with("total_s", "0.01"), &FINISHED.replace("0.9", "7.5")]),
+        ),
+        on_gpu(
+            train("companion negative memory", &[], 1),
+            &fake("memory", &[READY, &run_with("total_s", "0.01"), &FINISHED.replace("100.0", "-100.0")]),
+        ),
+        on_gpu(
+            train("companion diverges beyond the end", &[], 1),
+            &fake("diverged", &[READY, &run_with("diverged_at", "999"), FINISHED]),
+        ),
+        on_gpu(
+            train("companion policy not asked for", &[], 1),
+            &fake("policy", &[READY, &run_with("policy", "7"), FINISHED]),
+        ),
+        on_gpu(
+            train("companion of protocol 1", &[], 1),
+            &dir.executable("old", r#"echo '{"event":"hello","protocol":1,"hwbench_version":"0.0.9","backend":"cuda"}'; sleep 5"#)
+                .display()
+                .to_string(),
+        ),
+        on_gpu(
+            train("companion hangs with a child", &["--worker-timeout", "1"], 1),
+            &dir.executable("hangs", "sleep 60 & wait").display().to_string(),
+        ),
+        // The environment.
+        train("every GPU hidden", &["--devices", "cuda:0"], 2)
+            .env("HWBENCH_GPU_FIXTURE", h100.clone())
+            .env("CUDA_VISIBLE_DEVICES", "-1"),
+        case("40,000 visible devices", &["info"], 0)
+            .env("CUDA_VISIBLE_DEVICES", vec!["0"; 40_000].join(",")),
+        case("missing GPU fixture", &["info"], 0).env("HWBENCH_GPU_FIXTURE", "/nonexistent.json"),
+        case("garbage GPU fixture", &["info"], 0).env("HWBENCH_GPU_FIXTURE", path("broken.json")),
+        train("python missing", &["--with-pytorch", "--cpu-threads", "1"], 0)
+            .env("HWBENCH_PYTHON", "/nonexistent/python3"),
+        train("companion missing", &["--cpu-threads", "1"], 0)
+            .env("HWBENCH_CUDA", "/nonexistent/hwbench-cuda"),
+        case("dumb terminal", &["info"], 0).env("TERM", "dumb"),
+        case("Turkish locale", &["info", "--format", "json"], 0).env("LC_ALL", "tr_TR.UTF-8"),
+        case("-o -", &["info", "-o", "-"], 0),
+    ]
+}
+
+/// This machine's hostname (what redaction must keep out of reports), or a stand-in.
+fn machine_hostname() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A safetensors file of the model's four tensors, every value `value`.
+fn write_weights(path: &Path, hidden: usize, value: f32) {
+    use candle_core::{Device, Tensor};
+    let tensor = |shape: &[usize]| Tensor::full(value, shape, &Device::Cpu).unwrap();
+    let tensors = [
+        ("fc1.weight".to_string(), tensor(&[hidden, 4])),
+        ("fc1.bias".to_string(), tensor(&[hidden])),
+        ("fc2.weight".to_string(), tensor(&[3, hidden])),
+        ("fc2.bias".to_string(), tensor(&[3])),
+    ];
+    candle_core::safetensors::save(&tensors.into_iter().collect(), path).unwrap();
+}
+
+#[test]
+fn every_hostile_input_gets_its_exit_code_one_line_and_no_leak() {
+    let dir = Dir::new();
+    let cases = cases(&dir);
+    assert!(cases.len() >= 60, "{} cases", cases.len());
+    let keep = dir.join("keep.json");
+    let mut failures = Vec::new();
+    for case in &cases {
+        std::fs::write(&keep, "KEEP").unwrap();
+        let args: Vec<String> = case
+            .args
+            .iter()
+            .map(|a| a.replace("{dir}", &dir.path().display().to_string()))
+            .collect();
+        let started = Instant::now();
+        let output = hwbench()
+            .args(&args)
+            .envs(case.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let kept = std::fs::read_to_string(&keep).unwrap_or_default();
+        let mut wrong = Vec::new();
+        if output.status.code() != Some(case.code) {
+            wrong.push(format!(
+                "exit {:?}, not {}",
+                output.status.code(),
+                case.code
+            ));
+        }
+        if stderr.contains("panicked") || output.status.code() == Some(101) {
+            wrong.push("panicked".to_string());
+        }
+        let lines = stderr.trim().lines().count();
+        if case.code != 0 && !case.answer && lines != 1 || case.answer && lines != 0 {
+            wrong.push(format!("{lines} lines on stderr"));
+        }
+        if case.code != 0 && kept != "KEEP" {
+            wrong.push("replaced the existing -o file".to_string());
+        }
+        if took > Duration::from_secs(20) {
+            wrong.push(format!("took {took:?}"));
+        }
+        let written = format!(
+            "{stdout}{stderr}{}",
+            if kept == "KEEP" { "" } else { &kept }
+        );
+        let hostname = machine_hostname();
+        let secrets = util::SECRETS
+            .iter()
+            .copied()
+            .chain(["other-host-7777", "home-of-a-user", "\u{1b}"])
+            .chain(Some(hostname.as_str()).filter(|h| h.len() >= 4));
+        if let Some(secret) = secrets.clone().find(|s| written.contains(s)) {
+            wrong.push(format!("{secret:?} in the output"));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}: {} — stderr: {}",
+                case.name,
+                wrong.join(", "),
+                stderr.trim()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    assert!(!Path::new("-").exists(), "-o - wrote a file named '-'");
+}

@@ -1,0 +1,185 @@
+//! Stopping hwbench: SIGTERM and Ctrl-C keep what finished without replacing a good file, and
+//! leave no process, temporary folder or temporary file behind; a hung worker is stopped with
+//! everything it started.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{Dir, hwbench, tiny_train};
+
+/// A fake Python: answers the torch probe, then as a worker says hello and waits forever on a
+/// child whose pid it writes to `pid_file`.
+fn hanging_python(dir: &Dir, pid_file: &Path) -> String {
+    dir.executable(
+        "python3",
+        &format!(
+            r#"case "$2" in
+  -c) echo '{{"version": "0.0-fake", "cuda_devices": 0}}' ;;
+  *) read request
+     printf '%s\n' '{{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"pytorch"}}'
+     sleep 300 &
+     echo $! > '{}'
+     wait ;;
+esac"#,
+            pid_file.display()
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+/// Whether the process `pid` has ended (gone, or a zombie nobody reaped yet), waiting up to 5 s.
+fn ended(pid: u32) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) => {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+fn wait_for(path: &Path) -> String {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+fn names_in(folder: &Path) -> Vec<String> {
+    std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn sigterm_leaves_no_process_folder_or_file_and_keeps_the_good_report() {
+    let dir = Dir::new();
+    let tmp = dir.join("tmp");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let target = out.join("report.json");
+    std::fs::write(&target, "KEEP").unwrap();
+    let pid_file = dir.join("child.pid");
+    let python = hanging_python(&dir, &pid_file);
+
+    let child = hwbench()
+        .args(tiny_train(&["--cpu-threads", "1", "--sync-every", "0"]))
+        .args([
+            "--with-pytorch",
+            "--python",
+            &python,
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&target)
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let grandchild: u32 = wait_for(&pid_file).trim().parse().unwrap();
+    // While the PyTorch column runs, its script sits in a private folder under TMPDIR.
+    assert!(names_in(&tmp).iter().any(|n| n.starts_with("hwbench-")));
+    // SAFETY: SIGTERM to the hwbench we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "KEEP");
+    assert!(stderr.contains("report.json.partial"), "{stderr}");
+    let partial: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json.partial")).unwrap())
+            .unwrap();
+    assert_eq!(partial["complete"], false);
+    assert_eq!(
+        partial["devices"][0]["status"], "ok",
+        "the finished column is kept"
+    );
+    assert!(
+        partial["devices"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("SIGTERM")
+    );
+    assert!(
+        ended(grandchild),
+        "the worker's child {grandchild} outlived hwbench"
+    );
+    assert!(
+        names_in(&tmp).is_empty(),
+        "left in TMPDIR: {:?}",
+        names_in(&tmp)
+    );
+    let mut left = names_in(&out);
+    left.sort();
+    assert_eq!(left, ["report.json", "report.json.partial"]);
+}
+
+#[test]
+fn a_hung_worker_is_stopped_with_every_process_it_started() {
+    let dir = Dir::new();
+    let pid_file = dir.join("child.pid");
+    let companion = dir.executable(
+        "hwbench-cuda",
+        &format!("sleep 300 &\necho $! > '{}'\nwait", pid_file.display()),
+    );
+    let output = hwbench()
+        .args(tiny_train(&[
+            "--devices",
+            "cuda:0",
+            "--worker-timeout",
+            "1",
+        ]))
+        .arg("--cuda-companion")
+        .arg(&companion)
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            crate::util::fixture("gpu/hopper_h100.json"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no answer for 1 s"));
+    let grandchild: u32 = wait_for(&pid_file).trim().parse().unwrap();
+    assert!(
+        ended(grandchild),
+        "the hung worker's child {grandchild} survived"
+    );
+}
+
+#[test]
+fn ctrl_c_never_replaces_an_existing_report() {
+    let dir = Dir::new();
+    let target = dir.join("report.json");
+    std::fs::write(&target, "KEEP").unwrap();
+    let child = hwbench()
+        .args(["train-compare", "--cpu-threads", "1", "-o"])
+        .arg(&target)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: SIGINT to the hwbench we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "KEEP");
+    let partial = std::fs::read_to_string(dir.join("report.json.partial")).unwrap();
+    assert!(partial.contains("interrupted"), "{partial}");
+}

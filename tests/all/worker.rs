@@ -1,0 +1,123 @@
+//! `hwbench worker` spoken to directly, as a companion would be: it checks what it is asked
+//! before allocating anything, says it is alive during long runs, and sends a bounded curve.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use hwbench::train::data;
+use hwbench::train::model::InitWeights;
+use hwbench::train::protocol::{PROTOCOL, SessionRequest, WorkerRequest};
+use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig};
+use serde_json::Value;
+
+use crate::util::hwbench;
+
+fn request(epochs: u64) -> WorkerRequest {
+    WorkerRequest {
+        protocol: PROTOCOL,
+        session: SessionRequest {
+            device: DeviceSpec::Cpu { threads: 1 },
+            config: TrainConfig {
+                hidden: 10,
+                lr: 0.01,
+                epochs,
+                split_seed: 42,
+                init: InitWeights::reference(),
+            },
+            policies: vec![SyncPolicy::NEVER],
+            repeats: 1,
+            warmup_epochs: 1,
+            calibrate: false,
+        },
+        data: data::prepare(42),
+    }
+}
+
+/// Sends `request` (a JSON line) to a worker; returns its exit code and messages.
+fn ask(request: &str) -> (Option<i32>, Vec<Value>) {
+    let mut child = hwbench()
+        .arg("worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let messages = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output.status.code(), messages)
+}
+
+#[test]
+fn a_long_run_sends_heartbeats_and_a_bounded_curve() {
+    let (code, messages) = ask(&serde_json::to_string(&request(150_000)).unwrap());
+    assert_eq!(code, Some(0));
+    let events: Vec<&str> = messages
+        .iter()
+        .map(|m| m["event"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"progress"), "{events:?}");
+    let finished = messages.last().unwrap();
+    assert_eq!(finished["event"], "finished");
+    let curve = finished["loss_curve"].as_array().unwrap();
+    assert!(curve.len() <= 2050, "{} points", curve.len());
+    assert_eq!(curve.last().unwrap()[0], 150_000);
+    assert_eq!(
+        finished["loss_peak"][0], 1,
+        "the loss is highest at the start"
+    );
+}
+
+#[test]
+fn out_of_range_requests_are_refused_before_anything_is_allocated() {
+    for (field, value, expected) in [
+        (
+            "epochs",
+            Value::from(1_000_000_000_000u64),
+            "epochs 1000000000000 is not between",
+        ),
+        (
+            "hidden",
+            Value::from(100_000),
+            "hidden units 100000 is not between",
+        ),
+        ("repeats", Value::from(0), "repeats 0 is not between"),
+    ] {
+        let mut json = serde_json::to_value(request(10)).unwrap();
+        let session = &mut json["session"];
+        match field {
+            "epochs" | "hidden" => session["config"][field] = value,
+            _ => session[field] = value,
+        }
+        let (code, messages) = ask(&json.to_string());
+        assert_eq!(code, Some(1), "{field}");
+        let last = messages.last().unwrap();
+        assert_eq!(last["event"], "error", "{field}");
+        assert!(
+            last["message"].as_str().unwrap().contains(expected),
+            "{last}"
+        );
+    }
+    let mut old = serde_json::to_value(request(10)).unwrap();
+    old["protocol"] = Value::from(1);
+    let (code, messages) = ask(&old.to_string());
+    assert_eq!(code, Some(1));
+    assert!(
+        messages.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("protocol 1")
+    );
+}
