@@ -22,9 +22,11 @@ fn main() {
         .map_or_else(|| "unknown".to_string(), |v| v.trim().to_string());
     println!("cargo:rustc-env=HWBENCH_RUSTC={rustc}");
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
-        // Only the companion binary links CUDA; `hwbench` itself never does.
+        // Only the companion binary links CUDA; `hwbench` itself never does. It looks for CUDA's
+        // libraries in lib/ beside it first (scripts/build-cuda.sh --install puts them there),
+        // then beside it, then where the toolkit installs them.
         println!(
-            "cargo:rustc-link-arg-bin=hwbench-cuda=-Wl,-rpath,$ORIGIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib"
+            "cargo:rustc-link-arg-bin=hwbench-cuda=-Wl,-rpath,$ORIGIN/lib:$ORIGIN:/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib"
         );
         // What `hwbench-cuda describe` reports: the toolkit and the GPUs the kernels target.
         let cap = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "unknown".to_string());

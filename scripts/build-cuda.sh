@@ -2,23 +2,33 @@
 # Builds `hwbench-cuda`, the CUDA companion of hwbench, on a machine with no GPU and no CUDA
 # install, and puts it next to a CPU-only `hwbench` in an install folder:
 #
-#     scripts/build-cuda.sh                 # -> dist/hwbench and dist/hwbench-cuda
-#     scripts/build-cuda.sh --install DIR   # -> DIR/hwbench and DIR/hwbench-cuda
+#     scripts/build-cuda.sh                               # -> dist/
+#     scripts/build-cuda.sh --install DIR                 # -> DIR/hwbench, DIR/hwbench-cuda, DIR/lib/
+#     scripts/build-cuda.sh --install DIR --system-cuda   # the same without DIR/lib/
 #
-# Everything CUDA comes from PyPI (nvcc, headers, cuBLAS, cuRAND, the runtime), pinned to the CUDA
-# 13.0 set, into a cache folder (HWBENCH_CUDA_CACHE, default ~/.cache/hwbench-cuda); running it
-# again reuses the cache and cargo's build. The kernels are compiled for compute capability
-# CUDA_COMPUTE_CAP (default 80) as PTX, which the driver compiles on first use for any newer GPU
-# (Ampere, Ada, Hopper, Blackwell). At run time the companion needs the NVIDIA driver (libcuda.so.1)
-# and the CUDA 13 libraries (cuBLAS, cuRAND, runtime) on the loader's path; /usr/local/cuda/lib64 is
-# searched by default. See the README's CUDA section.
+# Everything CUDA comes from PyPI (nvcc, headers, cuBLAS, cuRAND, NVRTC, the runtime), pinned to
+# the CUDA 13.0 set, into a cache folder (HWBENCH_CUDA_CACHE, default ~/.cache/hwbench-cuda);
+# running it again reuses the cache and cargo's build. The kernels are compiled for compute
+# capability CUDA_COMPUTE_CAP (default 80) as PTX, which the driver compiles on first use for any
+# newer GPU (Ampere, Ada, Hopper, Blackwell).
+#
+# The install runs on any machine with the NVIDIA driver (>= 580, for CUDA 13.0): the CUDA
+# libraries the companion needs, from the same pinned wheels, are copied into DIR/lib/, where it
+# looks first; libcuda.so.1 is never copied (it is the driver's). With --system-cuda they are left
+# out (about 40 MB instead of 700 MB) and the machine's CUDA 13 libraries are used. The search
+# order, and HWBENCH_CUDA_LIBS=system, are in the README's CUDA section.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 install_dir="$root/dist"
-if [[ "${1:-}" == "--install" ]]; then
-    install_dir=${2:?--install needs a folder}
-fi
+bundle=yes
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --install) install_dir=${2:?--install needs a folder}; shift 2 ;;
+        --system-cuda) bundle=no; shift ;;
+        *) echo "build-cuda: unknown option $1 (use --install DIR and --system-cuda)" >&2; exit 2 ;;
+    esac
+done
 cache=${HWBENCH_CUDA_CACHE:-$HOME/.cache/hwbench-cuda}
 compute_cap=${CUDA_COMPUTE_CAP:-80}
 python=${PYTHON:-python3}
@@ -80,4 +90,26 @@ cargo build --release --bin hwbench
 mkdir -p "$install_dir"
 install -m 0755 "$root/target/release/hwbench" "$install_dir/hwbench"
 install -m 0755 "$root/target/cuda/release/hwbench-cuda" "$install_dir/hwbench-cuda"
-echo "build-cuda: installed $install_dir/hwbench and $install_dir/hwbench-cuda" >&2
+rm -rf "$install_dir/lib"
+if [[ $bundle == yes ]]; then
+    # Every library the companion needs that the wheels provide, and what those need in turn;
+    # NVRTC also loads its builtins at run time.
+    mkdir -p "$install_dir/lib"
+    needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+    queue=("$install_dir/hwbench-cuda")
+    while [[ ${#queue[@]} -gt 0 ]]; do
+        file=${queue[0]}
+        queue=("${queue[@]:1}")
+        for lib in $(needed "$file"); do
+            if [[ -e "$cu/lib/$lib" && ! -e "$install_dir/lib/$lib" ]]; then
+                cp -L "$cu/lib/$lib" "$install_dir/lib/$lib"
+                queue+=("$install_dir/lib/$lib")
+            fi
+        done
+    done
+    if ls "$install_dir/lib"/libnvrtc.so.* >/dev/null 2>&1; then
+        cp -L "$cu"/lib/libnvrtc-builtins.so.* "$install_dir/lib/"
+    fi
+    echo "build-cuda: bundled $(ls "$install_dir/lib" | tr '\n' ' ')($(du -sh "$install_dir/lib" | cut -f1))" >&2
+fi
+echo "build-cuda: installed hwbench and hwbench-cuda in $install_dir" >&2

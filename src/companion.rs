@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{QuickRunError, last_line, run_with_timeout};
+use crate::process::{QuickRunError, last_line, run_with_timeout, without_path};
+use crate::redact::outside_line;
 
 /// The worker protocol's version (messages: `train::protocol`). Bumped whenever a message
 /// changes shape; a worker that speaks another version is refused with one line.
@@ -32,6 +33,21 @@ pub struct CompanionBuild {
     pub compute_capability: String,
     /// True when kernels are PTX, which the driver compiles for any newer GPU on first use.
     pub ptx: bool,
+    /// The CUDA libraries the companion loaded, with their versions (absent from companions
+    /// before protocol 2).
+    #[serde(default)]
+    pub libraries: Vec<CudaLibrary>,
+}
+
+/// One CUDA library a process has loaded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CudaLibrary {
+    /// Its file name, e.g. "libcublas.so.13" (never the folder: it can name a user).
+    pub file: String,
+    /// What the library says its version is, e.g. "13.1.0".
+    pub version: Option<String>,
+    /// True when it is the copy installed beside the companion (`lib/`), false when the machine's.
+    pub bundled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,6 +118,42 @@ pub fn locate(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), String
     })
 }
 
+/// `HWBENCH_CUDA_LIBS=system`: the companion loads the machine's CUDA 13 libraries before the ones
+/// installed beside it.
+pub const LIBS_ENV: &str = "HWBENCH_CUDA_LIBS";
+
+/// Where CUDA toolkits put their libraries.
+const SYSTEM_CUDA: &str = "/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib";
+
+/// The environment the companion starts with. Its own search order (RUNPATH) is: `lib/` beside
+/// it, its folder, then the toolkit's folders; `LD_LIBRARY_PATH` goes before all of them, so with
+/// `HWBENCH_CUDA_LIBS=system` hwbench puts the toolkit's folders there.
+pub fn environment() -> Vec<(String, String)> {
+    if std::env::var(LIBS_ENV).is_ok_and(|v| v == "system") {
+        let path = match std::env::var("LD_LIBRARY_PATH") {
+            Ok(old) if !old.is_empty() => format!("{SYSTEM_CUDA}:{old}"),
+            _ => SYSTEM_CUDA.to_string(),
+        };
+        vec![("LD_LIBRARY_PATH".to_string(), path)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// What to do about a line in which the dynamic loader says a library is missing, in one line;
+/// `None` when the line says something else.
+pub fn missing_library(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("error while loading shared libraries: ")?;
+    let library = rest.split(':').next()?.trim();
+    Some(if library.starts_with("libcuda.so") {
+        format!("{library} not found (no NVIDIA driver on this machine)")
+    } else {
+        format!(
+            "{library} is missing: install with scripts/build-cuda.sh --install DIR, which puts CUDA's libraries beside {EXECUTABLE}, or put CUDA 13's lib folder on LD_LIBRARY_PATH"
+        )
+    })
+}
+
 /// Finds the companion and asks it to describe itself (a short-lived process).
 pub fn status(explicit: Option<&Path>) -> CompanionStatus {
     let (path, found) = match locate(explicit) {
@@ -143,25 +195,25 @@ pub fn status(explicit: Option<&Path>) -> CompanionStatus {
 
 fn describe(path: &Path) -> Result<CompanionBuild, String> {
     let timeout = Duration::from_secs(20);
-    let output =
-        run_with_timeout(Command::new(path).arg("describe"), timeout).map_err(|e| match e {
-            QuickRunError::Spawn(e) => format!("{EXECUTABLE} cannot start: {e}"),
-            QuickRunError::Stopped(_) => format!("{EXECUTABLE} describe was interrupted"),
-            QuickRunError::TimedOut => format!(
-                "{EXECUTABLE} describe did not answer within {} s",
-                timeout.as_secs()
-            ),
-        })?;
+    let output = run_with_timeout(
+        Command::new(path).arg("describe").envs(environment()),
+        timeout,
+    )
+    .map_err(|e| match e {
+        QuickRunError::Spawn(e) => format!("{EXECUTABLE} cannot start: {e}"),
+        QuickRunError::Stopped(_) => format!("{EXECUTABLE} describe was interrupted"),
+        QuickRunError::TimedOut => format!(
+            "{EXECUTABLE} describe did not answer within {} s",
+            timeout.as_secs()
+        ),
+    })?;
     if !output.status.success() {
         let said = last_line(&String::from_utf8_lossy(&output.stderr)).unwrap_or_default();
-        return Err(if said.contains("libcuda.so") {
-            format!(
-                "{EXECUTABLE} cannot start: libcuda.so.1 not found (no NVIDIA driver on this machine)"
-            )
-        } else if said.is_empty() {
-            format!("{EXECUTABLE} cannot start ({})", output.status)
-        } else {
-            format!("{EXECUTABLE} cannot start: {said}")
+        let said = outside_line(&without_path(&said, path), 300);
+        return Err(match missing_library(&said) {
+            Some(advice) => format!("{EXECUTABLE} cannot start: {advice}"),
+            None if said.is_empty() => format!("{EXECUTABLE} cannot start ({})", output.status),
+            None => format!("{EXECUTABLE} cannot start: {said}"),
         });
     }
     serde_json::from_slice(&output.stdout)
@@ -180,5 +232,114 @@ pub fn this_build() -> CompanionBuild {
             .unwrap_or("none")
             .to_string(),
         ptx: option_env!("HWBENCH_CUDA_PTX").is_some(),
+        libraries: loaded_cuda_libraries(),
+    }
+}
+
+/// The CUDA libraries this process has loaded (from /proc/self/maps), with the version each one
+/// reports through its own API; none of these calls needs a GPU.
+pub fn loaded_cuda_libraries() -> Vec<CudaLibrary> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut paths: Vec<&str> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            [
+                "libcudart.so",
+                "libcublas.so",
+                "libcublasLt.so",
+                "libcurand.so",
+                "libnvrtc.so",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+        })
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("lib")));
+    paths
+        .into_iter()
+        .map(|path| {
+            let path = Path::new(path);
+            CudaLibrary {
+                file: path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                version: library_version(path),
+                bundled: beside.as_deref().is_some_and(|b| path.parent() == Some(b)),
+            }
+        })
+        .collect()
+}
+
+/// The version a loaded CUDA library reports through its own API.
+fn library_version(path: &Path) -> Option<String> {
+    type GetInt = unsafe extern "C" fn(*mut i32) -> i32;
+    type GetProperty = unsafe extern "C" fn(i32, *mut i32) -> i32;
+    type GetTwo = unsafe extern "C" fn(*mut i32, *mut i32) -> i32;
+    type GetSize = unsafe extern "C" fn() -> usize;
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    // SAFETY: the library is already loaded in this process (opening it takes a reference); the
+    // functions below are part of each library's stable C API and only report a number.
+    unsafe {
+        let library = libloading::Library::new(path).ok()?;
+        if name.starts_with("libcudart") {
+            let get: libloading::Symbol<GetInt> = library.get(b"cudaRuntimeGetVersion\0").ok()?;
+            let mut v = 0;
+            (get(&mut v) == 0).then(|| format!("{}.{}", v / 1000, (v % 1000) / 10))
+        } else if name.starts_with("libcublasLt") {
+            let get: libloading::Symbol<GetSize> = library.get(b"cublasLtGetVersion\0").ok()?;
+            let v = get();
+            Some(format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100))
+        } else if name.starts_with("libcublas") {
+            let get: libloading::Symbol<GetProperty> = library.get(b"cublasGetProperty\0").ok()?;
+            let mut parts = [0; 3];
+            for (kind, part) in parts.iter_mut().enumerate() {
+                if get(kind as i32, part) != 0 {
+                    return None;
+                }
+            }
+            Some(format!("{}.{}.{}", parts[0], parts[1], parts[2]))
+        } else if name.starts_with("libcurand") {
+            let get: libloading::Symbol<GetInt> = library.get(b"curandGetVersion\0").ok()?;
+            let mut v = 0;
+            (get(&mut v) == 0).then(|| format!("{}.{}.{}", v / 1000, (v % 1000) / 100, v % 100))
+        } else if name.starts_with("libnvrtc") {
+            let get: libloading::Symbol<GetTwo> = library.get(b"nvrtcVersion\0").ok()?;
+            let (mut major, mut minor) = (0, 0);
+            (get(&mut major, &mut minor) == 0).then(|| format!("{major}.{minor}"))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_is_named_with_the_fix() {
+        let advice = missing_library(
+            "hwbench-cuda: error while loading shared libraries: libcublas.so.13: cannot open shared object file: No such file or directory",
+        )
+        .unwrap();
+        assert!(
+            advice.starts_with(
+                "libcublas.so.13 is missing: install with scripts/build-cuda.sh --install DIR"
+            ),
+            "{advice}"
+        );
+        let driver = missing_library(
+            "error while loading shared libraries: libcuda.so.1: cannot open shared object file",
+        )
+        .unwrap();
+        assert!(driver.contains("no NVIDIA driver"), "{driver}");
+        assert_eq!(missing_library("Segmentation fault"), None);
     }
 }

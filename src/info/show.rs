@@ -456,6 +456,27 @@ fn build_pairs(r: &InfoReport) -> Vec<(String, String)> {
     p.add("hwbench", r.build.hwbench_version.clone())
         .add("target", r.build.target.clone())
         .add("CUDA training", cuda_training(r));
+    if let Some(build) = &r.build.cuda_companion.build
+        && !build.libraries.is_empty()
+    {
+        let libraries: Vec<String> = build
+            .libraries
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} {} ({})",
+                    l.file,
+                    l.version.as_deref().unwrap_or("version unknown"),
+                    if l.bundled {
+                        "bundled"
+                    } else {
+                        "the machine's"
+                    }
+                )
+            })
+            .collect();
+        p.add("CUDA libraries (companion)", libraries.join(", "));
+    }
     if !r.build.gpus_not_supported.is_empty() {
         p.add(
             "GPUs this build cannot run on",

@@ -297,11 +297,14 @@ fn worker_command(
 ) -> Result<WorkerCommand, String> {
     let (program, args, env, script) = match framework {
         Framework::Candle => {
-            let program = match device {
-                DeviceSpec::Cpu { .. } => cpu::worker_program()?,
-                DeviceSpec::Cuda { .. } => cuda::worker_program(&found.companion)?,
+            let (program, env) = match device {
+                DeviceSpec::Cpu { .. } => (cpu::worker_program()?, Vec::new()),
+                DeviceSpec::Cuda { .. } => (
+                    cuda::worker_program(&found.companion)?,
+                    companion::environment(),
+                ),
             };
-            (program, vec!["worker"], Vec::new(), None)
+            (program, vec!["worker"], env, None)
         }
         Framework::Pytorch => {
             let (python, torch) = found
@@ -309,7 +312,10 @@ fn worker_command(
                 .as_ref()
                 .ok_or("PyTorch was not found (--with-pytorch)")?;
             torch.can_train_on(device)?;
-            let version = ("HWBENCH_VERSION", env!("CARGO_PKG_VERSION"));
+            let version = (
+                "HWBENCH_VERSION".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            );
             (
                 python.clone(),
                 vec!["-I"],
@@ -321,10 +327,7 @@ fn worker_command(
     Ok(WorkerCommand {
         program,
         args: args.into_iter().map(str::to_string).collect(),
-        env: env
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        env,
         timeout: found.timeout,
         script,
     })

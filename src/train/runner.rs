@@ -417,6 +417,12 @@ fn talk_to_worker(
                 Ok(status) => describe_exit(status),
                 Err(e) => e.to_string(),
             };
+            // A library the loader cannot find is named with what to do about it.
+            if let Some(advice) = said.as_deref().and_then(crate::companion::missing_library) {
+                return Err(WorkerFailure::Exited(format!(
+                    "{program_name} cannot start: {advice}"
+                )));
+            }
             Err(WorkerFailure::Exited(match said {
                 Some(line) => format!("{how}: {line}"),
                 None => how,

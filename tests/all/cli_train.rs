@@ -483,7 +483,7 @@ fn companion_that_cannot_load_libcuda() {
     );
     assert_eq!(status, "not_run");
     assert!(
-        reason.contains("exit code 127") && reason.contains("libcuda.so.1"),
+        reason.contains("libcuda.so.1 not found (no NVIDIA driver on this machine)"),
         "{reason}"
     );
 }
@@ -741,4 +741,138 @@ fn a_column_whose_losses_leave_cpu1s_computed_wrong_results() {
             assert!(cuda.get("wrong_results").is_none());
         }
     }
+}
+
+/// A companion of known speed: every epoch costs `per_epoch_us` under every policy; it times as
+/// many epochs as hwbench tells it to, and says how many it was told in a file.
+fn companion_of_speed(dir: &Dir, per_epoch_us: f64) -> String {
+    let told = dir.join("told");
+    dir.write(
+        "fake_gpu.py",
+        format!(
+            r#"import json, sys
+send = lambda **m: (sys.stdout.write(json.dumps(m) + "\n"), sys.stdout.flush())
+request = json.loads(sys.stdin.readline())["session"]
+send(event="hello", protocol=2, hwbench_version="0.1.0", backend="cuda")
+send(event="ready", name="GPU", open_ms=1.0, setup_ms=1.0, first_epoch_ms=1.0)
+policies = request["policies"]
+send(event="calibrated", per_epoch_us=[{per_epoch_us}] * len(policies))
+epochs = json.loads(sys.stdin.readline())["epochs"]
+open({told:?}, "w").write(str(epochs))
+for repeat in range(1, request["repeats"] + 1):
+    for every in policies:
+        syncs = (epochs // every + 1) if every else 1
+        send(event="run", policy=every, repeat=repeat, epochs=epochs, total_s=epochs * {per_epoch_us} / 1e6,
+             syncs=syncs, readback_s=0.0, diverged_at=None, final_loss=0.5)
+send(event="finished", final_loss=0.5, test_accuracy=0.9, loss_curve=[], loss_peak=None,
+     peak_memory_mib=1.0, memory_kind="GPU")
+"#
+        ),
+    );
+    dir.executable(
+        "hwbench-cuda",
+        &format!("exec python3 '{}'", dir.join("fake_gpu.py").display()),
+    )
+    .display()
+    .to_string()
+}
+
+#[test]
+fn the_time_budget_decides_how_many_epochs_a_slow_device_times() {
+    let dir = Dir::new();
+    // 500 µs per epoch, 4 policies, 3 repeats: a 10 s budget fits 1666 epochs of the 20000.
+    let companion = companion_of_speed(&dir, 500.0);
+    let (code, json) = util::run_json_status(
+        &[
+            "train-compare",
+            "--devices",
+            "cuda:0",
+            "--time-budget",
+            "10",
+            "--warmup-epochs",
+            "5",
+            "--cuda-companion",
+            &companion,
+            "--format",
+            "json",
+        ],
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &util::fixture("gpu/hopper_h100.json"),
+        )],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    let told: u64 = std::fs::read_to_string(dir.join("told"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1600..=1666).contains(&told), "told to time {told} epochs");
+    let cuda = &json["devices"][0];
+    assert_eq!(cuda["timed_epochs"], told);
+    let never = &cuda["policies"][3];
+    assert_eq!(never["course_total_derived"], true);
+    // 20000 epochs at 500 µs: 10 s, derived from the shorter runs.
+    assert!((never["course_total_s"].as_f64().unwrap() - 10.0).abs() < 1e-6);
+
+    // Given the epochs, every timed run trains them all: no budget.
+    let exact = companion_of_speed(&dir, 500.0);
+    let (_, json) = util::run_json_status(
+        &short_train(&[
+            "--devices",
+            "cuda:0",
+            "--cuda-companion",
+            &exact,
+            "--format",
+            "json",
+        ]),
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &util::fixture("gpu/hopper_h100.json"),
+        )],
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("told")).unwrap(), "300");
+    assert!(json["devices"][0].get("timed_epochs").is_none());
+}
+
+#[test]
+fn identical_gpus_run_once_unless_all_are_asked_for() {
+    let dir = Dir::new();
+    let companion = companion_of_speed(&dir, 100.0);
+    let mut eight = serde_json::from_str::<Value>(
+        &std::fs::read_to_string(util::fixture("gpu/hopper_h100.json")).unwrap(),
+    )
+    .unwrap();
+    let gpu = eight["devices"][0].clone();
+    eight["devices"] = Value::from(vec![gpu; 8]);
+    let fixture = dir.write_json("eight.json", &eight);
+    let labels = |devices: &[&str]| {
+        let mut args = vec![
+            "--cpu-threads",
+            "1",
+            "--cuda-companion",
+            &companion,
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(devices);
+        let (_, json) = util::run_json_status(
+            &short_train(&args),
+            &[("HWBENCH_GPU_FIXTURE", fixture.to_str().unwrap())],
+        );
+        let labels: Vec<String> = json["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["label"].as_str().unwrap().to_string())
+            .collect();
+        (labels, json["notes"].to_string())
+    };
+    let (default, notes) = labels(&[]);
+    assert_eq!(default, ["cpu×1", "cuda:0"]);
+    assert!(
+        notes.contains("cuda:1 to cuda:7 are the same model as cuda:0"),
+        "{notes}"
+    );
+    let (all, _) = labels(&["--devices", "all"]);
+    assert_eq!(all.len(), 9, "{all:?}");
 }

@@ -12,6 +12,7 @@ mod cli_report;
 mod cli_train;
 mod cpu_parsing;
 mod fuzz_regressions;
+mod gpu_check;
 mod hostile;
 mod info_report;
 mod reference;

@@ -1,0 +1,329 @@
+"""Everything needed to trust hwbench's CUDA column, on one GPU machine, in one go (see
+scripts/gpu-check.sh for how it is called).
+
+Steps, each failing loudly (one line, non-zero) when it breaks:
+  1. nvidia-smi's view of GPU 0 next to `hwbench info`'s: a table of agreement.
+  2. The wall time of `hwbench info` against `nvidia-smi -q` (medians of several runs).
+  3. The libraries the companion loads (ldd, and `hwbench-cuda describe`).
+  4. The first epoch on cuda:0 with the driver's compute cache cold, then warm.
+  5. The default `hwbench train-compare --with-pytorch` on cpu×1, cpu×N and cuda:0, with --plot,
+     timed: the correctness gate for every column, candle cuda:0 / PyTorch cuda:0 per policy,
+     and the marginal cost of one sync on cuda:0.
+It writes OUT/<gpu>.md and the raw JSON beside it, and prints a short summary table last.
+
+With --rehearse it runs the same steps on a machine without a GPU: a recorded H100 stands in for
+NVML, a fake nvidia-smi answers from it, and the CPU worker stands in for the companion. The
+figures are then meaningless; what is checked is that every step runs.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Broken(Exception):
+    """A step that failed: its one-line reason."""
+
+
+def run(args, env=None, timeout=600, check=True):
+    """Runs a command, returning (exit code, stdout, stderr); a failure raises Broken."""
+    try:
+        done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout)
+    except FileNotFoundError:
+        raise Broken(f"{args[0]} not found")
+    except subprocess.TimeoutExpired:
+        raise Broken(f"`{' '.join(map(str, args[:3]))} …` did not finish in {timeout} s")
+    if check and done.returncode != 0:
+        said = (done.stderr.strip().splitlines() or [""])[-1]
+        raise Broken(f"`{' '.join(map(str, args[:3]))} …` exited {done.returncode}: {said}")
+    return done.returncode, done.stdout, done.stderr
+
+
+def median_seconds(args, env, repeats):
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run(args, env=env)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), min(times), max(times)
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+# --- the rehearsal's stand-ins ---------------------------------------------------------------
+
+FAKE_NVIDIA_SMI = r'''#!/usr/bin/env python3
+"""nvidia-smi as a recorded GPU would answer it (gpu-check --rehearse)."""
+import json, os, sys
+gpu = json.load(open(os.environ["HWBENCH_GPU_FIXTURE"]))
+d = gpu["devices"][0]
+fields = {"name": d["name"], "memory.total": d["memory_total_mib"],
+          "driver_version": gpu["driver_version"], "compute_cap": d["compute_capability"],
+          "pcie.link.gen.max": d["pcie_generation_max"], "pcie.link.width.max": d["pcie_width_max"],
+          "power.default_limit": d["power_limit_default_w"], "clocks.max.sm": d["sm_clock_max_mhz"]}
+query = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--query-gpu=")), None)
+if query:
+    print(", ".join(str(fields[f]) for f in query.split(",")))
+else:
+    print("==============NVSMI LOG==============\n" + json.dumps(gpu, indent=1))
+'''
+
+FAKE_COMPANION = r'''#!/usr/bin/env python3
+"""A companion that trains "cuda:0" on the CPU with hwbench's own worker (gpu-check --rehearse)."""
+import json, os, subprocess, sys
+if sys.argv[1:] == ["describe"]:
+    print(json.dumps({"protocol": 2, "hwbench_version": "rehearsal", "cuda_version": "13.0",
+                      "compute_capability": "8.0", "ptx": True, "libraries": []}))
+    sys.exit(0)
+worker = subprocess.Popen([os.environ["GPU_CHECK_HWBENCH"], "worker"], stdin=subprocess.PIPE, text=True)
+request = json.loads(sys.stdin.readline())
+request["session"]["device"] = {"kind": "cpu", "threads": 1}
+worker.stdin.write(json.dumps(request) + "\n")
+worker.stdin.flush()
+for line in sys.stdin:
+    worker.stdin.write(line)
+    worker.stdin.flush()
+worker.stdin.close()
+sys.exit(worker.wait())
+'''
+
+
+def rehearsal(workdir, hwbench):
+    """Stand-ins for a GPU machine, and the environment that points hwbench at them."""
+    fixture = ROOT / "tests/fixtures/gpu/hopper_h100.json"
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    for name, text in [("nvidia-smi", FAKE_NVIDIA_SMI), ("hwbench-cuda", FAKE_COMPANION)]:
+        path = bin_dir / name
+        path.write_text(text)
+        path.chmod(0o755)
+    env = dict(os.environ)
+    env.update(HWBENCH_GPU_FIXTURE=str(fixture), HWBENCH_CUDA=str(bin_dir / "hwbench-cuda"),
+               GPU_CHECK_HWBENCH=str(hwbench), PATH=f"{bin_dir}:{env['PATH']}")
+    return env
+
+
+# --- the steps -------------------------------------------------------------------------------
+
+QUERY = [
+    ("name", "name", str),
+    ("memory.total", "memory_total_mib", int),
+    ("driver_version", "driver_version", str),
+    ("compute_cap", "compute_capability", str),
+    ("pcie.link.gen.max", "pcie_generation_max", int),
+    ("pcie.link.width.max", "pcie_width_max", int),
+    ("power.default_limit", "power_limit_default_w", float),
+    ("clocks.max.sm", "sm_clock_max_mhz", int),
+]
+
+
+def agreement(hwbench, env):
+    _, csv, _ = run(["nvidia-smi", "--query-gpu=" + ",".join(q for q, _, _ in QUERY),
+                     "--format=csv,noheader,nounits"], env=env)
+    smi = [v.strip() for v in csv.splitlines()[0].split(",")]
+    _, text, _ = run([hwbench, "info", "--format", "json", "--no-redact"], env=env)
+    info = json.loads(text)
+    gpu = info["gpu"]["devices"][0]
+    rows = []
+    for (query, field, kind), value in zip(QUERY, smi):
+        ours = info["gpu"]["driver_version"] if field == "driver_version" else gpu.get(field)
+        try:
+            same = kind(value) == kind(ours) if ours is not None else False
+        except ValueError:
+            same = False
+        why = "" if same else (gpu.get("unavailable", {}).get(field) or "differs")
+        if not same and field == "memory_total_mib" and ours is not None:
+            why = f"differs by {abs(int(value) - int(ours))} MiB (NVML v2 counts reserved memory)"
+        rows.append((query, value, "null" if ours is None else str(ours), "yes" if same else why))
+    return info, rows
+
+
+def timings(hwbench, env, repeats):
+    info = median_seconds([hwbench, "info", "--format", "json"], env, repeats)
+    smi = median_seconds(["nvidia-smi", "-q"], env, repeats)
+    return info, smi
+
+
+def libraries(companion, env):
+    _, described, _ = run([companion, "describe"], env=env)
+    loaded = json.loads(described).get("libraries", [])
+    code, ldd, _ = run(["ldd", companion], env=env, check=False)
+    lines = [l.strip() for l in ldd.splitlines() if re.search(r"cuda|cublas|curand|nvrtc", l)]
+    return loaded, lines if code == 0 else [f"ldd exited {code}"]
+
+
+def first_epochs(hwbench, env, workdir):
+    """cuda:0's first epoch with an empty compute cache, then with the one that run filled."""
+    cache = workdir / "compute-cache"
+    env = dict(env, CUDA_CACHE_PATH=str(cache))
+    found = []
+    for _ in ("cold", "warm"):
+        _, text, _ = run([hwbench, "train-compare", "--devices", "cuda:0", "--epochs", "200",
+                          "--repeats", "1", "--warmup-epochs", "10", "--sync-every", "0",
+                          "--format", "json"], env=env)
+        facts = json.loads(text)["devices"][0].get("facts") or {}
+        found.append((facts.get("first_epoch_ms"), facts.get("kernel_cache") or "n/a"))
+    return found
+
+
+def train_compare(hwbench, env, python, out, name, quick):
+    report_path = out / f"{name}-train-compare.json"
+    plot_path = out / f"{name}-loss.svg"
+    args = [hwbench, "train-compare", "--with-pytorch", "--python", python, "--devices",
+            "cpu,cuda:0", "--plot", plot_path, "--format", "json", "-o", report_path]
+    if quick:
+        args.append("--quick")
+    started = time.perf_counter()
+    code, _, stderr = run(args, env=env, check=False)
+    took = time.perf_counter() - started
+    if not report_path.exists():
+        raise Broken(f"train-compare exited {code} without a report: {stderr.strip()[-300:]}")
+    return json.loads(report_path.read_text()), took, code
+
+
+def per_policy(report):
+    """{label: {sync_every: median µs per epoch}}"""
+    table = {}
+    for device in report["devices"]:
+        table[device["label"]] = {p["policy"]: (p.get("per_epoch_us") or {}).get("median")
+                                  for p in device["policies"]}
+    return table
+
+
+# --- the results file ------------------------------------------------------------------------
+
+def markdown(name, info, rows, times, libs, firsts, report, took, code):
+    (info_t, smi_t), (loaded, ldd) = times, libs
+    gpu = info["gpu"]["devices"][0]
+    lines = [f"# hwbench on {gpu.get('name')}", "",
+             "Recorded by `scripts/gpu-check.sh`.", "", "## Machine", "",
+             "| | |", "|---|---|",
+             f"| GPU | {gpu.get('name')}, {gpu.get('memory_total_mib')} MiB, CC {gpu.get('compute_capability')} |",
+             f"| driver / CUDA (driver supports) | {info['gpu'].get('driver_version')} / {info['gpu'].get('cuda_driver_version')} |",
+             f"| CPU | {info['cpu'].get('model_name')} ({info['cpu'].get('microarchitecture')}), {info['cpu'].get('usable_cpus')} usable CPUs |",
+             f"| OS | {info['os'].get('long_name')}, kernel {info['os'].get('kernel')} |",
+             f"| hwbench | {info['build']['hwbench_version']}; companion: {info['build']['cuda_companion']['detail']} |",
+             "", "## nvidia-smi and hwbench info agree", "",
+             "| nvidia-smi field | nvidia-smi | hwbench info | equal |", "|---|---|---|---|"]
+    lines += [f"| {q} | {a} | {b} | {same} |" for q, a, b, same in rows]
+    lines += ["", "## Wall time (median of runs, min–max)", "",
+              "| command | median | range |", "|---|---|---|",
+              f"| `hwbench info --format json` | {info_t[0] * 1e3:.1f} ms | {info_t[1] * 1e3:.1f}–{info_t[2] * 1e3:.1f} ms |",
+              f"| `nvidia-smi -q` | {smi_t[0] * 1e3:.1f} ms | {smi_t[1] * 1e3:.1f}–{smi_t[2] * 1e3:.1f} ms |",
+              "", "## The companion's libraries", ""]
+    lines += [f"- {l['file']} {l.get('version')} ({'bundled' if l.get('bundled') else 'the machine’s'})" for l in loaded]
+    lines += ["", "```text", *ldd, "```", "", "## First epoch on cuda:0", "",
+              "| compute cache | first epoch | state |", "|---|---|---|"]
+    for label, (ms, cache) in zip(("cold", "warm"), firsts):
+        lines.append(f"| {label} | {ms:.2f} ms | {cache} |" if ms is not None else f"| {label} | n/a | {cache} |")
+    table = per_policy(report)
+    policies = report["config"]["policies"]
+    lines += ["", f"## train-compare --with-pytorch ({took:.0f} s in all, exit {code})", "",
+              "Median per-epoch cost, µs:", "",
+              "| device | " + " | ".join(f"sync every {p}" if p else "sync never" for p in policies)
+              + " | status | final loss |",
+              "|---" * (len(policies) + 3) + "|"]
+    for device in report["devices"]:
+        cells = [f"{table[device['label']].get(p):.1f}" if table[device["label"]].get(p) else "n/a"
+                 for p in policies]
+        lines.append(f"| {device['label']} | " + " | ".join(cells)
+                     + f" | {device['status']} | {device.get('final_loss')} |")
+    lines += ["", "Verdict:", ""] + [f"- {v}" for v in report["verdict"] + report.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def summary(rows, times, report, took, firsts):
+    table = per_policy(report)
+    candle, torch = table.get("cuda:0", {}), table.get("pytorch cuda:0", {})
+    ratios = [f"{p}: {candle[p] / torch[p]:.2f}×" for p in candle
+              if candle.get(p) and torch.get(p)]
+    cuda = next((d for d in report["devices"] if d["label"] == "cuda:0"), {})
+    every = next((p for p in cuda.get("policies", []) if p["policy"] == 1), {})
+    sync = every.get("sync_cost_us")
+    sync = f"{sync:.1f} µs" if sync is not None else f"< {every.get('sync_cost_below_us') or 0:.1f} µs (noise)"
+    gate = ", ".join(f"{d['label']} {d['status']}" for d in report["devices"])
+    (info_t, smi_t) = times
+    return [
+        ("fields agreeing with nvidia-smi", f"{sum(r[3] == 'yes' for r in rows)} of {len(rows)}"),
+        ("hwbench info vs nvidia-smi -q", f"{info_t[0] * 1e3:.1f} ms vs {smi_t[0] * 1e3:.1f} ms"),
+        ("correctness gate", gate),
+        ("candle cuda:0 / PyTorch cuda:0 per epoch", ", ".join(ratios) or "n/a"),
+        ("one sync on cuda:0", sync),
+        ("first epoch cold / warm", " / ".join(f"{ms:.1f} ms" if ms else "n/a" for ms, _ in firsts)),
+        ("default train-compare --with-pytorch", f"{took:.0f} s"),
+    ]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("install", type=Path, help="the folder holding hwbench and hwbench-cuda")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the results go [default: docs/results; a temporary folder when rehearsing]")
+    parser.add_argument("--python", default=os.environ.get("PYTHON", "python3"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rehearse", action="store_true",
+                        help="no GPU here: a recorded H100 and the CPU worker stand in")
+    parser.add_argument("--quick", action="store_true", help="train-compare --quick")
+    parser.add_argument("--no-gpu-ok", action="store_true",
+                        help="without a GPU, say so and exit 0 (CI)")
+    args = parser.parse_args()
+
+    hwbench = (args.install / "hwbench").resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    try:
+        if not hwbench.is_file():
+            raise Broken(f"no hwbench in {args.install}: build it with scripts/build-cuda.sh --install DIR")
+        if args.rehearse:
+            env = rehearsal(workdir, hwbench)
+            companion = Path(env["HWBENCH_CUDA"])
+        else:
+            env = dict(os.environ)
+            companion = (args.install / "hwbench-cuda").resolve()
+            if shutil.which("nvidia-smi") is None:
+                print("gpu-check: no NVIDIA GPU here (nvidia-smi not found); nothing to check", file=sys.stderr)
+                return 0 if args.no_gpu_ok else 1
+            if not companion.is_file():
+                raise Broken(f"no hwbench-cuda in {args.install}: build it with scripts/build-cuda.sh --install DIR")
+        out = args.out or (workdir / "results" if args.rehearse else ROOT / "docs/results")
+        out.mkdir(parents=True, exist_ok=True)
+
+        step = "agreement with nvidia-smi"
+        info, rows = agreement(hwbench, env)
+        name = slug(info["gpu"]["devices"][0].get("name") or "gpu")
+        (out / f"{name}-info.json").write_text(json.dumps(info, indent=1) + "\n")
+        step = "wall times"
+        times = timings(hwbench, env, args.repeats)
+        step = "the companion's libraries"
+        libs = libraries(companion, env)
+        step = "first epochs"
+        firsts = first_epochs(hwbench, env, workdir)
+        step = "train-compare"
+        report, took, code = train_compare(hwbench, env, args.python, out, name,
+                                           args.quick or args.rehearse)
+        (out / f"{name}.md").write_text(markdown(name, info, rows, times, libs, firsts, report, took, code))
+        print(f"gpu-check: wrote {out / (name + '.md')} and its JSON")
+        width = max(len(k) for k, _ in summary(rows, times, report, took, firsts))
+        for key, value in summary(rows, times, report, took, firsts):
+            print(f"{key:<{width}}  {value}")
+        return 0
+    except Broken as e:
+        print(f"gpu-check: {locals().get('step', 'setup')} failed: {e}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
