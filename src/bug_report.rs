@@ -169,14 +169,18 @@ fn compact(titles: &[String]) -> String {
 
 impl Render for BugReport {
     fn document(&self) -> Document {
-        let machine = self.info.document();
+        // The machine as its Markdown reads: errors and warnings in view, notes with the details.
+        let machine = self.info.markdown_document();
         let training = self.train_compare.document();
         let mut summary: Vec<Section> = machine
             .summary
             .into_iter()
-            .map(|s| Section {
-                title: "Machine".to_string(),
-                ..s
+            .map(|s| match s.title.as_str() {
+                "Summary" => Section {
+                    title: "Machine".to_string(),
+                    ..s
+                },
+                _ => s,
             })
             .collect();
         summary.push(training_summary(&self.train_compare));

@@ -9,6 +9,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, OutputSettings};
 use crate::error::{self, Interrupted, UsageError};
+use crate::info::findings::Severity;
 use crate::output::Destination;
 use crate::render::Format;
 use crate::train::device::DeviceChoice;
@@ -72,6 +73,17 @@ pub struct OutputArgs {
 pub struct InfoArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Exit 1 when a finding of at least this severity exists (after writing the report): for a
+    /// Slurm prolog or a Kubernetes readiness check.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+}
+
+/// The least severity `--fail-on` fails on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Error,
 }
 
 #[derive(Args, Debug)]
@@ -375,7 +387,13 @@ fn one_line(error: &clap::Error) -> String {
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Info(args) => commands::info(&args.output.settings()),
+        Command::Info(args) => commands::info(
+            &args.output.settings(),
+            args.fail_on.map(|least| match least {
+                FailOn::Warning => Severity::Warning,
+                FailOn::Error => Severity::Error,
+            }),
+        ),
         Command::TrainCompare(args) => commands::train_compare(
             &args.settings(),
             args.plot.as_deref(),

@@ -10,7 +10,8 @@ use anyhow::Context;
 
 use crate::bug_report::BugReport;
 use crate::error::{ColumnErrors, Interrupted};
-use crate::info::{self, GpuSource};
+use crate::info::findings::{self, Severity};
+use crate::info::{self, GpuSource, Root};
 use crate::output::Destination;
 use crate::redact::Redactor;
 use crate::render::{self, Format, Render, Style};
@@ -48,7 +49,8 @@ enum Outcome {
     Done,
     /// 1: `diff` found differences.
     Different,
-    /// 1, with this line on stderr: part of the input could not be used (`fleet`).
+    /// 1, with this line on stderr: the work was done, but something must fail the command
+    /// (`fleet`'s unreadable files, `info --fail-on`).
     Partly(String),
     /// 128 + signal: a signal stopped the run after what finished was written (to `PATH.partial`
     /// when the destination is a file).
@@ -101,19 +103,33 @@ fn finished(complete: bool) -> Outcome {
     }
 }
 
-/// `hwbench info`.
-pub fn info(output: &OutputSettings) -> anyhow::Result<ExitCode> {
+/// `hwbench info`: exit 1 when `fail_on` is given and a finding of at least that severity exists.
+pub fn info(output: &OutputSettings, fail_on: Option<Severity>) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
-    emit(
-        &collect_info(output.redact),
-        destination,
-        output.format,
-        Outcome::Done,
-    )
+    let report = collect_info(output.redact);
+    let failing: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| fail_on.is_some_and(|least| f.severity >= least))
+        .map(|f| format!("{} ({})", f.id, f.subject))
+        .collect();
+    let outcome = match (fail_on, failing.len()) {
+        (Some(least), n) if n > 0 => Outcome::Partly(format!(
+            "{n} finding{} at {} or above: {}",
+            if n == 1 { "" } else { "s" },
+            least.name(),
+            failing.join(", ")
+        )),
+        _ => Outcome::Done,
+    };
+    emit(&report, destination, output.format, outcome)
 }
 
+/// The machine with its findings, redacted when asked (redaction works the findings out again
+/// from what the report may show, so that they name no process).
 fn collect_info(redact: bool) -> info::InfoReport {
-    let mut report = info::collect(&GpuSource::from_env());
+    let mut report = info::collect(&GpuSource::from_env(), &Root::from_env());
+    report.findings = findings::assess(&report);
     if redact {
         report.redact(&Redactor::for_this_machine());
     }
@@ -213,7 +229,7 @@ fn train(plan: &Plan, redact: bool) -> TrainCompareReport {
 pub fn report(settings: &TrainSettings, output: &OutputSettings) -> anyhow::Result<ExitCode> {
     let plan = plan_run(settings)?;
     let destination = output.open()?;
-    let machine = info::collect(&GpuSource::from_env());
+    let machine = collect_info(false);
     let training = runner::run_plan(&plan);
     let outcome = finished(training.complete);
     let mut report = BugReport::new(machine, training);

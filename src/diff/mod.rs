@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
+use crate::info::findings::{Finding, Severity};
 use crate::redact::Redactor;
 use crate::saved::{Kind, Saved};
 use crate::train::TrainCompareReport;
@@ -58,6 +59,9 @@ pub struct DiffReport {
     pub fields_not_listed: u64,
     /// Per device and sync policy, for train-compare reports.
     pub timings: Vec<TimingDifference>,
+    /// Findings that B has and A has not (`appeared`), or the other way round, for info reports.
+    #[serde(default)]
+    pub findings: Vec<FindingChange>,
     /// True when nothing differs beyond measurement noise.
     pub same: bool,
 }
@@ -69,6 +73,15 @@ pub struct FieldDifference {
     /// `null` when the field is missing from that report.
     pub a: Option<String>,
     pub b: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FindingChange {
+    /// "appeared" (in B only) or "disappeared" (in A only).
+    pub change: String,
+    pub id: String,
+    pub severity: Severity,
+    pub subject: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,12 +128,13 @@ pub fn diff_reports(
         redactor: redactor.as_ref(),
     };
     let mut fields = match a.kind {
-        Kind::Info => walk(&[]).differences(&a.text, &b.text),
+        // Findings are compared as findings (below), not field by field.
+        Kind::Info => walk(&["findings"]).differences(&a.text, &b.text),
         Kind::TrainCompare => walk(MEASURED).differences(&a.text, &b.text),
         Kind::Report => {
             // A bug report holds one of each: compare the parts, their paths prefixed.
             let mut fields = walk(&["info", "train_compare"]).differences(&a.text, &b.text);
-            for (part, skip) in [("info", &[][..]), ("train_compare", MEASURED)] {
+            for (part, skip) in [("info", &["findings"][..]), ("train_compare", MEASURED)] {
                 let (part_a, part_b) = (
                     walk::member(&a.text, part).unwrap_or("null"),
                     walk::member(&b.text, part).unwrap_or("null"),
@@ -160,7 +174,11 @@ pub fn diff_reports(
         fields.extend(devices);
         timings = timing_differences(train_a, train_b);
     }
-    let same = fields.listed.is_empty() && timings.iter().all(|t| t.noise);
+    let findings = match (typed_a.machine(), typed_b.machine()) {
+        (Some(a), Some(b)) => finding_changes(&a.findings, &b.findings),
+        _ => Vec::new(),
+    };
+    let same = fields.listed.is_empty() && findings.is_empty() && timings.iter().all(|t| t.noise);
     Ok(DiffReport {
         schema_version: SCHEMA_VERSION,
         kind: "diff".to_string(),
@@ -170,8 +188,31 @@ pub fn diff_reports(
         fields: fields.listed,
         fields_not_listed: fields.not_listed,
         timings,
+        findings,
         same,
     })
+}
+
+/// Findings by id and subject: those only in B appeared, those only in A disappeared.
+fn finding_changes(a: &[Finding], b: &[Finding]) -> Vec<FindingChange> {
+    let key = |f: &Finding| (f.id.clone(), f.subject.clone());
+    let change = |f: &Finding, change: &str| FindingChange {
+        change: change.to_string(),
+        id: f.id.clone(),
+        severity: f.severity,
+        subject: f.subject.clone(),
+    };
+    let in_a: Vec<_> = a.iter().map(key).collect();
+    let in_b: Vec<_> = b.iter().map(key).collect();
+    b.iter()
+        .filter(|f| !in_a.contains(&key(f)))
+        .map(|f| change(f, "appeared"))
+        .chain(
+            a.iter()
+                .filter(|f| !in_b.contains(&key(f)))
+                .map(|f| change(f, "disappeared")),
+        )
+        .collect()
 }
 
 /// The paths whose values differ between two (path, value) lists, in path order.

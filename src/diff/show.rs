@@ -17,8 +17,9 @@ impl Render for DiffReport {
                 )
             } else {
                 format!(
-                    "{} field(s) differ and {} timing(s) changed beyond the measured spread.",
+                    "{} field(s) differ, {} finding(s) appeared or disappeared, and {} timing(s) changed beyond the measured spread.",
                     self.fields.len() as u64 + self.fields_not_listed,
+                    self.findings.len(),
                     self.timings.iter().filter(|t| !t.noise).count()
                 )
             }],
@@ -46,6 +47,27 @@ impl Render for DiffReport {
             summary.push(Section::grid(
                 "Fields that differ",
                 vec!["field".into(), "A".into(), "B".into()],
+                rows,
+            ));
+        }
+        if !self.findings.is_empty() {
+            let rows = self
+                .findings
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.change.clone(),
+                        f.severity.name().to_string(),
+                        f.subject.clone(),
+                        f.id.clone(),
+                    ]
+                })
+                .collect();
+            summary.push(Section::grid(
+                "Findings that differ (B against A)",
+                ["change", "severity", "subject", "finding"]
+                    .map(String::from)
+                    .to_vec(),
                 rows,
             ));
         }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UsageError;
 use crate::info::InfoReport;
+use crate::info::findings::{Finding, Severity};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::stats::Spread;
@@ -36,6 +37,9 @@ pub struct FleetReport {
     /// an outlier on them.
     #[serde(default)]
     pub no_majority: Vec<String>,
+    /// The nodes with findings of severity error, and which (info reports).
+    #[serde(default)]
+    pub nodes_with_errors: Vec<Outlier>,
     /// Files that could not be read as reports, with why; the exit code is 1 when there are any.
     #[serde(default)]
     pub skipped: Vec<Skipped>,
@@ -47,6 +51,9 @@ pub struct NodeGroup {
     pub signature: BTreeMap<String, String>,
     /// Node names (the report files' names without `.json`; their paths when two share a name).
     pub nodes: Vec<String>,
+    /// How many of the group's nodes have each finding, by id (info reports).
+    #[serde(default)]
+    pub findings: BTreeMap<String, usize>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -231,13 +238,39 @@ pub fn analyse(
         })
         .collect();
     let mut groups: Vec<NodeGroup> = Vec::new();
-    for (node, signature) in &signatures {
-        match groups.iter_mut().find(|g| &g.signature == signature) {
-            Some(group) => group.nodes.push(node.clone()),
-            None => groups.push(NodeGroup {
-                signature: signature.clone(),
-                nodes: vec![node.clone()],
-            }),
+    let mut nodes_with_errors = Vec::new();
+    for ((node, signature), reading) in signatures.iter().zip(&readings) {
+        let findings: &[Finding] = match reading {
+            Reading::Info(report) => &report.findings,
+            Reading::TrainCompare(_) => &[],
+        };
+        let group = match groups.iter().position(|g| &g.signature == signature) {
+            Some(at) => &mut groups[at],
+            None => {
+                groups.push(NodeGroup {
+                    signature: signature.clone(),
+                    nodes: Vec::new(),
+                    findings: BTreeMap::new(),
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        group.nodes.push(node.clone());
+        let mut ids: Vec<&str> = findings.iter().map(|f| f.id.as_str()).collect();
+        ids.dedup();
+        for id in ids {
+            *group.findings.entry(id.to_string()).or_default() += 1;
+        }
+        let errors: Vec<String> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .map(|f| shown(format!("{} ({}): {}", f.id, f.subject, f.evidence)))
+            .collect();
+        if !errors.is_empty() {
+            nodes_with_errors.push(Outlier {
+                node: node.clone(),
+                reasons: errors,
+            });
         }
     }
     groups.sort_by_key(|g| std::cmp::Reverse(g.nodes.len()));
@@ -293,6 +326,7 @@ pub fn analyse(
             })
             .collect(),
         no_majority,
+        nodes_with_errors,
         skipped,
     })
 }

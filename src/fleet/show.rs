@@ -36,9 +36,29 @@ impl Render for FleetReport {
                 names.push_str(&format!(", … ({} more)", group.nodes.len() - SHOWN_NODES));
             }
             pairs.push(("nodes".to_string(), names));
+            if !group.findings.is_empty() {
+                let counted: Vec<String> = group
+                    .findings
+                    .iter()
+                    .map(|(id, n)| format!("{id} ×{n}"))
+                    .collect();
+                pairs.push(("findings".to_string(), counted.join(", ")));
+            }
             summary.push(Section::pairs(
                 format!("Group {} — {} node(s)", i + 1, group.nodes.len()),
                 pairs,
+            ));
+        }
+        if !self.nodes_with_errors.is_empty() {
+            let rows = self
+                .nodes_with_errors
+                .iter()
+                .map(|o| vec![o.node.clone(), o.reasons.join("; ")])
+                .collect();
+            summary.push(Section::grid(
+                "Nodes with errors",
+                vec!["node".into(), "findings".into()],
+                rows,
             ));
         }
         if !self.no_majority.is_empty() {

@@ -8,7 +8,7 @@ use std::fs;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Unavailable, keep, uarch};
+use super::{Root, Unavailable, keep, uarch};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct CpuReport {
@@ -32,10 +32,26 @@ pub struct CpuReport {
     pub usable_cpus: Option<usize>,
     /// CPUs in this process's affinity mask (taskset, cpusets).
     pub affinity_cpus: Option<usize>,
+    /// Which CPUs those are, e.g. "0-15,32-47".
+    #[serde(default)]
+    pub affinity_list: Option<String>,
     /// cgroup CPU quota in CPUs (e.g. 2.5 for `cpu.max` = "250000 100000"); `null` = no quota.
     pub cgroup_cpu_quota: Option<f64>,
     pub base_mhz: Option<f64>,
     pub max_mhz: Option<f64>,
+    /// The clock /proc/cpuinfo reports now ("cpu MHz"): in a virtual machine, usually the host's
+    /// nominal clock.
+    #[serde(default)]
+    pub current_mhz: Option<f64>,
+    /// The cpufreq governor ("performance", "powersave", "mixed: …"), where the kernel has one.
+    #[serde(default)]
+    pub governor: Option<String>,
+    /// Theoretical FP32 throughput of the usable cores, GFLOP/s, where the microarchitecture's
+    /// FMA width and a clock are known; `fp32_peak_basis` says how it was reckoned.
+    #[serde(default)]
+    pub fp32_peak_gflops: Option<f64>,
+    #[serde(default)]
+    pub fp32_peak_basis: Option<String>,
     pub caches: Vec<CacheLevel>,
     /// The ML-relevant ISA features this CPU has, in a fixed order.
     pub features: Vec<String>,
@@ -58,13 +74,13 @@ pub struct CacheLevel {
     pub instances: Option<usize>,
 }
 
-pub fn probe() -> CpuReport {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+pub fn probe(root: &Root) -> CpuReport {
+    let cpuinfo = root.read("/proc/cpuinfo").unwrap_or_default();
     let mut report = from_cpuinfo(&cpuinfo);
     let mut unavailable = std::mem::take(&mut report.unavailable);
 
     if report.logical_cpus.is_none() || report.physical_cores.is_none() {
-        fill_topology_from_sysfs(&mut report);
+        fill_topology_from_sysfs(root, &mut report);
     }
     if report.physical_cores.is_none() {
         unavailable.insert(
@@ -73,27 +89,69 @@ pub fn probe() -> CpuReport {
         );
     }
 
-    report.affinity_cpus = keep(affinity_cpus(), "affinity_cpus", &mut unavailable);
-    report.cgroup_cpu_quota = cgroup_cpu_quota();
+    let affinity = affinity(root);
+    report.affinity_list = affinity.as_ref().ok().map(|list| cpu_list_text(list));
+    report.affinity_cpus = keep(
+        affinity.map(|list| list.len()),
+        "affinity_cpus",
+        &mut unavailable,
+    );
+    report.cgroup_cpu_quota = cgroup_cpu_quota(root);
     report.usable_cpus = usable(
         report.affinity_cpus.or(report.logical_cpus),
         report.cgroup_cpu_quota,
     );
 
-    let (base, max) = frequencies(report.model_name.as_deref());
+    let (base, max) = frequencies(root, report.model_name.as_deref());
     report.base_mhz = keep(base, "base_mhz", &mut unavailable);
     report.max_mhz = keep(max, "max_mhz", &mut unavailable);
 
-    report.caches = caches(report.logical_cpus);
+    report.caches = caches(root, report.logical_cpus);
     if report.caches.is_empty() {
         unavailable.insert(
             "caches".into(),
             "/sys/devices/system/cpu/cpu0/cache not readable".into(),
         );
     }
-    report.virtualization = virtualization();
+    report.virtualization = virtualization(root, &cpuinfo);
+    report.governor = governor(root);
+    report.current_mhz = current_mhz(&cpuinfo);
     report.unavailable = unavailable;
     report
+}
+
+/// The cpufreq governor of every CPU that has one: one name, or "mixed: …".
+fn governor(root: &Root) -> Option<String> {
+    let online = root.read("/sys/devices/system/cpu/online")?;
+    let mut seen: Vec<String> = Vec::new();
+    for cpu in parse_cpu_list(online.trim()) {
+        if let Some(g) = root.read(&format!(
+            "/sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_governor"
+        )) {
+            let g = g.trim().to_string();
+            if !seen.contains(&g) {
+                seen.push(g);
+            }
+        }
+    }
+    match seen.len() {
+        0 => None,
+        1 => seen.pop(),
+        _ => Some(format!("mixed: {}", seen.join(", "))),
+    }
+}
+
+/// The clock /proc/cpuinfo reports ("cpu MHz"), the median over CPUs: in a virtual machine
+/// usually the host's nominal clock.
+fn current_mhz(cpuinfo: &str) -> Option<f64> {
+    let mut values: Vec<f64> = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("cpu MHz"))
+        .filter_map(|l| l.split_once(':')?.1.trim().parse().ok())
+        .filter(|v: &f64| *v > 0.0)
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 /// Usable CPUs: the affinity count, capped by a cgroup quota rounded up (2.5 CPUs keep 3 busy).
@@ -289,8 +347,8 @@ fn parse_u32(text: &str) -> Option<u32> {
 }
 
 /// Sockets and cores from sysfs, for kernels whose /proc/cpuinfo has no topology (ARM, some VMs).
-fn fill_topology_from_sysfs(report: &mut CpuReport) {
-    let Ok(online) = fs::read_to_string("/sys/devices/system/cpu/online") else {
+fn fill_topology_from_sysfs(root: &Root, report: &mut CpuReport) {
+    let Some(online) = root.read("/sys/devices/system/cpu/online") else {
         return;
     };
     let cpus = parse_cpu_list(online.trim());
@@ -298,8 +356,7 @@ fn fill_topology_from_sysfs(report: &mut CpuReport) {
     let mut sockets = BTreeSet::new();
     for cpu in &cpus {
         let read = |name: &str| {
-            fs::read_to_string(format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))
-                .ok()
+            root.read(&format!("/sys/devices/system/cpu/cpu{cpu}/topology/{name}"))
                 .map(|s| s.trim().to_string())
         };
         if let (Some(package), Some(core)) = (read("physical_package_id"), read("core_id")) {
@@ -331,28 +388,47 @@ pub fn parse_cpu_list(text: &str) -> Vec<usize> {
     cpus
 }
 
-#[cfg(target_os = "linux")]
-fn affinity_cpus() -> Result<usize, String> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this process (pid 0).
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        Ok(libc::CPU_COUNT(&set) as usize)
+/// The CPUs this process may run on: `Cpus_allowed_list` of /proc/self/status (what
+/// sched_getaffinity returns), else every online CPU.
+fn affinity(root: &Root) -> Result<Vec<usize>, String> {
+    if let Some(status) = root.read("/proc/self/status")
+        && let Some(list) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+    {
+        return Ok(parse_cpu_list(list.trim()));
     }
+    root.read("/sys/devices/system/cpu/online")
+        .map(|online| parse_cpu_list(online.trim()))
+        .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_string())
 }
 
-#[cfg(not(target_os = "linux"))]
-fn affinity_cpus() -> Result<usize, String> {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .map_err(|e| e.to_string())
+/// [0, 1, 2, 3, 8] → "0-3,8".
+pub fn cpu_list_text(cpus: &[usize]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i + 1] == sorted[i] + 1 {
+            i += 1;
+        }
+        parts.push(if sorted[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", sorted[i])
+        });
+        i += 1;
+    }
+    parts.join(",")
 }
 
 /// The tightest CPU quota on this process's cgroup path (v2 `cpu.max`, or v1 CFS quota).
-fn cgroup_cpu_quota() -> Option<f64> {
-    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
+fn cgroup_cpu_quota(root: &Root) -> Option<f64> {
+    let cgroups = root.read("/proc/self/cgroup")?;
+    let top = root.path("/sys/fs/cgroup");
     let mut tightest: Option<f64> = None;
     let mut consider = |quota: Option<f64>| {
         if let Some(q) = quota {
@@ -364,23 +440,22 @@ fn cgroup_cpu_quota() -> Option<f64> {
         let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
         if controllers.is_empty() {
             // cgroup v2: walk from this cgroup up to the root.
-            let mut dir = std::path::PathBuf::from(format!("/sys/fs/cgroup{path}"));
+            let mut dir = top.join(path.trim_start_matches('/'));
             loop {
                 consider(
                     fs::read_to_string(dir.join("cpu.max"))
                         .ok()
                         .and_then(|t| parse_cpu_max(&t)),
                 );
-                if !dir.pop() || !dir.starts_with("/sys/fs/cgroup") {
+                if !dir.pop() || !dir.starts_with(&top) {
                     break;
                 }
             }
         } else if controllers.split(',').any(|c| c == "cpu") {
-            for root in ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"] {
-                let dir = format!("{root}{path}");
+            for controller in ["/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"] {
+                let dir = format!("{controller}{path}");
                 let read = |name: &str| {
-                    fs::read_to_string(format!("{dir}/{name}"))
-                        .ok()
+                    root.read(&format!("{dir}/{name}"))
                         .and_then(|t| t.trim().parse::<f64>().ok())
                 };
                 if let (Some(quota), Some(period)) =
@@ -404,10 +479,12 @@ pub fn parse_cpu_max(text: &str) -> Option<f64> {
 }
 
 /// Base and maximum frequency: cpufreq where the kernel exposes it, else the "@ 2.50GHz" in the name.
-fn frequencies(model_name: Option<&str>) -> (Result<f64, String>, Result<f64, String>) {
+fn frequencies(
+    root: &Root,
+    model_name: Option<&str>,
+) -> (Result<f64, String>, Result<f64, String>) {
     let khz = |name: &str| {
-        fs::read_to_string(format!("/sys/devices/system/cpu/cpu0/cpufreq/{name}"))
-            .ok()
+        root.read(&format!("/sys/devices/system/cpu/cpu0/cpufreq/{name}"))
             .and_then(|t| t.trim().parse::<f64>().ok())
             .map(|k| k / 1000.0)
     };
@@ -428,11 +505,11 @@ pub fn mhz_in_name(name: &str) -> Option<f64> {
 }
 
 /// Cache sizes of cpu0, and how many instances the host has (logical CPUs / CPUs sharing one).
-fn caches(logical_cpus: Option<usize>) -> Vec<CacheLevel> {
+fn caches(root: &Root, logical_cpus: Option<usize>) -> Vec<CacheLevel> {
     let mut levels = Vec::new();
     for index in 0..8 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
-        let read = |name: &str| fs::read_to_string(format!("{dir}/{name}")).ok();
+        let read = |name: &str| root.read(&format!("{dir}/{name}"));
         let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
         else {
             break;
@@ -471,26 +548,42 @@ pub fn parse_cache_size(text: &str) -> Option<u64> {
 }
 
 /// Hints that this is not bare metal: hypervisor, container runtime, WSL.
-fn virtualization() -> Vec<String> {
+fn virtualization(root: &Root, cpuinfo: &str) -> Vec<String> {
     let mut hints = Vec::new();
-    if let Some(hypervisor) = hypervisor() {
+    // CPUID names the hypervisor on the machine itself; a recorded machine has its flags.
+    let hypervisor = if root.is_real() {
+        hypervisor()
+    } else {
+        let flagged = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"));
+        flagged.then(|| {
+            root.read("/sys/hypervisor/type")
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "unknown hypervisor".to_string())
+        })
+    };
+    if let Some(hypervisor) = hypervisor {
         hints.push(format!("virtual machine ({hypervisor})"));
     }
-    if fs::metadata("/.dockerenv").is_ok() {
+    if root.exists("/.dockerenv") {
         hints.push("container (Docker)".to_string());
-    } else if fs::metadata("/run/.containerenv").is_ok() {
+    } else if root.exists("/run/.containerenv") {
         hints.push("container (Podman)".to_string());
-    } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+    } else if root.is_real() && std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         hints.push("container (Kubernetes pod)".to_string());
-    } else if let Ok(cgroup) = fs::read_to_string("/proc/1/cgroup")
+    } else if let Some(cgroup) = root.read("/proc/1/cgroup")
         && ["docker", "kubepods", "containerd", "lxc"]
             .iter()
             .any(|k| cgroup.contains(k))
     {
         hints.push("container".to_string());
     }
-    if fs::read_to_string("/proc/sys/kernel/osrelease")
-        .is_ok_and(|r| r.to_lowercase().contains("microsoft"))
+    if root
+        .read("/proc/sys/kernel/osrelease")
+        .is_some_and(|r| r.to_lowercase().contains("microsoft"))
     {
         hints.push("WSL".to_string());
     }

@@ -5,7 +5,10 @@
 
 use std::path::Path;
 
-use nvml_wrapper::enum_wrappers::device::{Brand, Clock, TemperatureSensor};
+use nvml_wrapper::bitmasks::device::ThrottleReasons;
+use nvml_wrapper::enum_wrappers::device::{
+    Brand, Clock, EccCounter, MemoryError, TemperatureSensor,
+};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 use serde::{Deserialize, Serialize};
@@ -25,6 +28,9 @@ pub struct GpuSection {
     /// version nor the runtime's.
     pub cuda_driver_version: Option<String>,
     pub nvml_version: Option<String>,
+    /// NVML's own error when it could not start, e.g. "driver/library version mismatch".
+    #[serde(default)]
+    pub nvml_error: Option<String>,
     pub devices: Vec<GpuReport>,
     pub unavailable: Unavailable,
 }
@@ -70,7 +76,63 @@ pub struct GpuReport {
     pub uuid: Option<String>,
     /// Redacted unless `--no-redact`.
     pub serial: Option<String>,
+    /// CUDA cores, as NVML counts them.
+    #[serde(default)]
+    pub cuda_cores: Option<u32>,
+    /// Streaming multiprocessors: the cores over the cores per SM of the architecture.
+    #[serde(default)]
+    pub sm_count: Option<u32>,
+    #[serde(default)]
+    pub memory_bus_width_bits: Option<u32>,
+    /// Theoretical FP32 throughput: cores × 2 (an FMA) × the maximum SM clock, TFLOP/s.
+    #[serde(default)]
+    pub fp32_peak_tflops: Option<f64>,
+    /// Theoretical memory bandwidth: bus width × maximum memory clock × 2 / 8, GB/s.
+    #[serde(default)]
+    pub memory_bandwidth_peak_gbs: Option<f64>,
+    /// "data centre", "workstation", "consumer desktop", "laptop" or "embedded".
+    #[serde(default)]
+    pub class: Option<String>,
+    /// What holds the clocks down right now, as NVML's clocks event reasons name it
+    /// ("sw_power_cap", "hw_thermal_slowdown", …; "gpu_idle" when nothing runs).
+    #[serde(default)]
+    pub clocks_event_reasons: Option<Vec<String>>,
+    /// Uncorrected ECC errors since the driver loaded.
+    #[serde(default)]
+    pub ecc_uncorrected_volatile: Option<u64>,
+    #[serde(default)]
+    pub remapped_rows: Option<RemappedRows>,
+    /// Pages waiting for the GPU's next reset to be retired.
+    #[serde(default)]
+    pub retired_pages_pending: Option<bool>,
+    /// Other processes using the GPU (compute and graphics); pid and name only unredacted.
+    #[serde(default)]
+    pub processes: Option<Vec<GpuProcess>>,
+    /// The CPUs close to the GPU (NVML's affinity), e.g. "0-31,64-95".
+    #[serde(default)]
+    pub cpu_affinity: Option<String>,
     pub unavailable: Unavailable,
+}
+
+/// NVML's row remapping counts (Ampere and newer).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct RemappedRows {
+    pub correctable: u32,
+    pub uncorrectable: u32,
+    /// A remapping waits for the next reset.
+    pub pending: bool,
+    /// A remapping failed.
+    pub failed: bool,
+}
+
+/// A process using a GPU.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct GpuProcess {
+    /// Redacted unless `--no-redact`.
+    pub pid: Option<u32>,
+    /// Redacted unless `--no-redact`.
+    pub name: Option<String>,
+    pub memory_used_mib: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -149,6 +211,14 @@ pub fn probe_nvml() -> GpuSection {
                 "NVIDIA driver installed but not loaded (NVML: driver not loaded)",
             );
         }
+        Err(NvmlError::LibRmVersionMismatch) => {
+            return GpuSection {
+                nvml_error: Some("driver/library version mismatch".to_string()),
+                ..GpuSection::without_gpus(
+                    "NVML cannot start: the NVIDIA kernel module and the user-space driver are different versions",
+                )
+            };
+        }
         Err(e) => return GpuSection::without_gpus(format!("NVML failed to initialise: {e}")),
     };
     let mut unavailable = Unavailable::new();
@@ -168,6 +238,7 @@ pub fn probe_nvml() -> GpuSection {
             "nvml_version",
             &mut unavailable,
         ),
+        nvml_error: None,
         devices: Vec::new(),
         unavailable: Unavailable::new(),
     };
@@ -304,6 +375,38 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         ),
         uuid: keep(ask(device.uuid()), "uuid", &mut u),
         serial: keep(ask(device.serial()), "serial", &mut u),
+        cuda_cores: keep(ask(device.num_cores()), "cuda_cores", &mut u),
+        sm_count: None,
+        memory_bus_width_bits: keep(
+            ask(device.memory_bus_width()),
+            "memory_bus_width_bits",
+            &mut u,
+        ),
+        fp32_peak_tflops: None,
+        memory_bandwidth_peak_gbs: None,
+        class: None,
+        clocks_event_reasons: keep(
+            ask(device.current_throttle_reasons()).map(reason_names),
+            "clocks_event_reasons",
+            &mut u,
+        ),
+        ecc_uncorrected_volatile: keep(
+            ask(device.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)),
+            "ecc_uncorrected_volatile",
+            &mut u,
+        ),
+        remapped_rows: keep(remapped_rows(device), "remapped_rows", &mut u),
+        retired_pages_pending: keep(
+            ask(device.are_pages_pending_retired()),
+            "retired_pages_pending",
+            &mut u,
+        ),
+        processes: keep(processes(device), "processes", &mut u),
+        cpu_affinity: keep(
+            ask(device.cpu_affinity(16)).map(|masks| affinity_list(&masks)),
+            "cpu_affinity",
+            &mut u,
+        ),
         unavailable: Unavailable::new(),
     };
     if mig_enabled == Ok(true) {
@@ -316,6 +419,104 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
     }
     report.unavailable = u;
     report
+}
+
+/// NVML's clocks event reasons, by name.
+fn reason_names(reasons: ThrottleReasons) -> Vec<String> {
+    [
+        (ThrottleReasons::GPU_IDLE, "gpu_idle"),
+        (
+            ThrottleReasons::APPLICATIONS_CLOCKS_SETTING,
+            "applications_clocks_setting",
+        ),
+        (ThrottleReasons::SW_POWER_CAP, "sw_power_cap"),
+        (ThrottleReasons::HW_SLOWDOWN, "hw_slowdown"),
+        (ThrottleReasons::SYNC_BOOST, "sync_boost"),
+        (ThrottleReasons::SW_THERMAL_SLOWDOWN, "sw_thermal_slowdown"),
+        (ThrottleReasons::HW_THERMAL_SLOWDOWN, "hw_thermal_slowdown"),
+        (
+            ThrottleReasons::HW_POWER_BRAKE_SLOWDOWN,
+            "hw_power_brake_slowdown",
+        ),
+        (
+            ThrottleReasons::DISPLAY_CLOCK_SETTING,
+            "display_clock_setting",
+        ),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| reasons.contains(*flag))
+    .map(|(_, name)| name.to_string())
+    .collect()
+}
+
+/// NVML's CPU affinity masks (64 CPUs per word) as a CPU list.
+fn affinity_list(masks: &[std::os::raw::c_ulong]) -> String {
+    let cpus: Vec<usize> = masks
+        .iter()
+        .enumerate()
+        .flat_map(|(word, &bits)| {
+            (0..64)
+                .filter(move |bit| (bits >> bit) & 1 == 1)
+                .map(move |bit| word * 64 + bit)
+        })
+        .collect();
+    super::cpu::cpu_list_text(&cpus)
+}
+
+/// The other processes on the GPU, with their memory; names from /proc (pids of this machine's
+/// process namespace).
+fn processes(device: &Device) -> Result<Vec<GpuProcess>, String> {
+    use nvml_wrapper::enums::device::UsedGpuMemory;
+    let mut all = ask(device.running_compute_processes())?;
+    all.extend(device.running_graphics_processes().unwrap_or_default());
+    let me = std::process::id();
+    let mut seen = std::collections::BTreeSet::new();
+    Ok(all
+        .into_iter()
+        .filter(|p| p.pid != me && seen.insert(p.pid))
+        .map(|p| GpuProcess {
+            pid: Some(p.pid),
+            name: std::fs::read_to_string(format!("/proc/{}/comm", p.pid))
+                .ok()
+                .map(|n| n.trim().to_string()),
+            memory_used_mib: match p.used_gpu_memory {
+                UsedGpuMemory::Used(bytes) => Some(bytes / MIB),
+                UsedGpuMemory::Unavailable => None,
+            },
+        })
+        .collect())
+}
+
+/// Row remapping, through NVML's C API (nvml-wrapper has no call for it).
+fn remapped_rows(device: &Device) -> Result<RemappedRows, String> {
+    use nvml_wrapper_sys::bindings::{
+        NvmlLib, nvmlReturn_enum_NVML_ERROR_NOT_SUPPORTED, nvmlReturn_enum_NVML_SUCCESS,
+    };
+    // SAFETY: loading libnvidia-ml.so.1, which NVML already loaded and initialised in this process.
+    let lib = unsafe { NvmlLib::new("libnvidia-ml.so.1") }.map_err(|e| e.to_string())?;
+    let (mut correctable, mut uncorrectable, mut pending, mut failed) = (0, 0, 0, 0);
+    // SAFETY: a valid device handle and pointers to locals.
+    let status = unsafe {
+        lib.nvmlDeviceGetRemappedRows(
+            device.handle(),
+            &mut correctable,
+            &mut uncorrectable,
+            &mut pending,
+            &mut failed,
+        )
+    };
+    match status {
+        s if s == nvmlReturn_enum_NVML_SUCCESS => Ok(RemappedRows {
+            correctable,
+            uncorrectable,
+            pending: pending != 0,
+            failed: failed != 0,
+        }),
+        s if s == nvmlReturn_enum_NVML_ERROR_NOT_SUPPORTED => {
+            Err("not supported by this device".to_string())
+        }
+        s => Err(format!("NVML error {s}")),
+    }
 }
 
 /// The MIG devices of a GPU in MIG mode. nvml-wrapper has no call for them, so this asks NVML's
@@ -379,4 +580,36 @@ fn brand_name(brand: Brand) -> String {
         Brand::Nvidia => "NVIDIA".to_string(),
         other => format!("{other:?}"),
     }
+}
+
+/// How many CUDA devices a framework would see: the GPUs NVML reports, limited by
+/// `CUDA_VISIBLE_DEVICES` (`visible`) as CUDA reads it.
+pub fn visible_count(gpus: &GpuSection, visible: Option<&str>) -> usize {
+    let Some(list) = visible else {
+        return gpus.devices.len();
+    };
+    // CUDA takes the entries up to the first one that names no device (so "-1" or "" hide every
+    // GPU), and a device named twice ends the list too.
+    let mut seen = Vec::new();
+    for entry in list.split(',').map(str::trim) {
+        let found = if entry.starts_with("GPU-") || entry.starts_with("MIG-") {
+            gpus.devices.iter().position(|gpu| {
+                gpu.uuid.as_deref().is_some_and(|u| u.starts_with(entry))
+                    || gpu
+                        .mig_devices
+                        .iter()
+                        .any(|m| m.uuid.as_deref().is_some_and(|u| u.starts_with(entry)))
+            })
+        } else {
+            entry
+                .parse::<usize>()
+                .ok()
+                .filter(|&i| i < gpus.devices.len())
+        };
+        match found {
+            Some(index) if !seen.contains(&index) => seen.push(index),
+            _ => break,
+        }
+    }
+    seen.len()
 }

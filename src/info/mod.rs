@@ -6,7 +6,9 @@
 pub mod build;
 pub mod cpu;
 pub mod cuda_libs;
+pub mod findings;
 pub mod gpu;
+pub mod peaks;
 pub mod show;
 pub mod system;
 pub mod uarch;
@@ -43,6 +45,10 @@ pub struct InfoReport {
     pub kind: String,
     /// Whether identifying values (hostname, GPU UUIDs and serials) were replaced by placeholders.
     pub redacted: bool,
+    /// What on this machine will make training slow or wrong, errors first (absent in reports
+    /// from before findings).
+    #[serde(default)]
+    pub findings: Vec<findings::Finding>,
     pub build: build::BuildInfo,
     pub cpu: cpu::CpuReport,
     pub memory: system::MemoryReport,
@@ -63,10 +69,71 @@ impl InfoReport {
         secrets
     }
 
-    /// Replaces every identifying value, its own and those `redactor` knows, wherever it appears.
+    /// Replaces every identifying value, its own and those `redactor` knows, wherever it appears
+    /// (findings included: they were worked out from the true values); processes on the GPUs lose
+    /// their pids and names, in their findings too.
     pub fn redact(&mut self, redactor: &Redactor) {
+        for gpu in &mut self.gpu.devices {
+            for process in gpu.processes.iter_mut().flatten() {
+                process.pid = None;
+                process.name = None;
+            }
+        }
+        for finding in &mut self.findings {
+            if let Some(gpu) = self
+                .gpu
+                .devices
+                .iter()
+                .find(|g| format!("GPU {}", g.index) == finding.subject)
+                && finding.id == findings::OTHER_PROCESSES
+            {
+                finding.evidence = findings::other_processes(gpu).unwrap_or_default();
+            }
+        }
         redactor.clone().with(self.secrets()).apply(self);
         self.redacted = true;
+    }
+}
+
+/// Where the machine's files are read from: `/`, or the folder `HWBENCH_ROOT` names (a test seam:
+/// recorded /proc and /sys files, so that every rule can be tried on a made-up machine).
+#[derive(Clone, Debug)]
+pub struct Root(std::path::PathBuf);
+
+impl Root {
+    pub fn from_env() -> Self {
+        match std::env::var_os("HWBENCH_ROOT") {
+            Some(path) => Self(path.into()),
+            None => Self("/".into()),
+        }
+    }
+
+    /// The machine this process runs on.
+    pub fn real() -> Self {
+        Self("/".into())
+    }
+
+    /// A recorded machine.
+    pub fn at(path: impl Into<std::path::PathBuf>) -> Self {
+        Self(path.into())
+    }
+
+    /// True for the machine itself, where CPUID and system calls tell the same as the files.
+    pub fn is_real(&self) -> bool {
+        self.0 == std::path::Path::new("/")
+    }
+
+    /// An absolute path ("/proc/cpuinfo") under this root.
+    pub fn path(&self, path: &str) -> std::path::PathBuf {
+        self.0.join(path.trim_start_matches('/'))
+    }
+
+    pub fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(path)).ok()
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.path(path).exists()
     }
 }
 
@@ -93,16 +160,23 @@ impl GpuSource {
     }
 }
 
-/// Runs every probe. Never fails: what cannot be read is marked unavailable.
-pub fn collect(gpu_source: &GpuSource) -> InfoReport {
-    let gpu = gpu_source.probe();
+/// Runs every probe and works out the peaks. Never fails: what cannot be read is marked
+/// unavailable. Findings come last (`findings::assess`), once the report is redacted or not.
+pub fn collect(gpu_source: &GpuSource, root: &Root) -> InfoReport {
+    let mut gpu = gpu_source.probe();
+    for device in &mut gpu.devices {
+        peaks::fill_gpu(device);
+    }
+    let mut cpu = cpu::probe(root);
+    peaks::fill_cpu(&mut cpu);
     InfoReport {
         schema_version: SCHEMA_VERSION,
         kind: "info".to_string(),
         redacted: false,
+        findings: Vec::new(),
         build: build::BuildInfo::current(&gpu),
-        cpu: cpu::probe(),
-        memory: system::probe_memory(),
+        cpu,
+        memory: system::probe_memory(root),
         os: system::probe_os(),
         gpu,
         cuda_environment: cuda_libs::probe(),

@@ -1,7 +1,9 @@
-//! How an [`InfoReport`] reads: a short summary, then every section in detail.
+//! How an [`InfoReport`] reads: the findings first, a short summary, then every section in detail.
+//! Markdown keeps errors and warnings in view and folds the notes away with the details.
 
 use super::InfoReport;
 use super::cpu::CpuReport;
+use super::findings::{Finding, Severity};
 use super::gpu::{GpuReport, GpuSection};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
@@ -23,9 +25,17 @@ impl Render for InfoReport {
         details.push(Section::pairs("This build", build_pairs(self)));
         Document {
             title: "hwbench info".to_string(),
-            summary: vec![Section::pairs("Summary", summary(self))],
+            summary: vec![
+                findings_section("Findings", &self.findings),
+                Section::pairs("Summary", summary(self)),
+            ],
             details,
         }
+    }
+
+    /// Errors and warnings stay in view; notes go with the details.
+    fn markdown(&self) -> String {
+        crate::render::markdown::render(&self.markdown_document())
     }
 
     fn metrics(&self) -> Vec<Metric> {
@@ -124,8 +134,91 @@ impl Render for InfoReport {
             mig = mig.sample(&id, gpu.mig_enabled.map(|on| if on { 1.0 } else { 0.0 }));
         }
         metrics.extend([info, memory, power, sm_clock, mig]);
+        let mut finding = Metric::new(
+            "finding",
+            "1 for each finding: what on this machine makes training slow or wrong.",
+        );
+        for f in &self.findings {
+            finding = finding.sample(
+                &[
+                    ("id", f.id.as_str()),
+                    ("severity", f.severity.name()),
+                    ("subject", f.subject.as_str()),
+                ],
+                Some(1.0),
+            );
+        }
+        metrics.push(finding);
+        let mut peak = Metric::new(
+            "gpu_fp32_peak_flops",
+            "Theoretical FP32 throughput: CUDA cores × 2 × maximum SM clock.",
+        );
+        for gpu in &self.gpu.devices {
+            peak = peak.sample(
+                &[("gpu", &gpu.index.to_string())],
+                gpu.fp32_peak_tflops.map(|t| t * 1e12),
+            );
+        }
+        metrics.push(peak);
         metrics
     }
+}
+
+impl InfoReport {
+    /// The document Markdown draws: errors and warnings first in the summary, notes first in the
+    /// details (a bug report is built from it too).
+    pub fn markdown_document(&self) -> Document {
+        let mut doc = self.document();
+        let (serious, notes): (Vec<Finding>, Vec<Finding>) = self
+            .findings
+            .iter()
+            .cloned()
+            .partition(|f| f.severity > Severity::Note);
+        doc.summary[0] = if serious.is_empty() && !notes.is_empty() {
+            Section::text(
+                "Findings",
+                vec![format!(
+                    "No errors or warnings; {} note{} in the details.",
+                    notes.len(),
+                    if notes.len() == 1 { "" } else { "s" }
+                )],
+            )
+        } else {
+            findings_section("Findings", &serious)
+        };
+        if !notes.is_empty() {
+            doc.details
+                .insert(0, findings_section("Findings: notes", &notes));
+        }
+        doc
+    }
+}
+
+/// The findings as a grid, or one line saying there are none.
+pub fn findings_section(title: &str, findings: &[Finding]) -> Section {
+    if findings.is_empty() {
+        return Section::text(
+            title,
+            vec!["None: nothing here is known to make training slow or wrong.".to_string()],
+        );
+    }
+    let rows = findings
+        .iter()
+        .map(|f| {
+            vec![
+                f.severity.name().to_string(),
+                format!("{}: {} ({}) [{}]", f.subject, f.summary, f.evidence, f.id),
+                f.advice.clone(),
+            ]
+        })
+        .collect();
+    Section::grid(
+        title,
+        ["severity", "finding", "what to do"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    )
 }
 
 fn or_na(value: &Option<String>) -> String {
@@ -256,6 +349,26 @@ fn cpu_pairs(cpu: &CpuReport) -> Vec<(String, String)> {
         )
         .opt("base frequency", cpu.base_mhz, |m| format!("{m:.0} MHz"))
         .opt("max frequency", cpu.max_mhz, |m| format!("{m:.0} MHz"));
+    if let Some(mhz) = cpu.current_mhz {
+        p.add("clock now (cpu MHz)", format!("{mhz:.0} MHz"));
+    }
+    if let Some(governor) = &cpu.governor {
+        p.add("cpufreq governor", governor.clone());
+    }
+    match (cpu.fp32_peak_gflops, &cpu.fp32_peak_basis) {
+        (Some(gflops), Some(basis)) => {
+            p.add(
+                "FP32 peak (theoretical)",
+                format!("{gflops:.0} GFLOP/s: {basis}"),
+            );
+        }
+        _ => {
+            p.add(
+                "FP32 peak (theoretical)",
+                "unknown: no FMA width or clock known for this CPU",
+            );
+        }
+    }
     let caches: Vec<String> = cpu
         .caches
         .iter()
@@ -418,6 +531,78 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
     .add("PCI bus id", or_na(&g.pci_bus_id))
     .add("UUID", or_na(&g.uuid))
     .add("serial", or_na(&g.serial));
+    // What the GPU can do at best, and its health: shown where NVML answered.
+    if let Some(class) = &g.class {
+        p.add(
+            "class",
+            match &g.architecture {
+                Some(architecture) => format!("{class}, {architecture}"),
+                None => class.clone(),
+            },
+        );
+    }
+    if let Some(cores) = g.cuda_cores {
+        p.add(
+            "CUDA cores / SMs",
+            format!(
+                "{cores} / {}",
+                g.sm_count.map_or(NA.to_string(), |n| n.to_string())
+            ),
+        );
+    }
+    if let Some(bits) = g.memory_bus_width_bits {
+        p.add("memory bus", format!("{bits} bits"));
+    }
+    if let Some(tflops) = g.fp32_peak_tflops {
+        p.add("FP32 peak (theoretical)", format!("{tflops:.1} TFLOP/s"));
+    }
+    if let Some(gbs) = g.memory_bandwidth_peak_gbs {
+        p.add("memory bandwidth (theoretical)", format!("{gbs:.0} GB/s"));
+    }
+    if let Some(reasons) = &g.clocks_event_reasons {
+        p.add(
+            "clocks event reasons",
+            if reasons.is_empty() {
+                "none".to_string()
+            } else {
+                reasons.join(", ")
+            },
+        );
+    }
+    if let Some(errors) = g.ecc_uncorrected_volatile {
+        p.add(
+            "uncorrected ECC errors (since driver load)",
+            errors.to_string(),
+        );
+    }
+    if let Some(rows) = g.remapped_rows {
+        p.add(
+            "remapped rows",
+            format!(
+                "{} correctable, {} uncorrectable{}{}",
+                rows.correctable,
+                rows.uncorrectable,
+                if rows.pending { ", one pending" } else { "" },
+                if rows.failed {
+                    ", a remapping failed"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    if let Some(pending) = g.retired_pages_pending {
+        p.add(
+            "pages pending retirement",
+            if pending { "yes" } else { "no" },
+        );
+    }
+    if let Some(processes) = &g.processes {
+        p.add("other processes", processes.len().to_string());
+    }
+    if let Some(cpus) = &g.cpu_affinity {
+        p.add("CPUs close to it", cpus.clone());
+    }
     p.finish()
 }
 

@@ -1,9 +1,9 @@
-//! Memory and operating system, through sysinfo (memory figures only: no process or CPU sampling).
+//! Memory (from /proc/meminfo and the cgroup limit) and the operating system (through sysinfo).
 
 use serde::{Deserialize, Serialize};
 use sysinfo::System;
 
-use super::{Unavailable, keep};
+use super::{Root, Unavailable, keep};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -31,39 +31,60 @@ pub struct OsReport {
     pub unavailable: Unavailable,
 }
 
-pub fn probe_memory() -> MemoryReport {
-    let mut system = System::new();
-    system.refresh_memory();
+/// Memory from /proc/meminfo, and the cgroup memory limit on this process.
+pub fn probe_memory(root: &Root) -> MemoryReport {
     let mut unavailable = Unavailable::new();
-    let nonzero = |bytes: u64| {
-        if bytes == 0 {
-            Err("not reported by the OS".to_string())
-        } else {
-            Ok(bytes / MIB)
-        }
+    let meminfo = root.read("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> Result<u64, String> {
+        meminfo
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|kib| kib / 1024)
+            .ok_or_else(|| format!("no {name} in /proc/meminfo"))
     };
-    let total = system.total_memory();
-    let cgroup_limit = if total == 0 {
-        None
-    } else {
-        system
-            .cgroup_limits()
-            .map(|limits| limits.total_memory)
-            .filter(|&limit| limit < total)
-            .map(|limit| limit / MIB)
-    };
+    let total = keep(field("MemTotal"), "total_mib", &mut unavailable);
     MemoryReport {
-        total_mib: keep(nonzero(total), "total_mib", &mut unavailable),
-        available_mib: keep(
-            nonzero(system.available_memory()),
-            "available_mib",
-            &mut unavailable,
-        ),
-        swap_total_mib: Some(system.total_swap() / MIB),
-        swap_free_mib: Some(system.free_swap() / MIB),
-        cgroup_limit_mib: cgroup_limit,
+        total_mib: total,
+        available_mib: keep(field("MemAvailable"), "available_mib", &mut unavailable),
+        swap_total_mib: keep(field("SwapTotal"), "swap_total_mib", &mut unavailable),
+        swap_free_mib: keep(field("SwapFree"), "swap_free_mib", &mut unavailable),
+        cgroup_limit_mib: cgroup_memory_limit_mib(root)
+            .filter(|&limit| total.is_some_and(|t| limit < t)),
         unavailable,
     }
+}
+
+/// The tightest memory limit on this process's cgroup path (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`), in MiB.
+fn cgroup_memory_limit_mib(root: &Root) -> Option<u64> {
+    let cgroups = root.read("/proc/self/cgroup")?;
+    let mut tightest: Option<u64> = None;
+    let mut consider = |text: Option<String>| {
+        if let Some(bytes) = text.and_then(|t| t.trim().parse::<u64>().ok()) {
+            let mib = bytes / MIB;
+            tightest = Some(tightest.map_or(mib, |t| t.min(mib)));
+        }
+    };
+    for line in cgroups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        if controllers.is_empty() {
+            let mut dir = path.trim_end_matches('/').to_string();
+            loop {
+                consider(root.read(&format!("/sys/fs/cgroup{dir}/memory.max")));
+                match dir.rfind('/') {
+                    Some(cut) => dir.truncate(cut),
+                    None => break,
+                }
+            }
+        } else if controllers.split(',').any(|c| c == "memory") {
+            consider(root.read(&format!(
+                "/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"
+            )));
+        }
+    }
+    tightest
 }
 
 pub fn probe_os() -> OsReport {

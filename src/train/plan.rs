@@ -180,7 +180,9 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
     let mut notes = Vec::new();
     let mut devices: Vec<DeviceSpec> = Vec::new();
     if wants_cpu {
-        let usable = crate::info::cpu::probe().usable_cpus.unwrap_or(1);
+        let usable = crate::info::cpu::probe(&crate::info::Root::from_env())
+            .usable_cpus
+            .unwrap_or(1);
         let threads = match threads.is_empty() {
             true if usable > 1 => vec![1, usable],
             true => vec![1],

@@ -11,6 +11,7 @@ mod cli_pytorch;
 mod cli_report;
 mod cli_train;
 mod cpu_parsing;
+mod findings;
 mod fuzz_regressions;
 mod gpu_check;
 mod hostile;

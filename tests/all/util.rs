@@ -155,6 +155,16 @@ pub fn fixture(path: &str) -> String {
 
 /// An `info` report made only of recorded data, so it renders the same on every machine.
 pub fn info_report(gpu_fixture: &str) -> InfoReport {
+    let mut report = recorded_info(gpu_fixture);
+    for gpu in &mut report.gpu.devices {
+        hwbench::info::peaks::fill_gpu(gpu);
+    }
+    hwbench::info::peaks::fill_cpu(&mut report.cpu);
+    report.findings = hwbench::info::findings::assess(&report);
+    report
+}
+
+fn recorded_info(gpu_fixture: &str) -> InfoReport {
     let cpuinfo = std::fs::read_to_string(fixture("cpuinfo/xeon_cascade_lake_2core.txt")).unwrap();
     let mut cpu = cpu::from_cpuinfo(&cpuinfo);
     cpu.architecture = "x86_64".to_string();
@@ -186,6 +196,7 @@ pub fn info_report(gpu_fixture: &str) -> InfoReport {
         schema_version: SCHEMA_VERSION,
         kind: "info".to_string(),
         redacted: false,
+        findings: Vec::new(),
         build: BuildInfo {
             hwbench_version: "0.1.0".to_string(),
             target: "x86_64-unknown-linux-gnu".to_string(),

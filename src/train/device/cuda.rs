@@ -35,36 +35,9 @@ pub fn open(ordinal: usize) -> Result<Device, String> {
     Device::new_cuda(ordinal).map_err(|e| format!("cannot open cuda:{ordinal}: {e}"))
 }
 
-/// How many CUDA devices a framework would see: the GPUs NVML reports, limited by
-/// `CUDA_VISIBLE_DEVICES` (`visible`) as CUDA reads it.
+/// How many CUDA devices a framework would see (see [`GpuSection::visible_count`]).
 pub fn visible_count(gpus: &GpuSection, visible: Option<&str>) -> usize {
-    let Some(list) = visible else {
-        return gpus.devices.len();
-    };
-    // CUDA takes the entries up to the first one that names no device (so "-1" or "" hide every
-    // GPU), and a device named twice ends the list too.
-    let mut seen = Vec::new();
-    for entry in list.split(',').map(str::trim) {
-        let found = if entry.starts_with("GPU-") || entry.starts_with("MIG-") {
-            gpus.devices.iter().position(|gpu| {
-                gpu.uuid.as_deref().is_some_and(|u| u.starts_with(entry))
-                    || gpu
-                        .mig_devices
-                        .iter()
-                        .any(|m| m.uuid.as_deref().is_some_and(|u| u.starts_with(entry)))
-            })
-        } else {
-            entry
-                .parse::<usize>()
-                .ok()
-                .filter(|&i| i < gpus.devices.len())
-        };
-        match found {
-            Some(index) if !seen.contains(&index) => seen.push(index),
-            _ => break,
-        }
-    }
-    seen.len()
+    crate::info::gpu::visible_count(gpus, visible)
 }
 
 /// The CUDA ordinals the default run trains on: all visible ones, or only cuda:0 when every

@@ -1,0 +1,657 @@
+//! What on this machine will make training slow or wrong, said as findings: a stable id, a
+//! severity, the subject, the values read, and one line on what to do.
+//!
+//! Every rule reads only the collected report, so recorded GPU sections and /proc and /sys files
+//! (see `Root`) try each one. A rule whose data could not be read stays silent: a query NVML does
+//! not support never raises a false alarm. The table in docs/findings.md lists every rule.
+
+use serde::{Deserialize, Serialize};
+
+use super::InfoReport;
+use super::cpu::{CpuReport, parse_cpu_list};
+use super::gpu::GpuReport;
+use crate::units::gib;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing when reading timings.
+    Note,
+    /// Slows training or skews timings.
+    Warning,
+    /// Makes training fail or compute wrong results.
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Note => "note",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable across versions, e.g. "gpu.pcie-narrow".
+    pub id: String,
+    pub severity: Severity,
+    /// What it is about: "GPU 0", "CPU", "memory", "environment", "GPUs", "NVIDIA driver".
+    pub subject: String,
+    /// What it is, in words.
+    pub summary: String,
+    /// The values read.
+    pub evidence: String,
+    /// What to do, in one line.
+    pub advice: String,
+}
+
+/// Every rule: id, severity, what it checks (the docs' table is written from the same words).
+pub const RULES: &[(&str, Severity, &str)] = &[
+    (
+        "gpu.driver-mismatch",
+        Severity::Error,
+        "NVML reports that the NVIDIA kernel module and user-space driver differ",
+    ),
+    (
+        "gpu.ecc-uncorrected",
+        Severity::Error,
+        "uncorrected ECC errors since the driver loaded",
+    ),
+    (
+        "gpu.row-remap-pending",
+        Severity::Error,
+        "a memory row remapping waits for a GPU reset",
+    ),
+    (
+        "gpu.row-remap-failed",
+        Severity::Error,
+        "a memory row remapping failed",
+    ),
+    (
+        "gpu.pages-pending-retirement",
+        Severity::Error,
+        "memory pages wait for a reset to be retired",
+    ),
+    (
+        "gpu.driver-older-than-companion",
+        Severity::Error,
+        "the driver supports an older CUDA than hwbench-cuda was built with",
+    ),
+    (
+        "gpu.compute-capability-unsupported",
+        Severity::Error,
+        "the GPU's compute capability is below hwbench-cuda's kernels",
+    ),
+    (
+        "gpu.clocks-held-down",
+        Severity::Warning,
+        "clocks held down now by power cap, slowdown, thermal, power brake or sync boost",
+    ),
+    (
+        "gpu.pcie-narrow",
+        Severity::Warning,
+        "PCIe link narrower than the GPU and slot allow",
+    ),
+    (
+        "gpu.other-processes",
+        Severity::Warning,
+        "other processes use the GPU",
+    ),
+    (
+        "gpu.cpu-affinity",
+        Severity::Warning,
+        "the GPU's CPUs and the CPUs this process may use do not overlap",
+    ),
+    (
+        "env.cuda-visible-devices-missing",
+        Severity::Warning,
+        "CUDA_VISIBLE_DEVICES names GPUs that do not exist",
+    ),
+    (
+        "env.cuda-visible-devices-hides-all",
+        Severity::Warning,
+        "CUDA_VISIBLE_DEVICES hides every GPU",
+    ),
+    (
+        "env.cuda-visible-devices-mixed",
+        Severity::Warning,
+        "CUDA_VISIBLE_DEVICES mixes indices and UUIDs",
+    ),
+    (
+        "cpu.fewer-usable-than-cores",
+        Severity::Warning,
+        "this process may use fewer CPUs than the machine has cores (affinity or cgroup quota)",
+    ),
+    (
+        "cpu.governor",
+        Severity::Warning,
+        "a cpufreq governor other than performance",
+    ),
+    (
+        "cpu.no-avx2-fma",
+        Severity::Warning,
+        "an x86-64 CPU without AVX2 or FMA",
+    ),
+    ("cpu.no-neon", Severity::Warning, "an ARM CPU without NEON"),
+    (
+        "memory.low-available",
+        Severity::Warning,
+        "less than 10% of memory available",
+    ),
+    ("memory.swap-in-use", Severity::Warning, "swap in use"),
+    (
+        "gpu.pcie-gen-low",
+        Severity::Note,
+        "PCIe link running below its maximum generation (idle GPUs lower it)",
+    ),
+    (
+        "gpu.persistence-off",
+        Severity::Note,
+        "persistence mode off (Linux)",
+    ),
+    (
+        "gpu.mig-enabled",
+        Severity::Note,
+        "MIG enabled: training sees a slice",
+    ),
+    (
+        "gpu.ecc-off",
+        Severity::Note,
+        "ECC off on a data-centre GPU",
+    ),
+    (
+        "gpu.mixed-models",
+        Severity::Note,
+        "GPUs of more than one model",
+    ),
+    (
+        "memory.cgroup-limit",
+        Severity::Note,
+        "a cgroup memory limit below the machine's memory",
+    ),
+    (
+        "env.virtual-machine",
+        Severity::Note,
+        "running in a virtual machine",
+    ),
+    ("env.container", Severity::Note, "running in a container"),
+];
+
+/// Everything the rules find in `report`, errors first.
+pub fn assess(report: &InfoReport) -> Vec<Finding> {
+    let mut found = Vec::new();
+    let mut add = |id: &str, subject: &str, evidence: String, advice: &str| {
+        let (severity, summary) = RULES
+            .iter()
+            .find(|(rule, _, _)| *rule == id)
+            .map(|(_, severity, summary)| (*severity, *summary))
+            .unwrap_or((Severity::Note, ""));
+        found.push(Finding {
+            id: id.to_string(),
+            severity,
+            subject: subject.to_string(),
+            summary: summary.to_string(),
+            evidence,
+            advice: advice.to_string(),
+        });
+    };
+    driver(report, &mut add);
+    for gpu in &report.gpu.devices {
+        gpu_rules(report, gpu, &mut add);
+    }
+    cuda_visible_devices(report, &mut add);
+    cpu_rules(&report.cpu, &mut add);
+    memory_rules(report, &mut add);
+    environment(&report.cpu, &mut add);
+    found.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    found
+}
+
+type Add<'a> = dyn FnMut(&str, &str, String, &str) + 'a;
+
+fn driver(report: &InfoReport, add: &mut Add) {
+    let gpus = &report.gpu;
+    if let Some(error) = &gpus.nvml_error
+        && error.contains("mismatch")
+    {
+        add(
+            "gpu.driver-mismatch",
+            "NVIDIA driver",
+            format!("NVML: {error}"),
+            "reboot, or unload and reload the nvidia kernel modules, so that they match the installed driver",
+        );
+    }
+    let mut names: Vec<&str> = gpus
+        .devices
+        .iter()
+        .filter_map(|g| g.name.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() > 1 {
+        add(
+            "gpu.mixed-models",
+            "GPUs",
+            names.join(", "),
+            "timings differ by GPU: compare like with like (hwbench trains on each model)",
+        );
+    }
+    if let (Some(driver), Some(build)) = (
+        gpus.cuda_driver_version.as_deref(),
+        &report.build.cuda_companion.build,
+    ) && let (Some(have), Some(need)) = (version(driver), version(&build.cuda_version))
+        && have < need
+    {
+        add(
+            "gpu.driver-older-than-companion",
+            "NVIDIA driver",
+            format!(
+                "the driver supports CUDA {driver}; hwbench-cuda was built with CUDA {}",
+                build.cuda_version
+            ),
+            "upgrade the NVIDIA driver (580 or newer for CUDA 13.0), or build hwbench-cuda with an older CUDA",
+        );
+    }
+}
+
+fn version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
+    let subject = format!("GPU {}", gpu.index);
+    let subject = subject.as_str();
+    if let Some(reasons) = &gpu.clocks_event_reasons {
+        let holding: Vec<&str> = reasons
+            .iter()
+            .map(String::as_str)
+            .filter(|r| {
+                !matches!(
+                    *r,
+                    "gpu_idle" | "applications_clocks_setting" | "display_clock_setting"
+                )
+            })
+            .collect();
+        if let Some(first) = holding.first() {
+            let clock = match (gpu.sm_clock_mhz, gpu.sm_clock_max_mhz) {
+                (Some(now), Some(max)) => format!("; SM clock {now} of {max} MHz"),
+                _ => String::new(),
+            };
+            let power = match (gpu.power_limit_enforced_w, gpu.power_limit_default_w) {
+                (Some(now), Some(default)) if now < default => {
+                    format!("; power limit {now:.0} W of {default:.0} W by default")
+                }
+                _ => String::new(),
+            };
+            add(
+                "gpu.clocks-held-down",
+                subject,
+                format!("clocks event reasons: {}{clock}{power}", holding.join(", ")),
+                match *first {
+                    "sw_power_cap" => {
+                        "the power limit holds the clocks down: check `nvidia-smi -q -d POWER` and raise the limit (nvidia-smi -pl) to the default"
+                    }
+                    "sw_thermal_slowdown" | "hw_thermal_slowdown" => {
+                        "the GPU is too hot: check its cooling, fans and airflow"
+                    }
+                    "sync_boost" => {
+                        "it is held to the slowest GPU of its sync boost group: compare each GPU alone"
+                    }
+                    _ => {
+                        "the board asks for lower clocks (power delivery or temperature): check power cables, the power supply and cooling"
+                    }
+                },
+            );
+        }
+    }
+    if let (Some(width), Some(max)) = (gpu.pcie_width_current, gpu.pcie_width_max)
+        && width < max
+    {
+        add(
+            "gpu.pcie-narrow",
+            subject,
+            format!(
+                "PCIe {} of {}",
+                link(gpu.pcie_generation_current, width),
+                link(gpu.pcie_generation_max, max)
+            ),
+            "the link trained narrower than GPU and slot allow, so host transfers run slower: reseat the GPU, check the riser and the slot's lanes (BIOS bifurcation)",
+        );
+    } else if let (Some(generation), Some(max)) =
+        (gpu.pcie_generation_current, gpu.pcie_generation_max)
+        && generation < max
+    {
+        add(
+            "gpu.pcie-gen-low",
+            subject,
+            format!("PCIe Gen{generation} of Gen{max}"),
+            "an idle GPU lowers its link speed to save power: look again while it works (nvidia-smi -q -d PCIE)",
+        );
+    }
+    if let Some(errors) = gpu.ecc_uncorrected_volatile
+        && errors > 0
+    {
+        add(
+            "gpu.ecc-uncorrected",
+            subject,
+            format!("{errors} uncorrected ECC errors since the driver loaded"),
+            "results on this GPU may be wrong: reset it (nvidia-smi -r) or reboot; if errors come back, contact the vendor",
+        );
+    }
+    if let Some(rows) = gpu.remapped_rows {
+        if rows.pending {
+            add(
+                "gpu.row-remap-pending",
+                subject,
+                format!(
+                    "row remapping pending ({} uncorrectable rows remapped so far)",
+                    rows.uncorrectable
+                ),
+                "reset the GPU (nvidia-smi -r) before training on it, so that the remapping takes effect",
+            );
+        }
+        if rows.failed {
+            add(
+                "gpu.row-remap-failed",
+                subject,
+                "row remapping failed".to_string(),
+                "the GPU's memory is failing: take it out of service and contact the vendor",
+            );
+        }
+    }
+    if gpu.retired_pages_pending == Some(true) {
+        add(
+            "gpu.pages-pending-retirement",
+            subject,
+            "pages pending retirement".to_string(),
+            "reset the GPU (nvidia-smi -r) to retire them; if pages keep failing, contact the vendor",
+        );
+    }
+    if let Some(evidence) = other_processes(gpu) {
+        add(
+            OTHER_PROCESSES,
+            subject,
+            evidence,
+            "their work disturbs every timing on this GPU: stop them, or train on another GPU",
+        );
+    }
+    if std::env::consts::OS == "linux" && gpu.persistence_mode == Some(false) {
+        add(
+            "gpu.persistence-off",
+            subject,
+            "persistence mode off".to_string(),
+            "the first CUDA call pays for starting the driver: enable persistence (nvidia-persistenced, or nvidia-smi -pm 1)",
+        );
+    }
+    if gpu.mig_enabled == Some(true) {
+        add(
+            "gpu.mig-enabled",
+            subject,
+            format!("MIG on, {} MIG devices", gpu.mig_devices.len()),
+            "training sees one MIG slice, not the whole GPU: compare with the slice's size in mind",
+        );
+    }
+    if gpu.class.as_deref() == Some("data centre") && gpu.ecc_enabled == Some(false) {
+        add(
+            "gpu.ecc-off",
+            subject,
+            "ECC off".to_string(),
+            "memory errors go unnoticed: enable ECC (nvidia-smi -e 1) and reset the GPU",
+        );
+    }
+    if let Some(cc) = gpu.compute_capability.as_deref()
+        && !report.build.cuda_companion.supports_compute_capability(cc)
+        && let Some(build) = &report.build.cuda_companion.build
+    {
+        add(
+            "gpu.compute-capability-unsupported",
+            subject,
+            format!(
+                "compute capability {cc}; hwbench-cuda's kernels are for {}{}",
+                build.compute_capability,
+                if build.ptx { " and newer" } else { " only" }
+            ),
+            "rebuild hwbench-cuda for this GPU (CUDA_COMPUTE_CAP=… scripts/build-cuda.sh)",
+        );
+    }
+    if let (Some(near), Some(mine)) = (&gpu.cpu_affinity, &report.cpu.affinity_list) {
+        let near = parse_cpu_list(near);
+        let mine = parse_cpu_list(mine);
+        if !near.is_empty() && !mine.is_empty() && !near.iter().any(|cpu| mine.contains(cpu)) {
+            add(
+                "gpu.cpu-affinity",
+                subject,
+                format!(
+                    "the GPU's CPUs are {}, this process may use {}",
+                    gpu.cpu_affinity.as_deref().unwrap_or_default(),
+                    report.cpu.affinity_list.as_deref().unwrap_or_default()
+                ),
+                "every host transfer crosses to the other socket: run on the GPU's CPUs (numactl --cpunodebind, or taskset)",
+            );
+        }
+    }
+}
+
+/// The id of the finding about other processes on a GPU.
+pub const OTHER_PROCESSES: &str = "gpu.other-processes";
+
+/// What the other processes on `gpu` are: how many, their memory, and their names and pids where
+/// the report still has them; `None` when there are none (or NVML could not say).
+pub fn other_processes(gpu: &GpuReport) -> Option<String> {
+    let processes = gpu.processes.as_ref().filter(|p| !p.is_empty())?;
+    let memory: u64 = processes.iter().filter_map(|p| p.memory_used_mib).sum();
+    let named: Vec<String> = processes
+        .iter()
+        .filter_map(|p| match (&p.name, p.pid) {
+            (Some(name), Some(pid)) => Some(format!("{name} ({pid})")),
+            (None, Some(pid)) => Some(format!("pid {pid}")),
+            _ => None,
+        })
+        .collect();
+    Some(format!(
+        "{} other process{} using {memory} MiB{}",
+        processes.len(),
+        if processes.len() == 1 { "" } else { "es" },
+        if named.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", named.join(", "))
+        }
+    ))
+}
+
+fn link(generation: Option<u32>, width: u32) -> String {
+    match generation {
+        Some(g) => format!("Gen{g} x{width}"),
+        None => format!("x{width}"),
+    }
+}
+
+fn cuda_visible_devices(report: &InfoReport, add: &mut Add) {
+    let Some(list) = report.cuda_environment.cuda_visible_devices.as_deref() else {
+        return;
+    };
+    let gpus = &report.gpu.devices;
+    if gpus.is_empty() {
+        return;
+    }
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    let is_uuid = |e: &str| e.starts_with("GPU-") || e.starts_with("MIG-");
+    let exists = |e: &str| {
+        if is_uuid(e) {
+            gpus.iter().any(|g| {
+                g.uuid.as_deref().is_some_and(|u| u.starts_with(e))
+                    || g.mig_devices
+                        .iter()
+                        .any(|m| m.uuid.as_deref().is_some_and(|u| u.starts_with(e)))
+            })
+        } else {
+            e.parse::<usize>().is_ok_and(|i| i < gpus.len())
+        }
+    };
+    let visible = crate::info::gpu::visible_count(&report.gpu, Some(list));
+    if visible == 0 {
+        add(
+            "env.cuda-visible-devices-hides-all",
+            "environment",
+            format!(
+                "CUDA_VISIBLE_DEVICES={list:?} with {} GPUs here",
+                gpus.len()
+            ),
+            "no framework sees a GPU: unset CUDA_VISIBLE_DEVICES or name a GPU that exists",
+        );
+    } else {
+        let missing: Vec<&str> = entries
+            .iter()
+            .copied()
+            .filter(|e| !e.is_empty() && !exists(e))
+            .collect();
+        if !missing.is_empty() {
+            add(
+                "env.cuda-visible-devices-missing",
+                "environment",
+                format!(
+                    "CUDA_VISIBLE_DEVICES names {} that do not exist ({} GPUs here); CUDA stops at the first",
+                    missing.join(", "),
+                    gpus.len()
+                ),
+                "name GPUs by index (0 to the GPU count − 1) or by the UUIDs `hwbench info --no-redact` shows",
+            );
+        }
+    }
+    if entries.iter().any(|e| is_uuid(e)) && entries.iter().any(|e| e.parse::<usize>().is_ok()) {
+        add(
+            "env.cuda-visible-devices-mixed",
+            "environment",
+            format!("CUDA_VISIBLE_DEVICES={list:?}"),
+            "use either indices or UUIDs: CUDA reads a mixed list differently from what most people expect",
+        );
+    }
+}
+
+fn cpu_rules(cpu: &CpuReport, add: &mut Add) {
+    if let (Some(usable), Some(cores)) = (cpu.usable_cpus, cpu.physical_cores)
+        && usable < cores
+    {
+        let mut limits = Vec::new();
+        if let Some(affinity) = cpu.affinity_cpus
+            && affinity < cores
+        {
+            limits.push(format!("affinity mask of {affinity} CPUs"));
+        }
+        if let Some(quota) = cpu.cgroup_cpu_quota {
+            limits.push(format!("cgroup CPU quota of {quota:.2} CPUs"));
+        }
+        add(
+            "cpu.fewer-usable-than-cores",
+            "CPU",
+            format!(
+                "{usable} usable CPUs of {cores} cores{}",
+                if limits.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", limits.join(", "))
+                }
+            ),
+            "training and hwbench use only these: widen the affinity (taskset, cpuset) or the container's CPU quota",
+        );
+    }
+    if let Some(governor) = &cpu.governor
+        && governor != "performance"
+    {
+        add(
+            "cpu.governor",
+            "CPU",
+            format!("cpufreq governor {governor}"),
+            "the clock follows the load, so timings vary: set the performance governor (cpupower frequency-set -g performance)",
+        );
+    }
+    let missing = |feature: &str| cpu.features_missing.iter().any(|f| f == feature);
+    // Which list was looked at says which kind of CPU this is (a recorded machine may not be the
+    // one hwbench was built for).
+    let looked_for = |feature: &str| missing(feature) || cpu.features.iter().any(|f| f == feature);
+    if looked_for("avx2") && (missing("avx2") || missing("fma")) {
+        let absent: Vec<&str> = ["avx2", "fma"].into_iter().filter(|f| missing(f)).collect();
+        add(
+            "cpu.no-avx2-fma",
+            "CPU",
+            format!("no {}", absent.join(" or ")),
+            "ML kernels fall back to slow paths: train on a CPU with AVX2 and FMA (x86-64-v3), or check that the hypervisor passes them through",
+        );
+    } else if looked_for("neon") && missing("neon") {
+        add(
+            "cpu.no-neon",
+            "CPU",
+            "no NEON".to_string(),
+            "ML kernels fall back to scalar code: train on a CPU with NEON (every ARMv8-A application core has it)",
+        );
+    }
+}
+
+fn memory_rules(report: &InfoReport, add: &mut Add) {
+    let memory = &report.memory;
+    if let (Some(total), Some(available)) = (memory.total_mib, memory.available_mib)
+        && total > 0
+        && available * 10 < total
+    {
+        add(
+            "memory.low-available",
+            "memory",
+            format!("{} available of {}", gib(available), gib(total)),
+            "training may swap or be killed: stop what holds the memory, or train something smaller",
+        );
+    }
+    if let (Some(total), Some(free)) = (memory.swap_total_mib, memory.swap_free_mib)
+        && total > free
+    {
+        add(
+            "memory.swap-in-use",
+            "memory",
+            format!("{} MiB of swap in use", total - free),
+            "swapping slows everything unpredictably: free memory before timing",
+        );
+    }
+    if let Some(limit) = memory.cgroup_limit_mib {
+        add(
+            "memory.cgroup-limit",
+            "memory",
+            format!(
+                "cgroup memory limit {} of {}",
+                gib(limit),
+                memory.total_mib.map_or("n/a".to_string(), gib)
+            ),
+            "a run larger than the limit is killed: size models to the limit, not to the machine",
+        );
+    }
+}
+
+fn environment(cpu: &CpuReport, add: &mut Add) {
+    // "virtual machine (KVM)" → "KVM".
+    let inside = |hint: &str| -> String {
+        match hint.split_once('(') {
+            Some((_, rest)) => rest.trim_end_matches(')').to_string(),
+            None => hint.to_string(),
+        }
+    };
+    for hint in &cpu.virtualization {
+        if hint.starts_with("virtual machine") {
+            add(
+                "env.virtual-machine",
+                "environment",
+                inside(hint),
+                "timings include the hypervisor: a passed-through GPU pays more for each kernel launch than on bare metal",
+            );
+        } else if hint.starts_with("container") {
+            add(
+                "env.container",
+                "environment",
+                inside(hint),
+                "timings include the container's limits: compare with runs in the same kind of container",
+            );
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! What the hardware can do at best: each GPU's theoretical FP32 throughput and memory bandwidth,
+//! its SM count and class, and the usable CPU cores' FP32 throughput. A scaling sweep compares
+//! what training reaches with these.
+
+use super::cpu::CpuReport;
+use super::gpu::GpuReport;
+
+/// CUDA cores per streaming multiprocessor, by compute capability.
+fn cores_per_sm(major: u32, minor: u32) -> Option<u32> {
+    Some(match (major, minor) {
+        (5, _) => 128,
+        (6, 0) => 64,
+        (6, _) => 128,
+        (7, _) => 64,
+        (8, 0) => 64,
+        (8, _) => 128,
+        (9, _) | (10, _) | (11, _) | (12, _) => 128,
+        _ => return None,
+    })
+}
+
+/// Fills a GPU's SM count, peaks and class from what NVML reported.
+pub fn fill_gpu(gpu: &mut GpuReport) {
+    let cc = gpu.compute_capability.as_deref().and_then(|cc| {
+        let (major, minor) = cc.split_once('.')?;
+        Some((
+            major.parse().ok()?,
+            minor.trim_end_matches('a').parse().ok()?,
+        ))
+    });
+    if let (Some(cores), Some((major, minor))) = (gpu.cuda_cores, cc) {
+        gpu.sm_count = cores_per_sm(major, minor).map(|per_sm| cores / per_sm);
+    }
+    if let (Some(cores), Some(mhz)) = (gpu.cuda_cores, gpu.sm_clock_max_mhz) {
+        gpu.fp32_peak_tflops = Some(f64::from(cores) * 2.0 * f64::from(mhz) / 1e6);
+    }
+    if let (Some(bits), Some(mhz)) = (gpu.memory_bus_width_bits, gpu.memory_clock_max_mhz) {
+        gpu.memory_bandwidth_peak_gbs = Some(f64::from(bits) * f64::from(mhz) * 2.0 / 8.0 / 1e3);
+    }
+    gpu.class = gpu
+        .name
+        .as_deref()
+        .and_then(|name| class(name, gpu.brand.as_deref()))
+        .map(str::to_string);
+}
+
+/// What kind of machine a GPU is made for, from its name and brand.
+pub fn class(name: &str, brand: Option<&str>) -> Option<&'static str> {
+    let name = name.to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
+    Some(if has(&["jetson", "orin", "xavier", "tegra", "thor"]) {
+        "embedded"
+    } else if has(&["laptop", "max-q", "mobile"]) {
+        "laptop"
+    } else if brand.is_some_and(|b| b.starts_with("Tesla"))
+        || has(&[
+            "a100", "h100", "h200", "h800", "h20", "a800", "b100", "b200", "gb200", "gh200", " l4",
+            "l40", "a10", "a16", "a2 ", "a30", "a40", "t4", "v100", "p100", "p40", "k80",
+        ])
+    {
+        "data centre"
+    } else if has(&[
+        "quadro",
+        "rtx a",
+        "rtx pro",
+        " ada generation",
+        "rtx 6000",
+        "rtx 5000",
+    ]) || brand.is_some_and(|b| b.starts_with("Quadro") || b.starts_with("NVIDIA RTX"))
+    {
+        "workstation"
+    } else if has(&["geforce", "titan"]) {
+        "consumer desktop"
+    } else {
+        return None;
+    })
+}
+
+/// FP32 floating-point operations one core does per cycle at most (its FMA units × lanes × 2),
+/// and why, by microarchitecture.
+pub fn fp32_per_cycle(microarchitecture: &str) -> Option<(u32, &'static str)> {
+    let m = microarchitecture;
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| m.starts_with(p));
+    Some(if starts(&["Zen 5 (Strix", "Zen 5 (Krackan"]) {
+        (32, "two 256-bit FMA units")
+    } else if starts(&["Zen 5"]) {
+        (64, "two 512-bit FMA units")
+    } else if starts(&["Zen 4", "Zen 3", "Zen 2"]) {
+        (32, "two 256-bit FMA units")
+    } else if starts(&["Zen"]) {
+        (16, "two 128-bit FMA units")
+    } else if starts(&[
+        "Skylake-SP",
+        "Cascade Lake",
+        "Cooper Lake",
+        "Ice Lake-SP",
+        "Sapphire Rapids",
+        "Emerald Rapids",
+        "Granite Rapids",
+    ]) {
+        (64, "two 512-bit FMA units (Xeon Gold and Platinum)")
+    } else if starts(&["Ice Lake", "Tiger Lake", "Rocket Lake"]) {
+        (32, "one 512-bit FMA unit")
+    } else if starts(&[
+        "Haswell",
+        "Broadwell",
+        "Skylake",
+        "Kaby Lake",
+        "Comet Lake",
+        "Cannon Lake",
+        "Alder Lake",
+        "Raptor Lake",
+        "Meteor Lake",
+        "Arrow Lake",
+        "Lunar Lake",
+        "Panther Lake",
+    ]) && !m.starts_with("Alder Lake-N")
+    {
+        (32, "two 256-bit FMA units")
+    } else if starts(&["Sandy Bridge", "Ivy Bridge"]) {
+        (16, "a 256-bit add and a 256-bit multiply unit")
+    } else if starts(&["A64FX"]) {
+        (64, "two 512-bit SVE FMA units")
+    } else if starts(&["Neoverse V", "Cortex-X", "Apple M"])
+        && !m.contains("cestorm")
+        && !m.contains("Blizzard")
+    {
+        (32, "four 128-bit FMA units")
+    } else if starts(&[
+        "Neoverse N",
+        "Cortex-A76",
+        "Cortex-A77",
+        "Cortex-A78",
+        "Cortex-A71",
+        "Cortex-A72",
+    ]) {
+        (16, "two 128-bit FMA units")
+    } else {
+        return None;
+    })
+}
+
+/// Fills the usable cores' FP32 peak where the microarchitecture's FMA width and a clock are
+/// known.
+pub fn fill_cpu(cpu: &mut CpuReport) {
+    let Some((per_cycle, units)) = cpu.microarchitecture.as_deref().and_then(fp32_per_cycle) else {
+        return;
+    };
+    let (mhz, clock) = match (cpu.max_mhz, cpu.base_mhz, cpu.current_mhz) {
+        (Some(max), _, _) => (max, "maximum clock (cpufreq)"),
+        (None, Some(base), _) => (base, "base clock"),
+        (None, None, Some(now)) => (now, "clock /proc/cpuinfo reports (cpu MHz)"),
+        _ => return,
+    };
+    // Hyper-threads share a core's FMA units: count cores, not threads.
+    let cores = match (cpu.usable_cpus, cpu.physical_cores) {
+        (Some(usable), Some(physical)) => usable.min(physical),
+        (Some(usable), None) => usable,
+        _ => return,
+    };
+    cpu.fp32_peak_gflops = Some(cores as f64 * f64::from(per_cycle) * mhz / 1e3);
+    cpu.fp32_peak_basis = Some(format!(
+        "{cores} core{} × {per_cycle} FP32 FLOP per cycle ({units}) × {:.2} GHz ({clock})",
+        if cores == 1 { "" } else { "s" },
+        mhz / 1e3
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(name: &str, cc: &str, cores: u32, sm_mhz: u32, bits: u32, mem_mhz: u32) -> GpuReport {
+        let mut gpu = GpuReport {
+            name: Some(name.to_string()),
+            compute_capability: Some(cc.to_string()),
+            cuda_cores: Some(cores),
+            sm_clock_max_mhz: Some(sm_mhz),
+            memory_bus_width_bits: Some(bits),
+            memory_clock_max_mhz: Some(mem_mhz),
+            ..GpuReport::default()
+        };
+        fill_gpu(&mut gpu);
+        gpu
+    }
+
+    #[test]
+    fn gpu_peaks_match_published_figures() {
+        // H100 SXM: 67 TFLOPS FP32, 3.35 TB/s.
+        let h100 = gpu("NVIDIA H100 80GB HBM3", "9.0", 16896, 1980, 5120, 2619);
+        assert!((h100.fp32_peak_tflops.unwrap() - 66.9).abs() < 0.1);
+        assert!((h100.memory_bandwidth_peak_gbs.unwrap() - 3352.0).abs() < 1.0);
+        assert_eq!(h100.sm_count, Some(132));
+        assert_eq!(h100.class.as_deref(), Some("data centre"));
+        // A100 80GB SXM: 19.5 TFLOPS FP32, 2039 GB/s.
+        let a100 = gpu("NVIDIA A100-SXM4-80GB", "8.0", 6912, 1410, 5120, 1593);
+        assert!((a100.fp32_peak_tflops.unwrap() - 19.5).abs() < 0.05);
+        assert!((a100.memory_bandwidth_peak_gbs.unwrap() - 2039.0).abs() < 1.0);
+        assert_eq!(a100.sm_count, Some(108));
+        // RTX 4090: 82.6 TFLOPS FP32, 1008 GB/s.
+        let rtx = gpu("NVIDIA GeForce RTX 4090", "8.9", 16384, 2520, 384, 10501);
+        assert!((rtx.fp32_peak_tflops.unwrap() - 82.6).abs() < 0.1);
+        assert!((rtx.memory_bandwidth_peak_gbs.unwrap() - 1008.0).abs() < 1.0);
+        assert_eq!(rtx.sm_count, Some(128));
+        assert_eq!(rtx.class.as_deref(), Some("consumer desktop"));
+    }
+
+    #[test]
+    fn gpu_classes() {
+        assert_eq!(
+            class("NVIDIA RTX A6000", Some("NVIDIA RTX (workstation)")),
+            Some("workstation")
+        );
+        assert_eq!(
+            class("NVIDIA GeForce RTX 4070 Laptop GPU", None),
+            Some("laptop")
+        );
+        assert_eq!(class("Orin (nvgpu)", None), Some("embedded"));
+        assert_eq!(
+            class("Tesla T4", Some("Tesla (data centre)")),
+            Some("data centre")
+        );
+        assert_eq!(class("Mystery GPU", None), None);
+    }
+
+    #[test]
+    fn cpu_peak_from_cores_fma_width_and_clock() {
+        let mut cpu = CpuReport {
+            microarchitecture: Some("Cascade Lake".to_string()),
+            physical_cores: Some(2),
+            usable_cpus: Some(2),
+            base_mhz: Some(2500.0),
+            ..CpuReport::default()
+        };
+        fill_cpu(&mut cpu);
+        assert_eq!(cpu.fp32_peak_gflops, Some(320.0));
+        assert!(
+            cpu.fp32_peak_basis
+                .unwrap()
+                .contains("2 cores × 64 FP32 FLOP per cycle")
+        );
+        // Hyper-threads do not add FMA units; an unknown clock gives no peak.
+        let mut smt = CpuReport {
+            microarchitecture: Some("Zen 4 (Genoa)".to_string()),
+            physical_cores: Some(8),
+            usable_cpus: Some(16),
+            max_mhz: Some(3700.0),
+            ..CpuReport::default()
+        };
+        fill_cpu(&mut smt);
+        assert!((smt.fp32_peak_gflops.unwrap() - 947.2).abs() < 1e-9);
+        let mut unknown = CpuReport {
+            microarchitecture: Some("Zen 4 (Genoa)".to_string()),
+            usable_cpus: Some(2),
+            ..CpuReport::default()
+        };
+        fill_cpu(&mut unknown);
+        assert_eq!(unknown.fp32_peak_gflops, None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Findings: every rule fires on a recorded machine made to trigger it (a GPU section, and /proc
+//! and /sys files under a test root), and none fires on a healthy one.
+
+use std::collections::BTreeSet;
+
+use hwbench::info::findings::RULES;
+use serde_json::Value;
+
+use crate::util::{self, Dir, hwbench};
+
+/// A companion built with CUDA `cuda` for compute capability `cc`.
+fn companion(dir: &Dir, cuda: &str, cc: &str, ptx: bool) -> String {
+    dir.executable(
+        &format!("hwbench-cuda-{cuda}-{cc}"),
+        &format!(
+            r#"[ "$1" = describe ] && echo '{{"protocol":2,"hwbench_version":"0.1.0","cuda_version":"{cuda}","compute_capability":"{cc}","ptx":{ptx},"libraries":[]}}'"#
+        ),
+    )
+    .display()
+    .to_string()
+}
+
+/// `hwbench info --format json` on a recorded machine; `extra` adds to its environment.
+fn info(root: &str, gpus: &str, extra: &[(&str, &str)], redact: bool) -> Value {
+    let mut command = hwbench();
+    command
+        .args(["info", "--format", "json"])
+        .env("HWBENCH_ROOT", util::fixture(&format!("roots/{root}")))
+        .env("HWBENCH_GPU_FIXTURE", util::fixture(&format!("gpu/{gpus}")))
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .envs(extra.iter().copied());
+    if !redact {
+        command.arg("--no-redact");
+    }
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn ids(report: &Value) -> BTreeSet<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_rule_fires_on_its_fixture() {
+    let dir = Dir::new();
+    let newer = companion(&dir, "13.0", "9.0", false);
+    let mut fired = BTreeSet::new();
+    for (root, gpus, extra) in [
+        (
+            "troubled",
+            "troubled_two_models.json",
+            vec![("HWBENCH_CUDA", newer.as_str())],
+        ),
+        (
+            "troubled",
+            "troubled_two_models.json",
+            vec![("CUDA_VISIBLE_DEVICES", "0,GPU-ffffffff-0000")],
+        ),
+        (
+            "troubled",
+            "troubled_two_models.json",
+            vec![("CUDA_VISIBLE_DEVICES", "-1")],
+        ),
+        ("troubled", "driver_mismatch.json", vec![]),
+        ("arm-no-neon", "hopper_h100.json", vec![]),
+    ] {
+        fired.extend(ids(&info(root, gpus, &extra, false)));
+    }
+    let rules: BTreeSet<String> = RULES.iter().map(|(id, _, _)| id.to_string()).collect();
+    let silent: Vec<&String> = rules.difference(&fired).collect();
+    assert!(silent.is_empty(), "rules no fixture triggers: {silent:?}");
+    assert!(fired.is_subset(&rules), "{fired:?}");
+}
+
+#[test]
+fn no_rule_fires_on_a_healthy_machine() {
+    let dir = Dir::new();
+    let matching = companion(&dir, "13.0", "8.0", true);
+    for gpus in [
+        "healthy_h100.json",
+        "hopper_h100.json",
+        "optional_fields_not_supported.json",
+    ] {
+        let report = info("healthy", gpus, &[("HWBENCH_CUDA", &matching)], false);
+        assert!(ids(&report).is_empty(), "{gpus}: {}", report["findings"]);
+    }
+}
+
+#[test]
+fn findings_are_redacted_and_say_what_to_do() {
+    let report = info("troubled", "troubled_two_models.json", &[], true);
+    let text = report["findings"].to_string();
+    assert!(
+        !text.contains("python3") && !text.contains("4242"),
+        "{text}"
+    );
+    let processes = &report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "gpu.other-processes")
+        .unwrap()["evidence"];
+    assert_eq!(processes, "1 other process using 2048 MiB");
+    for finding in report["findings"].as_array().unwrap() {
+        for field in ["severity", "subject", "summary", "evidence", "advice"] {
+            assert!(!finding[field].as_str().unwrap().is_empty(), "{finding}");
+        }
+    }
+    // Errors come first.
+    assert_eq!(report["findings"][0]["severity"], "error");
+}
+
+#[test]
+fn fail_on_exits_1_with_one_line_and_still_writes_the_report() {
+    let dir = Dir::new();
+    let path = dir.join("info.json");
+    let output = hwbench()
+        .args(["info", "--format", "json", "--fail-on", "error", "-o"])
+        .arg(&path)
+        .env("HWBENCH_ROOT", util::fixture("roots/troubled"))
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            util::fixture("gpu/troubled_two_models.json"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("at error or above: gpu.ecc-uncorrected (GPU 0)"),
+        "{stderr}"
+    );
+    assert!(path.exists());
+    // A machine with notes only passes --fail-on warning.
+    let healthy = hwbench()
+        .args(["info", "--fail-on", "warning"])
+        .env("HWBENCH_ROOT", util::fixture("roots/healthy"))
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            util::fixture("gpu/healthy_h100.json"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(healthy.status.code(), Some(0));
+}
+
+#[test]
+fn findings_reach_every_format_diff_and_fleet() {
+    let text = |format: &str| {
+        let output = hwbench()
+            .args(["info", "--format", format])
+            .env("HWBENCH_ROOT", util::fixture("roots/troubled"))
+            .env(
+                "HWBENCH_GPU_FIXTURE",
+                util::fixture("gpu/troubled_two_models.json"),
+            )
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let table = text("table");
+    assert!(table.starts_with("hwbench info\n\nFindings"), "{table}");
+    let markdown = text("markdown");
+    let details = markdown.find("<details>").unwrap();
+    assert!(markdown[..details].contains("[gpu.ecc-uncorrected]"));
+    assert!(
+        markdown[details..].contains("[env.container]"),
+        "notes go with the details"
+    );
+    let prometheus = text("prometheus");
+    assert!(
+        prometheus.contains(
+            r#"hwbench_finding{id="gpu.pcie-narrow",severity="warning",subject="GPU 0"} 1"#
+        )
+    );
+
+    let dir = Dir::new();
+    let healthy = info("healthy", "healthy_h100.json", &[], true);
+    let troubled = info("troubled", "troubled_two_models.json", &[], true);
+    let a = dir.write_json("a.json", &healthy);
+    let b = dir.write_json("b.json", &troubled);
+    let (code, stdout, _) = util::run(&[
+        "diff".as_ref(),
+        a.as_os_str(),
+        b.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    assert_eq!(code, Some(1));
+    let diff: Value = serde_json::from_str(&stdout).unwrap();
+    let changes = diff["findings"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["change"] == "appeared" && c["id"] == "gpu.ecc-uncorrected")
+    );
+    assert!(
+        !diff["fields"].to_string().contains("findings["),
+        "findings are not listed field by field"
+    );
+
+    let fleet = Dir::new();
+    for node in ["n1", "n2"] {
+        fleet.write_json(&format!("{node}.json"), &healthy);
+    }
+    fleet.write_json("n3.json", &troubled);
+    let (_, stdout, _) = util::run(&[
+        "fleet".as_ref(),
+        fleet.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["nodes_with_errors"][0]["node"], "n3");
+    let troubled_group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["nodes"][0] == "n3")
+        .unwrap();
+    assert_eq!(troubled_group["findings"]["gpu.ecc-uncorrected"], 1);
+}
+
+#[test]
+fn this_machine_lists_only_what_is_true_here() {
+    let report = util::run_json(&["info", "--format", "json"], &[]);
+    let ids = ids(&report);
+    let virtualised = !report["cpu"]["virtualization"]
+        .as_array()
+        .unwrap()
+        .is_empty();
+    for id in &ids {
+        assert!(
+            id.starts_with("env.") == virtualised || !id.starts_with("env."),
+            "{id} on {}",
+            report["cpu"]["virtualization"]
+        );
+    }
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return;
+    }
+    // Without a GPU, no GPU rule can fire.
+    assert!(ids.iter().all(|id| !id.starts_with("gpu.")), "{ids:?}");
+}
+
+#[test]
+fn every_rule_is_in_the_docs_table() {
+    let docs = std::fs::read_to_string(format!("{}/docs/findings.md", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    for (id, severity, _) in RULES {
+        assert!(
+            docs.contains(&format!("| `{id}` | {} |", severity.name())),
+            "{id} is not in docs/findings.md"
+        );
+    }
+}
