@@ -4,15 +4,18 @@
 //! The bytes go through `saved::parse` (what `hwbench diff` and `hwbench fleet` do with a file);
 //! a report that passes is read into its typed form, compared with itself and with a bare report
 //! of its kind (plain and redacted), grouped as a fleet, and every result is rendered in all
-//! formats. Every line of the input is also read as a worker's message and checked the way the
-//! parent checks a companion's. Whatever a file holds, hwbench must answer with an error or a
+//! formats (a scale report also as its chart). Every line of the input is also read as a worker's
+//! message and checked the way the parent checks a companion's. Whatever a file holds, hwbench must answer with an error or a
 //! result, never a panic.
 
 use hwbench::fleet::Node;
 use hwbench::redact::Redactor;
 use hwbench::render::{self, Format, Render, Style};
 use hwbench::saved::{self, Saved, Typed};
-use hwbench::train::protocol::{EventCheck, Message, SessionRequest};
+use hwbench::train::protocol::{
+    EventCheck, Message, NextPoint, PointTiming, ScaleCheck, ScaleEvent, SessionRequest,
+};
+use hwbench::train::synthetic::Size;
 use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig, model::InitWeights};
 
 /// Both targets' work on one input.
@@ -32,6 +35,10 @@ pub fn reports(data: &[u8]) {
     match report.typed() {
         Ok(Typed::Info(typed)) => render_all(typed.as_ref()),
         Ok(Typed::TrainCompare(typed)) => render_all(typed.as_ref()),
+        Ok(Typed::Scale(typed)) => {
+            render_all(typed.as_ref());
+            let _ = hwbench::scale::plot::svg(&typed);
+        }
         Ok(Typed::Report(typed)) => render_all(typed.as_ref()),
         Err(_) => {}
     }
@@ -55,7 +62,7 @@ pub fn reports(data: &[u8]) {
 }
 
 /// The `worker_messages` target: each line as a worker's message, checked as the parent checks a
-/// companion's for a small session.
+/// companion's for a small session and for a scale ladder.
 pub fn worker_messages(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let request = SessionRequest {
@@ -73,9 +80,22 @@ pub fn worker_messages(data: &[u8]) {
         calibrate: true,
     };
     let mut check = EventCheck::new(&request);
+    let mut scale = ScaleCheck::new(PointTiming {
+        repeats: 3,
+        min_epochs: 3,
+        min_run_s: 0.2,
+        warmup_s: 0.1,
+    });
+    scale.asked(NextPoint {
+        size: Some(Size::COURSE),
+        max_epoch_s: 1.0,
+    });
     for line in text.lines() {
         if let Ok(Message::Event(event)) = serde_json::from_str::<Message>(line) {
             let _ = check.check(&event);
+        }
+        if let Ok(Message::Event(event)) = serde_json::from_str::<Message<ScaleEvent>>(line) {
+            let _ = scale.check(&event);
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `hwbench report`: one document for a bug ticket — the machine (`info`), a quick
-//! `train-compare`, and the versions of everything involved.
+//! `train-compare`, a quick `scale`, and the versions of everything involved.
 //!
 //! Markdown output always fits in a GitHub issue body: when the whole document would pass
 //! [`GITHUB_LIMIT`] characters, detail sections are left out from the end (the summary never is)
@@ -12,6 +12,7 @@ use crate::redact::Redactor;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Body, Document, Render, Section};
+use crate::scale::ScaleReport;
 use crate::train::results::PolicyResult;
 use crate::train::{SyncPolicy, TrainCompareReport};
 use crate::units::spread_micros;
@@ -34,6 +35,9 @@ pub struct BugReport {
     pub info: InfoReport,
     /// Exactly what `hwbench train-compare --quick --format json` reports.
     pub train_compare: TrainCompareReport,
+    /// Exactly what `hwbench scale --quick --format json` reports (absent in older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScaleReport>,
 }
 
 /// Every version that can explain a difference between two machines' results.
@@ -57,7 +61,11 @@ pub struct Versions {
 }
 
 impl BugReport {
-    pub fn new(info: InfoReport, train_compare: TrainCompareReport) -> Self {
+    pub fn new(
+        info: InfoReport,
+        train_compare: TrainCompareReport,
+        scale: Option<ScaleReport>,
+    ) -> Self {
         let versions = Versions {
             hwbench: env!("CARGO_PKG_VERSION").to_string(),
             target: env!("HWBENCH_TARGET").to_string(),
@@ -92,6 +100,7 @@ impl BugReport {
             versions,
             info,
             train_compare,
+            scale,
         }
     }
 }
@@ -103,6 +112,9 @@ impl BugReport {
         let redactor = redactor.clone().with(self.info.secrets());
         self.info.redact(&redactor);
         self.train_compare.redact(&redactor);
+        if let Some(scale) = &mut self.scale {
+            scale.redact(&redactor);
+        }
         redactor.apply(&mut self.versions);
         self.redacted = true;
     }
@@ -191,6 +203,14 @@ impl Render for BugReport {
             .into_iter()
             .partition(|s| matches!(s.body, Body::Grid { .. }));
         summary.extend(verdict);
+        let scale = self.scale.as_ref().map(Render::document);
+        if let Some(scale) = &scale {
+            // The scale run's verdict in view; its grids and devices with the details.
+            summary.extend(scale.summary.iter().take(1).map(|s| Section {
+                title: "Scale (quick): verdict".to_string(),
+                ..s.clone()
+            }));
+        }
         summary.push(Section::pairs("Versions", versions(&self.versions)));
 
         let mut details = machine.details;
@@ -198,6 +218,19 @@ impl Render for BugReport {
             title: format!("Training: {}", s.title.to_lowercase()),
             ..s
         }));
+        if let Some(scale) = scale {
+            details.extend(
+                scale
+                    .summary
+                    .into_iter()
+                    .skip(1)
+                    .chain(scale.details)
+                    .map(|s| Section {
+                        title: format!("Scale: {}", s.title),
+                        ..s
+                    }),
+            );
+        }
         Document {
             title: format!("hwbench report (hwbench {})", self.hwbench_version),
             summary,
@@ -213,6 +246,9 @@ impl Render for BugReport {
     fn metrics(&self) -> Vec<Metric> {
         let mut metrics = self.info.metrics();
         metrics.extend(self.train_compare.metrics());
+        if let Some(scale) = &self.scale {
+            metrics.extend(scale.metrics());
+        }
         metrics
     }
 }

@@ -12,8 +12,11 @@ use crate::error::{self, Interrupted, UsageError};
 use crate::info::findings::Severity;
 use crate::output::Destination;
 use crate::render::Format;
+use crate::scale::ScaleSettings;
 use crate::train::device::DeviceChoice;
-use crate::train::plan::TrainSettings;
+use crate::train::plan::{DeviceSettings, TrainSettings};
+use crate::train::protocol::KernelChoice;
+use crate::train::synthetic::Size;
 use crate::train::worker;
 use crate::train::{SyncPolicy, limits};
 
@@ -35,7 +38,10 @@ pub enum Command {
     Info(InfoArgs),
     /// Train the iris MLP on every device and compare per-epoch cost and the cost of syncing.
     TrainCompare(TrainArgs),
-    /// One document for a bug ticket: info, a quick train-compare and versions [default format:
+    /// Train the same MLP at sizes from the course's up to ones that fill the hardware: where each
+    /// device pays off, and how close it gets to its FP32 peak.
+    Scale(ScaleArgs),
+    /// One document for a bug ticket: info, a quick train-compare, a quick scale and versions [default format:
     /// Markdown, under GitHub's 65,536-character limit].
     #[command(mut_arg("format", |format| format.default_value("markdown")))]
     Report(ReportArgs),
@@ -51,7 +57,7 @@ pub enum Command {
     /// Print a man page (roff): `hwbench man > hwbench.1`, one subcommand's (`hwbench man
     /// info`), or write every page into a folder (`hwbench man --out DIR`).
     Man(ManArgs),
-    /// Serve one device's training session over stdin/stdout (used by train-compare).
+    /// Serve one device's job over stdin/stdout (used by train-compare and scale).
     #[command(hide = true)]
     Worker,
 }
@@ -134,6 +140,47 @@ pub struct TrainArgs {
     pub quick: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub devices: DeviceArgs,
+    /// The ladder: sizes IN:HIDDEN:CLASSES:ROWS, comma-separated, climbed in order of work
+    /// [default: 9 sizes from 4:10:3:120 (the course's) to 1024:4096:1000:16384].
+    #[arg(long, value_delimiter = ',', value_name = "SIZES")]
+    pub sizes: Vec<Size>,
+    /// A device stops climbing when an epoch of the next size would take longer than this many
+    /// seconds [default: 1, or 0.25 with --quick].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_epoch_seconds)]
+    pub max_epoch_seconds: Option<f64>,
+    /// Six sizes and shorter timed runs: a few seconds.
+    #[arg(long)]
+    pub quick: bool,
+    /// Seed of the synthetic rows and initial weights (the same on every device and in PyTorch).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u32,
+    /// SGD learning rate (finite, > 0).
+    #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
+    pub lr: f64,
+    /// candle's CPU kernels: auto (hwbench's choice per size), fused (hwbench's own ops) or stock
+    /// (candle's operations), to measure one against the other.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernels: KernelChoice,
+    /// Also write time per epoch against FLOP per epoch (log–log) as an SVG chart.
+    #[arg(long, value_name = "PATH.svg")]
+    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_epoch_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds: give a number above 0 and at most 3600, e.g. 0.5"
+        )),
+    }
 }
 
 fn quick_help() -> String {
@@ -239,15 +286,44 @@ impl OutputArgs {
 }
 
 impl DeviceArgs {
-    /// Fills in the device part of `settings`.
-    fn apply(&self, settings: TrainSettings) -> TrainSettings {
-        TrainSettings {
-            devices: self.devices.clone(),
+    fn settings(&self) -> DeviceSettings {
+        DeviceSettings {
+            choices: self.devices.clone(),
             cpu_threads: self.cpu_threads.iter().map(|&t| usize::from(t)).collect(),
             cuda_companion: self.cuda_companion.clone(),
             worker_timeout: Duration::from_secs(self.worker_timeout),
             pytorch: self.with_pytorch.then(|| self.python.clone()),
+        }
+    }
+
+    /// Fills in the device part of `settings`.
+    fn apply(&self, settings: TrainSettings) -> TrainSettings {
+        TrainSettings {
+            devices: self.settings(),
             ..settings
+        }
+    }
+}
+
+impl ScaleArgs {
+    fn settings(&self) -> ScaleSettings {
+        let base = if self.quick {
+            ScaleSettings::quick()
+        } else {
+            ScaleSettings::standard()
+        };
+        ScaleSettings {
+            devices: self.devices.settings(),
+            sizes: if self.sizes.is_empty() {
+                base.sizes.clone()
+            } else {
+                self.sizes.clone()
+            },
+            max_epoch_s: self.max_epoch_seconds.unwrap_or(base.max_epoch_s),
+            seed: self.seed,
+            lr: self.lr,
+            kernels: self.kernels,
+            ..base
         }
     }
 }
@@ -399,8 +475,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             args.plot.as_deref(),
             &args.output.settings(),
         ),
+        Command::Scale(args) => commands::scale(
+            &args.settings(),
+            args.plot.as_deref(),
+            &args.output.settings(),
+        ),
         Command::Report(args) => commands::report(
             &args.devices.apply(TrainSettings::quick()),
+            &ScaleSettings {
+                devices: args.devices.settings(),
+                ..ScaleSettings::quick()
+            },
             &args.output.settings(),
         ),
         Command::Diff(args) => commands::diff(&args.a, &args.b, &args.output.settings()),

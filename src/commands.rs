@@ -1,6 +1,6 @@
 //! What each subcommand does, from plain settings to an exit code. `cli` parses the command line
-//! into these settings; the rooms below (`info`, `train`, `bug_report`, `diff`, `fleet`) do the
-//! work; every command ends through [`emit`].
+//! into these settings; the rooms below (`info`, `train`, `scale`, `bug_report`, `diff`, `fleet`)
+//! do the work; every command ends through [`emit`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,10 @@ use crate::info::{self, GpuSource, Root};
 use crate::output::Destination;
 use crate::redact::Redactor;
 use crate::render::{self, Format, Render, Style};
+use crate::scale::{self, ScaleReport, ScaleSettings};
+use crate::train::conversation::signal_name;
 use crate::train::plan::{self, Plan, TrainSettings};
 use crate::train::results::DeviceStatus;
-use crate::train::runner::signal_name;
 use crate::train::{TrainCompareReport, plot, runner};
 use crate::{diff, fleet, process, saved};
 
@@ -149,45 +150,15 @@ pub fn train_compare(
         .map(|path| Destination::open(Some(path), "--plot"))
         .transpose()?;
     let report = train(&plan, output.redact);
-    let outcome = finished(report.complete);
-    // When no column trained, the report holds only the reasons (said on stderr below): it goes
-    // to stdout, never over a file that may hold an earlier, good report.
+    let labels: Vec<(String, &str, Option<String>)> = report
+        .devices
+        .iter()
+        .map(|d| (d.label.clone(), d.status.words(), d.reason.clone()))
+        .collect();
     let nothing_trained = report
         .devices
         .iter()
         .all(|d| matches!(d.status, DeviceStatus::NotRun | DeviceStatus::Failed));
-    if nothing_trained {
-        if destination.is_stdout() {
-            emit(&report, destination, output.format, Outcome::Done)?;
-        }
-        let lines = report
-            .devices
-            .iter()
-            .map(|d| {
-                let reason = d.reason.as_deref().unwrap_or("no reason given");
-                format!("{} {}: {reason}", d.label, d.status.words())
-            })
-            .collect();
-        return Err(ColumnErrors(lines).into());
-    }
-    // The plot goes to PATH.partial too when the run was stopped.
-    let plot_destination = plot_destination.map(|d| match outcome {
-        Outcome::Stopped(_) => d.for_partial_report(),
-        _ => d,
-    });
-    // The report first: whatever happens to the plot, the run is kept.
-    let ending = emit(&report, destination, output.format, outcome);
-    if let (Some(plot_destination), Some(path)) = (plot_destination, plot_path) {
-        let written = plot::svg(&report).and_then(|svg| plot_destination.write(&svg));
-        written.with_context(|| {
-            format!(
-                "the report was written, but not the plot (--plot {})",
-                path.display()
-            )
-        })?;
-    }
-    let code = ending?;
-    // A column that computed wrong results makes the run a failure, its report the evidence.
     let wrong: Vec<String> = report
         .devices
         .iter()
@@ -200,10 +171,157 @@ pub fn train_compare(
             )
         })
         .collect();
-    if !wrong.is_empty() {
-        return Err(ColumnErrors(wrong).into());
+    let run = Run {
+        complete: report.complete,
+        nothing_trained,
+        columns: labels,
+        wrong,
+    };
+    finish_run(
+        &report,
+        &run,
+        destination,
+        plot_destination,
+        plot_path,
+        output.format,
+        plot::svg,
+    )
+}
+
+/// What a finished run says about itself, for [`finish_run`].
+struct Run<'a> {
+    complete: bool,
+    /// No column trained at all: the report holds only reasons.
+    nothing_trained: bool,
+    /// Each column's label, status and reason.
+    columns: Vec<(String, &'a str, Option<String>)>,
+    /// One line per column that computed wrong results.
+    wrong: Vec<String>,
+}
+
+/// Ends a training command: the report (to stdout only when nothing trained, so that a file with an
+/// earlier, good report is not overwritten by reasons), then the plot, then the exit code — 1 with
+/// one line per column when nothing trained or a column computed wrong results.
+fn finish_run<R: Render>(
+    report: &R,
+    run: &Run,
+    destination: Destination,
+    plot_destination: Option<Destination>,
+    plot_path: Option<&Path>,
+    format: Format,
+    draw: fn(&R) -> anyhow::Result<String>,
+) -> anyhow::Result<ExitCode> {
+    let outcome = finished(run.complete);
+    if run.nothing_trained {
+        if destination.is_stdout() {
+            emit(report, destination, format, Outcome::Done)?;
+        }
+        let lines = run
+            .columns
+            .iter()
+            .map(|(label, status, reason)| {
+                let reason = reason.as_deref().unwrap_or("no reason given");
+                format!("{label} {status}: {reason}")
+            })
+            .collect();
+        return Err(ColumnErrors(lines).into());
+    }
+    // The plot goes to PATH.partial too when the run was stopped.
+    let plot_destination = plot_destination.map(|d| match outcome {
+        Outcome::Stopped(_) => d.for_partial_report(),
+        _ => d,
+    });
+    // The report first: whatever happens to the plot, the run is kept.
+    let ending = emit(report, destination, format, outcome);
+    if let (Some(plot_destination), Some(path)) = (plot_destination, plot_path) {
+        let written = draw(report).and_then(|svg| plot_destination.write(&svg));
+        written.with_context(|| {
+            format!(
+                "the report was written, but not the plot (--plot {})",
+                path.display()
+            )
+        })?;
+    }
+    let code = ending?;
+    // A column that computed wrong results makes the run a failure, its report the evidence.
+    if !run.wrong.is_empty() {
+        return Err(ColumnErrors(run.wrong.clone()).into());
     }
     Ok(code)
+}
+
+/// `hwbench scale`.
+pub fn scale(
+    settings: &ScaleSettings,
+    plot_path: Option<&Path>,
+    output: &OutputSettings,
+) -> anyhow::Result<ExitCode> {
+    let plan = plan_scale(settings)?;
+    let destination = output.open()?;
+    let plot_destination = plot_path
+        .map(|path| Destination::open(Some(path), "--plot"))
+        .transpose()?;
+    let report = climb(&plan, output.redact);
+    let run = scale_run(&report);
+    finish_run(
+        &report,
+        &run,
+        destination,
+        plot_destination,
+        plot_path,
+        output.format,
+        scale::plot::svg,
+    )
+}
+
+fn plan_scale(settings: &ScaleSettings) -> anyhow::Result<scale::plan::ScalePlan> {
+    process::catch_stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
+    let plan = scale::plan::plan(settings)?;
+    if let Some(signal) = process::stop_signal() {
+        return Err(Interrupted { signal }.into());
+    }
+    Ok(plan)
+}
+
+/// Climbs the ladder on every column, stopping early on a stop signal.
+fn climb(plan: &scale::plan::ScalePlan, redact: bool) -> ScaleReport {
+    let mut report = scale::runner::run(plan);
+    if redact {
+        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
+    }
+    report
+}
+
+fn scale_run(report: &ScaleReport) -> Run<'_> {
+    let measured = |c: &scale::results::ScaleColumn| {
+        c.points
+            .iter()
+            .any(|p| p.status == scale::results::PointStatus::Measured)
+    };
+    Run {
+        complete: report.complete,
+        nothing_trained: report
+            .devices
+            .iter()
+            .all(|c| !measured(c) && c.status != DeviceStatus::Interrupted),
+        columns: report
+            .devices
+            .iter()
+            .map(|c| (c.label.clone(), c.status.words(), c.reason.clone()))
+            .collect(),
+        wrong: report
+            .devices
+            .iter()
+            .filter_map(|c| {
+                let (size, loss, expected, reference) =
+                    scale::analysis::loss_disagreement(report, c)?;
+                Some(format!(
+                    "{} computed wrong results: its first loss at {size} is {loss}, {reference}'s {expected}",
+                    c.label
+                ))
+            })
+            .collect(),
+    }
 }
 
 /// Plans with stop signals caught, so that Ctrl-C or SIGTERM from here on leaves nothing behind.
@@ -225,14 +343,25 @@ fn train(plan: &Plan, redact: bool) -> TrainCompareReport {
     report
 }
 
-/// `hwbench report`: `info`, a quick `train-compare` and the versions, in one document.
-pub fn report(settings: &TrainSettings, output: &OutputSettings) -> anyhow::Result<ExitCode> {
+/// `hwbench report`: `info`, a quick `train-compare`, a quick `scale` and the versions, in one
+/// document.
+pub fn report(
+    settings: &TrainSettings,
+    scaling: &ScaleSettings,
+    output: &OutputSettings,
+) -> anyhow::Result<ExitCode> {
     let plan = plan_run(settings)?;
+    let scale_plan = scale::plan::plan(scaling)?;
     let destination = output.open()?;
     let machine = collect_info(false);
     let training = runner::run_plan(&plan);
-    let outcome = finished(training.complete);
-    let mut report = BugReport::new(machine, training);
+    // After a stop signal, the scale run is left out rather than started.
+    let scaled = process::stop_signal()
+        .is_none()
+        .then(|| scale::runner::run(&scale_plan));
+    let complete = training.complete && scaled.as_ref().is_some_and(|s| s.complete);
+    let outcome = finished(complete);
+    let mut report = BugReport::new(machine, training, scaled);
     if output.redact {
         report.redact(&Redactor::for_this_machine().with(plan.gpus.secrets()));
     }

@@ -16,7 +16,7 @@ use crate::redact::outside_line;
 
 /// The worker protocol's version (messages: `train::protocol`). Bumped whenever a message
 /// changes shape; a worker that speaks another version is refused with one line.
-pub const PROTOCOL: u32 = 2;
+pub const PROTOCOL: u32 = 3;
 
 pub const EXECUTABLE: &str = "hwbench-cuda";
 /// Environment variable naming the companion executable.

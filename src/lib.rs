@@ -19,6 +19,7 @@ pub mod process;
 pub mod redact;
 pub mod render;
 pub mod saved;
+pub mod scale;
 pub mod stats;
 pub mod train;
 pub mod units;

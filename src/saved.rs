@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::bug_report::{self, BugReport};
 use crate::error::UsageError;
 use crate::info::{self, InfoReport};
+use crate::scale::{self, ScaleReport};
 use crate::train::{TrainCompareReport, results};
 
 /// The largest report hwbench reads back (a real one is a few hundred kilobytes).
@@ -25,6 +26,7 @@ pub const MAX_REPORT_BYTES: u64 = 256 << 20;
 pub enum Kind {
     Info,
     TrainCompare,
+    Scale,
     /// A bug report (`hwbench report`).
     Report,
 }
@@ -35,12 +37,13 @@ impl Kind {
         match self {
             Self::Info => "info",
             Self::TrainCompare => "train-compare",
+            Self::Scale => "scale",
             Self::Report => "report",
         }
     }
 
     fn from_name(name: &str) -> Option<Self> {
-        [Self::Info, Self::TrainCompare, Self::Report]
+        [Self::Info, Self::TrainCompare, Self::Scale, Self::Report]
             .into_iter()
             .find(|kind| kind.name() == name)
     }
@@ -50,6 +53,7 @@ impl Kind {
         match self {
             Self::Info => info::SCHEMA_VERSION,
             Self::TrainCompare => results::SCHEMA_VERSION,
+            Self::Scale => scale::results::SCHEMA_VERSION,
             Self::Report => bug_report::SCHEMA_VERSION,
         }
     }
@@ -70,6 +74,7 @@ pub struct Saved {
 pub enum Typed {
     Info(Box<InfoReport>),
     TrainCompare(Box<TrainCompareReport>),
+    Scale(Box<ScaleReport>),
     Report(Box<BugReport>),
 }
 
@@ -79,7 +84,7 @@ impl Typed {
         match self {
             Self::Info(report) => Some(report),
             Self::Report(report) => Some(&report.info),
-            Self::TrainCompare(_) => None,
+            Self::TrainCompare(_) | Self::Scale(_) => None,
         }
     }
 
@@ -88,7 +93,16 @@ impl Typed {
         match self {
             Self::TrainCompare(report) => Some(report),
             Self::Report(report) => Some(&report.train_compare),
-            Self::Info(_) => None,
+            Self::Info(_) | Self::Scale(_) => None,
+        }
+    }
+
+    /// The scale part: the report itself, or a bug report's quick run (absent in older ones).
+    pub fn scaling(&self) -> Option<&ScaleReport> {
+        match self {
+            Self::Scale(report) => Some(report),
+            Self::Report(report) => report.scale.as_ref(),
+            Self::Info(_) | Self::TrainCompare(_) => None,
         }
     }
 }
@@ -100,7 +114,7 @@ pub fn read(path: &Path) -> anyhow::Result<Saved> {
     let file = std::fs::File::open(path).map_err(cannot)?;
     let too_large = || {
         UsageError::new(format!(
-            "{name} is larger than {} MiB, more than any hwbench report: give the --format json output of info, train-compare or report",
+            "{name} is larger than {} MiB, more than any hwbench report: give the --format json output of info, train-compare, scale or report",
             MAX_REPORT_BYTES >> 20
         ))
     };
@@ -143,7 +157,7 @@ pub fn parse(name: &str, text: String) -> anyhow::Result<Saved> {
             crate::render::truncate(&k.to_string(), 40)
         });
         UsageError::new(format!(
-            "{name} is not a hwbench report (kind {shown}): give the --format json output of info, train-compare or report"
+            "{name} is not a hwbench report (kind {shown}): give the --format json output of info, train-compare, scale or report"
         ))
     })?;
     let known = kind.schema_version();
@@ -180,6 +194,9 @@ impl Saved {
             Kind::Info => Typed::Info(Box::new(serde_json::from_str(&self.text).map_err(invalid)?)),
             Kind::TrainCompare => {
                 Typed::TrainCompare(Box::new(serde_json::from_str(&self.text).map_err(invalid)?))
+            }
+            Kind::Scale => {
+                Typed::Scale(Box::new(serde_json::from_str(&self.text).map_err(invalid)?))
             }
             Kind::Report => {
                 Typed::Report(Box::new(serde_json::from_str(&self.text).map_err(invalid)?))

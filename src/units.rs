@@ -110,9 +110,53 @@ pub fn gib_rounded(mib: u64) -> String {
     format!("{:.0} GiB", mib as f64 / 1024.0)
 }
 
+/// A count of floating-point operations with an SI prefix and three significant digits:
+/// "48.6 kFLOP", "678 GFLOP", "1.20 TFLOP".
+pub fn flop(count: f64) -> String {
+    si(count, "FLOP")
+}
+
+/// A throughput given in GFLOP/s, with the prefix that reads best: "850 MFLOP/s", "97.1 GFLOP/s",
+/// "52.3 TFLOP/s".
+pub fn gflops(rate: f64) -> String {
+    si(rate * 1e9, "FLOP/s")
+}
+
+fn si(value: f64, unit: &str) -> String {
+    if !value.is_finite() || value < 0.0 {
+        return NA.to_string();
+    }
+    const PREFIXES: [(f64, &str); 5] =
+        [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    let (scale, prefix) = PREFIXES
+        .into_iter()
+        .find(|(scale, _)| value >= *scale)
+        .unwrap_or((1.0, ""));
+    let v = value / scale;
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$} {prefix}{unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_and_throughput_read_with_three_digits() {
+        assert_eq!(flop(48_646.0), "48.6 kFLOP");
+        assert_eq!(flop(6.779e11), "678 GFLOP");
+        assert_eq!(flop(12.0), "12.0 FLOP");
+        assert_eq!(gflops(97.14), "97.1 GFLOP/s");
+        assert_eq!(gflops(52_300.0), "52.3 TFLOP/s");
+        assert_eq!(gflops(0.85), "850 MFLOP/s");
+        assert_eq!(gflops(f64::NAN), NA);
+    }
 
     #[test]
     fn durations_keep_a_readable_unit_from_nanoseconds_to_hours() {

@@ -1,7 +1,8 @@
 //! `hwbench diff A.json B.json`: what differs between two reports of the same kind — "it works on
 //! machine A and fails on B". Hardware, driver, CUDA and environment for `info` reports; setup and
 //! per-epoch costs (as ratios, with changes inside the measured spread called noise) for
-//! `train-compare` reports; both, part by part, for bug reports.
+//! `train-compare` reports, and per device and ladder point for `scale` reports; every part, part
+//! by part, for bug reports.
 
 pub mod show;
 pub mod walk;
@@ -14,6 +15,8 @@ use crate::error::UsageError;
 use crate::info::findings::{Finding, Severity};
 use crate::redact::Redactor;
 use crate::saved::{Kind, Saved};
+use crate::scale::ScaleReport;
+use crate::stats::Spread;
 use crate::train::TrainCompareReport;
 use walk::Walk;
 
@@ -42,6 +45,9 @@ const VOLATILE: &[&str] = &[
 
 /// Parts of a train-compare report that are compared as devices and timings, not field by field.
 const MEASURED: &[&str] = &["devices", "verdict", "complete"];
+
+/// The parts of a scale report compared as timings (or not at all), not field by field.
+const SCALE_MEASURED: &[&str] = &["devices", "verdict", "complete", "crossovers"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiffReport {
@@ -88,6 +94,9 @@ pub struct FindingChange {
 pub struct TimingDifference {
     pub device: String,
     pub sync_every: u64,
+    /// The ladder point, for scale reports (whose epochs never sync: `sync_every` 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
     /// Median per-epoch cost in A and B, µs.
     pub a_us: f64,
     pub b_us: f64,
@@ -131,10 +140,16 @@ pub fn diff_reports(
         // Findings are compared as findings (below), not field by field.
         Kind::Info => walk(&["findings"]).differences(&a.text, &b.text),
         Kind::TrainCompare => walk(MEASURED).differences(&a.text, &b.text),
+        Kind::Scale => walk(SCALE_MEASURED).differences(&a.text, &b.text),
         Kind::Report => {
             // A bug report holds one of each: compare the parts, their paths prefixed.
-            let mut fields = walk(&["info", "train_compare"]).differences(&a.text, &b.text);
-            for (part, skip) in [("info", &["findings"][..]), ("train_compare", MEASURED)] {
+            let mut fields =
+                walk(&["info", "train_compare", "scale"]).differences(&a.text, &b.text);
+            for (part, skip) in [
+                ("info", &["findings"][..]),
+                ("train_compare", MEASURED),
+                ("scale", SCALE_MEASURED),
+            ] {
                 let (part_a, part_b) = (
                     walk::member(&a.text, part).unwrap_or("null"),
                     walk::member(&b.text, part).unwrap_or("null"),
@@ -148,32 +163,46 @@ pub fn diff_reports(
             fields
         }
     };
+    let shown = |text: String| match &redactor {
+        Some(redactor) => redactor.text(&text),
+        None => text,
+    };
+    let prefix = |part: &str| {
+        if a.kind == Kind::Report {
+            format!("{part}.")
+        } else {
+            String::new()
+        }
+    };
+    // Devices by label, with their names and outcomes (timings come next).
+    let mut devices = Vec::new();
     let mut timings = Vec::new();
     if let (Some(train_a), Some(train_b)) = (typed_a.training(), typed_b.training()) {
-        let prefix = if a.kind == Kind::Report {
-            "train_compare."
-        } else {
-            ""
-        };
-        let shown = |text: String| match &redactor {
-            Some(redactor) => redactor.text(&text),
-            None => text,
-        };
-        let devices = walk::Differences {
-            listed: device_differences(train_a, train_b)
-                .into_iter()
-                .map(|f| FieldDifference {
-                    path: shown(format!("{prefix}{}", f.path)),
-                    a: f.a.map(shown),
-                    b: f.b.map(shown),
-                })
-                .filter(|f| f.a != f.b)
-                .collect(),
-            not_listed: 0,
-        };
-        fields.extend(devices);
+        devices.extend(with_prefix(
+            device_differences(train_a, train_b),
+            &prefix("train_compare"),
+        ));
         timings = timing_differences(train_a, train_b);
     }
+    if let (Some(scale_a), Some(scale_b)) = (typed_a.scaling(), typed_b.scaling()) {
+        devices.extend(with_prefix(
+            scale_device_differences(scale_a, scale_b),
+            &prefix("scale"),
+        ));
+        timings.extend(scale_timing_differences(scale_a, scale_b));
+    }
+    fields.extend(walk::Differences {
+        listed: devices
+            .into_iter()
+            .map(|f| FieldDifference {
+                path: shown(f.path),
+                a: f.a.map(shown),
+                b: f.b.map(shown),
+            })
+            .filter(|f| f.a != f.b)
+            .collect(),
+        not_listed: 0,
+    });
     let findings = match (typed_a.machine(), typed_b.machine()) {
         (Some(a), Some(b)) => finding_changes(&a.findings, &b.findings),
         _ => Vec::new(),
@@ -234,6 +263,92 @@ fn differences(a: &[(String, String)], b: &[(String, String)]) -> Vec<FieldDiffe
         })
         .collect()
 }
+fn with_prefix(differences: Vec<FieldDifference>, prefix: &str) -> Vec<FieldDifference> {
+    differences
+        .into_iter()
+        .map(|f| FieldDifference {
+            path: format!("{prefix}{}", f.path),
+            ..f
+        })
+        .collect()
+}
+
+/// The JSON name of a status ("not_run").
+fn status_name(status: impl Serialize) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Scale columns, by label, with their names, outcomes and how far up the ladder they got.
+fn scale_device_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<FieldDifference> {
+    let summary = |report: &ScaleReport| -> Vec<(String, String)> {
+        report
+            .devices
+            .iter()
+            .flat_map(|c| {
+                let label = &c.label;
+                let name = c.facts.as_ref().and_then(|f| f.name.clone());
+                let mut fields = vec![
+                    (
+                        format!("devices.{label}.name"),
+                        name.unwrap_or_else(|| "null".to_string()),
+                    ),
+                    (format!("devices.{label}.status"), status_name(c.status)),
+                ];
+                fields.extend(c.points.iter().map(|p| {
+                    (
+                        format!("devices.{label}.points.{}.status", p.size),
+                        status_name(p.status),
+                    )
+                }));
+                fields
+            })
+            .collect()
+    };
+    differences(&summary(a), &summary(b))
+}
+
+/// Median per-epoch costs of the columns and ladder points both reports measured.
+fn scale_timing_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<TimingDifference> {
+    let mut timings = Vec::new();
+    for column_a in &a.devices {
+        let Some(column_b) = b.column(&column_a.label) else {
+            continue;
+        };
+        for point_a in &column_a.points {
+            let Some(point_b) = column_b.points.iter().find(|p| p.size == point_a.size) else {
+                continue;
+            };
+            if let (Some(sa), Some(sb)) = (point_a.epoch_s, point_b.epoch_s) {
+                let mut timing = timing(&column_a.label, 0, sa, sb, 1e6);
+                timing.size = Some(point_a.size.to_string());
+                timings.push(timing);
+            }
+        }
+    }
+    timings
+}
+
+/// One device's median cost in A and B, in µs (`to_us` converts the spreads' unit).
+fn timing(device: &str, sync_every: u64, a: Spread, b: Spread, to_us: f64) -> TimingDifference {
+    TimingDifference {
+        device: device.to_string(),
+        sync_every,
+        size: None,
+        a_us: a.median * to_us,
+        b_us: b.median * to_us,
+        ratio: if a.median > 0.0 {
+            b.median / a.median
+        } else {
+            f64::NAN
+        },
+        // Equal medians are no change even when a hand-edited range is not a range.
+        noise: a.median == b.median || (a.min <= b.max && b.min <= a.max),
+    }
+}
+
 /// Devices, by label, with their names and outcomes (not timings).
 fn device_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<FieldDifference> {
     let summary = |report: &TrainCompareReport| -> Vec<(String, String)> {
@@ -248,13 +363,7 @@ fn device_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<Fie
                         format!("devices.{label}.name"),
                         text(d.facts.as_ref().and_then(|f| f.name.clone())),
                     ),
-                    (
-                        format!("devices.{label}.status"),
-                        serde_json::to_value(d.status)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                    ),
+                    (format!("devices.{label}.status"), status_name(d.status)),
                     (
                         format!("devices.{label}.test_accuracy"),
                         text(d.test_accuracy.map(|a| a.to_string())),
@@ -283,19 +392,7 @@ fn timing_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<Tim
             else {
                 continue;
             };
-            timings.push(TimingDifference {
-                device: device_a.label.clone(),
-                sync_every: policy_a.policy.every,
-                a_us: sa.median,
-                b_us: sb.median,
-                ratio: if sa.median > 0.0 {
-                    sb.median / sa.median
-                } else {
-                    f64::NAN
-                },
-                // Equal medians are no change even when a hand-edited range is not a range.
-                noise: sa.median == sb.median || (sa.min <= sb.max && sb.min <= sa.max),
-            });
+            timings.push(timing(&device_a.label, policy_a.policy.every, sa, sb, 1.0));
         }
     }
     timings

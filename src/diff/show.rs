@@ -83,10 +83,13 @@ impl Render for DiffReport {
                     } else {
                         format!("B {} faster", factor(1.0 / t.ratio))
                     };
-                    let policy = SyncPolicy {
-                        every: t.sync_every,
-                    }
-                    .label();
+                    let policy = match &t.size {
+                        Some(size) => format!("size {size}"),
+                        None => SyncPolicy {
+                            every: t.sync_every,
+                        }
+                        .label(),
+                    };
                     vec![
                         t.device.clone(),
                         policy,
@@ -100,7 +103,7 @@ impl Render for DiffReport {
                 "Per-epoch cost (median)",
                 vec![
                     "device".into(),
-                    "policy".into(),
+                    "policy or size".into(),
                     "A".into(),
                     "B".into(),
                     "change".into(),

@@ -1,5 +1,6 @@
 //! `hwbench fleet FILES|DIR`: many JSON reports from a cluster → groups of identical nodes, and the
-//! nodes that stand out (another driver, fewer GPUs, a slower per-epoch cost than their group).
+//! nodes that stand out (another driver, fewer GPUs, a slower per-epoch cost than their group — at
+//! any ladder point, for scale reports).
 
 pub mod show;
 
@@ -13,6 +14,7 @@ use crate::info::InfoReport;
 use crate::info::findings::{Finding, Severity};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
+use crate::scale::ScaleReport;
 use crate::stats::Spread;
 use crate::train::TrainCompareReport;
 use crate::units::{factor, gib_rounded, micros};
@@ -27,7 +29,7 @@ pub struct FleetReport {
     pub schema_version: u32,
     /// Always "fleet".
     pub kind: String,
-    /// The kind of the reports read: "info" or "train-compare".
+    /// The kind of the reports read: "info", "train-compare" or "scale".
     pub reports_kind: String,
     pub nodes: usize,
     /// Nodes with the same hardware, driver and software, largest group first.
@@ -157,6 +159,7 @@ pub fn read_nodes(files: &[PathBuf]) -> (Vec<Node>, Vec<Skipped>) {
 enum Reading {
     Info(Box<InfoReport>),
     TrainCompare(Box<TrainCompareReport>),
+    Scale(Box<ScaleReport>),
 }
 
 /// Groups `nodes` (all of one kind) into identical nodes and names the outliers; `skipped` are
@@ -201,6 +204,7 @@ pub fn analyse(
         let reading = match node.report.typed() {
             Ok(Typed::Info(report)) => Reading::Info(report),
             Ok(Typed::TrainCompare(report)) => Reading::TrainCompare(report),
+            Ok(Typed::Scale(report)) => Reading::Scale(report),
             Ok(Typed::Report(_)) => return Err(bug_report_refused(&node.report.name)),
             Err(e) => {
                 skipped.push(Skipped {
@@ -242,7 +246,7 @@ pub fn analyse(
     for ((node, signature), reading) in signatures.iter().zip(&readings) {
         let findings: &[Finding] = match reading {
             Reading::Info(report) => &report.findings,
-            Reading::TrainCompare(_) => &[],
+            Reading::TrainCompare(_) | Reading::Scale(_) => &[],
         };
         let group = match groups.iter().position(|g| &g.signature == signature) {
             Some(at) => &mut groups[at],
@@ -333,7 +337,7 @@ pub fn analyse(
 
 fn bug_report_refused(name: &str) -> anyhow::Error {
     UsageError::new(format!(
-        "{name} is a bug report (hwbench report); fleet reads info or train-compare reports: make them with `hwbench info --format json` on each node"
+        "{name} is a bug report (hwbench report); fleet reads info, train-compare or scale reports: make them with `hwbench info --format json` on each node"
     ))
     .into()
 }
@@ -384,17 +388,41 @@ fn signature(reading: &Reading) -> BTreeMap<String, String> {
             s.insert("epochs".into(), report.config.epochs.to_string());
             s.insert("hwbench".into(), report.hwbench_version.clone());
         }
+        Reading::Scale(report) => {
+            let devices: Vec<String> = report
+                .devices
+                .iter()
+                .map(|c| {
+                    let name = c.facts.as_ref().and_then(|f| f.name.clone());
+                    format!("{} ({})", c.label, text(name))
+                })
+                .collect();
+            s.insert("devices".into(), devices.join(", "));
+            let sizes: Vec<String> = report.ladder.iter().map(|p| p.size.to_string()).collect();
+            s.insert("sizes".into(), sizes.join(", "));
+            s.insert("hwbench".into(), report.hwbench_version.clone());
+        }
     }
     s
 }
 
-/// The headline per-epoch cost of every device of a train-compare report, by label.
+/// The headline per-epoch cost, in µs, of every device of a train-compare report, by label; of
+/// every device at every ladder point of a scale report, by "label at size".
 fn per_epoch(reading: &Reading) -> Vec<(String, f64)> {
     match reading {
         Reading::TrainCompare(report) => report
             .devices
             .iter()
             .filter_map(|d| Some((d.label.clone(), d.headline_per_epoch_us()?)))
+            .collect(),
+        Reading::Scale(report) => report
+            .devices
+            .iter()
+            .flat_map(|c| {
+                c.points.iter().filter_map(|p| {
+                    Some((format!("{} at {}", c.label, p.size), p.median_s()? * 1e6))
+                })
+            })
             .collect(),
         Reading::Info(_) => Vec::new(),
     }

@@ -143,27 +143,41 @@ pub fn fp32_per_cycle(microarchitecture: &str) -> Option<(u32, &'static str)> {
 /// Fills the usable cores' FP32 peak where the microarchitecture's FMA width and a clock are
 /// known.
 pub fn fill_cpu(cpu: &mut CpuReport) {
-    let Some((per_cycle, units)) = cpu.microarchitecture.as_deref().and_then(fp32_per_cycle) else {
-        return;
-    };
-    let (mhz, clock) = match (cpu.max_mhz, cpu.base_mhz, cpu.current_mhz) {
-        (Some(max), _, _) => (max, "maximum clock (cpufreq)"),
-        (None, Some(base), _) => (base, "base clock"),
-        (None, None, Some(now)) => (now, "clock /proc/cpuinfo reports (cpu MHz)"),
-        _ => return,
-    };
     // Hyper-threads share a core's FMA units: count cores, not threads.
     let cores = match (cpu.usable_cpus, cpu.physical_cores) {
         (Some(usable), Some(physical)) => usable.min(physical),
         (Some(usable), None) => usable,
         _ => return,
     };
-    cpu.fp32_peak_gflops = Some(cores as f64 * f64::from(per_cycle) * mhz / 1e3);
-    cpu.fp32_peak_basis = Some(format!(
+    if let Some((gflops, basis)) = cpu_peak(cpu, cores) {
+        cpu.fp32_peak_gflops = Some(gflops);
+        cpu.fp32_peak_basis = Some(basis);
+    }
+}
+
+/// The FP32 peak of the cores `threads` threads can keep busy (at most one thread per usable
+/// core counts), in GFLOP/s, with how it was reckoned.
+pub fn cpu_threads_peak(cpu: &CpuReport, threads: usize) -> Option<(f64, String)> {
+    let usable = cpu.usable_cpus?;
+    let cores = cpu.physical_cores.map_or(usable, |p| usable.min(p));
+    cpu_peak(cpu, threads.min(cores))
+}
+
+fn cpu_peak(cpu: &CpuReport, cores: usize) -> Option<(f64, String)> {
+    let (per_cycle, units) = cpu.microarchitecture.as_deref().and_then(fp32_per_cycle)?;
+    let (mhz, clock) = match (cpu.max_mhz, cpu.base_mhz, cpu.current_mhz) {
+        (Some(max), _, _) => (max, "maximum clock (cpufreq)"),
+        (None, Some(base), _) => (base, "base clock"),
+        (None, None, Some(now)) => (now, "clock /proc/cpuinfo reports (cpu MHz)"),
+        _ => return None,
+    };
+    let gflops = cores as f64 * f64::from(per_cycle) * mhz / 1e3;
+    let basis = format!(
         "{cores} core{} × {per_cycle} FP32 FLOP per cycle ({units}) × {:.2} GHz ({clock})",
         if cores == 1 { "" } else { "s" },
         mhz / 1e3
-    ));
+    );
+    Some((gflops, basis))
 }
 
 #[cfg(test)]

@@ -1,16 +1,26 @@
-//! Two fused operations for a tiny MLP on the CPU, where candle's general-purpose kernels spend
-//! far more time on bookkeeping than on arithmetic (an epoch here is ~40 k floating-point
-//! operations).
+//! The model's two layers as fused CPU operations: `relu(x · W)` and `cross_entropy(h · W + b)`.
 //!
-//! Each is a candle custom op with a hand-written forward and backward, so candle's autograd still
-//! drives backpropagation and candle-nn's SGD still updates the parameters. On any other device
-//! (CUDA) the same functions compose candle's stock operations instead; tests check on the CPU that
-//! both paths give the same numbers, which also checks the hand-written gradients.
+//! On the course's model candle's general-purpose kernels spend far more time on bookkeeping than
+//! on arithmetic (an epoch is ~49 k floating-point operations); on large models they pay for
+//! memory traffic the layers do not need (a gradient for the input data, separate ReLU and bias
+//! tensors each with its own gradient to accumulate). Each fused layer is a candle custom op with
+//! a hand-written forward and backward, so candle's autograd still drives backpropagation and
+//! candle-nn's SGD still updates the parameters; their matrix products call the `gemm` crate (what
+//! candle's own CPU matmul calls) directly, on candle's threads when a product is large enough to
+//! share, and their element-wise passes run on rayon's threads when large.
+//!
+//! On any other device (CUDA) the same functions compose candle's stock operations instead; tests
+//! check on the CPU that both paths give the same numbers, which also checks the hand-written
+//! gradients.
 
 use std::sync::Mutex;
 
-use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use candle_core::{
+    CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, bail,
+};
 
 /// Which implementation the model uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,55 +39,205 @@ impl Kernels {
             Self::Composed
         }
     }
-}
 
-/// Matrix product of two 2-D tensors. The fused version computes no gradient for an input that
-/// needs none (the data), which candle's general matmul always does.
-pub fn matmul(a: &Tensor, b: &Tensor, kernels: Kernels) -> Result<Tensor> {
-    match kernels {
-        Kernels::Fused => a.apply_op2(b, MatMul),
-        Kernels::Composed => a.matmul(b),
+    /// What `choice` means on `device`: the fused ops exist only on the CPU.
+    pub fn chosen(device: &candle_core::Device, choice: KernelChoice) -> Self {
+        match choice {
+            KernelChoice::Stock => Self::Composed,
+            KernelChoice::Auto | KernelChoice::Fused => Self::for_device(device),
+        }
+    }
+
+    /// As reports name them.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fused => "fused",
+            Self::Composed => "stock",
+        }
     }
 }
 
-/// ReLU. Its gradient is 0 at 0, as in PyTorch.
-pub fn relu(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+/// Which CPU kernels the candle model uses at a size: chosen by measurement (`auto`), or forced
+/// (to measure one against the other).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelChoice {
+    #[default]
+    Auto,
+    Fused,
+    Stock,
+}
+
+/// `relu(x · w)` for 2-D tensors. The fused version computes no gradient for an input that needs
+/// none (the data), which candle's general matmul always does. ReLU's gradient is 0 at 0, as in
+/// PyTorch.
+pub fn linear_relu(x: &Tensor, w: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
-        Kernels::Fused => x.apply_op1(Relu),
-        Kernels::Composed => x.relu(),
+        Kernels::Fused => x.apply_op2(w, LinearRelu),
+        Kernels::Composed => x.matmul(w)?.relu(),
     }
 }
 
-/// Mean cross-entropy of `logits + bias` against class indices `targets` (PyTorch's
-/// `CrossEntropyLoss` on a linear layer's output). `targets` is a u32 tensor on the device;
-/// `host_targets` the same indices on the host (used by the fused op).
-pub fn softmax_cross_entropy(
-    logits: &Tensor,
+/// Mean cross-entropy of `h · w + bias` against class indices (PyTorch's `CrossEntropyLoss` on a
+/// linear layer's output). `targets` is a u32 tensor on the device; `host_targets` the same
+/// indices on the host (used by the fused op).
+pub fn linear_cross_entropy(
+    h: &Tensor,
+    w: &Tensor,
     bias: &Tensor,
     targets: &Tensor,
     host_targets: &[u32],
     kernels: Kernels,
 ) -> Result<Tensor> {
     match kernels {
-        Kernels::Fused => logits.apply_op2(
+        Kernels::Fused => h.apply_op3(
+            w,
             bias,
-            SoftmaxCrossEntropy {
+            LinearCrossEntropy {
                 targets: host_targets.to_vec(),
                 probabilities: Mutex::new(None),
             },
         ),
-        Kernels::Composed => candle_nn::loss::cross_entropy(&logits.broadcast_add(bias)?, targets),
+        Kernels::Composed => {
+            candle_nn::loss::cross_entropy(&h.matmul(w)?.broadcast_add(bias)?, targets)
+        }
     }
 }
 
-/// The contiguous f32 data of a CPU tensor's storage.
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("{op}: only f32 is supported")
+/// Below this many multiply–adds a product runs on one thread: waking the others costs more than
+/// they save (the course's model is far below it).
+const PARALLEL_PRODUCT: usize = 1 << 18;
+
+/// Below this many elements an element-wise pass runs on one thread.
+const PARALLEL_ELEMENTS: usize = 1 << 15;
+
+/// A matrix in a tensor's storage: its data from the first element, its shape and strides.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    fn new(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<Self> {
+        let CpuStorage::F32(data) = storage else {
+            bail!("{op}: only f32 is supported")
+        };
+        let (rows, cols) = dims2(layout.shape(), op)?;
+        let &[row_stride, col_stride] = layout.stride() else {
+            bail!("{op}: expected a matrix")
+        };
+        let data = &data[layout.start_offset()..];
+        // The last element must be inside the storage.
+        if rows > 0 && cols > 0 && (rows - 1) * row_stride + (cols - 1) * col_stride >= data.len() {
+            bail!("{op}: the layout points outside the tensor's storage");
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    /// The transpose when `transpose`, without moving any data.
+    fn transposed_if(self, transpose: bool) -> Self {
+        if !transpose {
+            return self;
+        }
+        Self {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `a · b` into a new row-major buffer, through the `gemm` crate.
+fn product(a: Matrix, b: Matrix, op: &str) -> Result<Vec<f32>> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k {
+        bail!("{op}: cannot multiply [{m}, {k}] by [{}, {n}]", b.rows);
+    }
+    if k == 0 {
+        return Ok(vec![0.0; m * n]);
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_PRODUCT {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
     };
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("{op}: the input must be contiguous"),
+    let mut out: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: `a` and `b` lie inside their storage (checked in `Matrix::new`) with the strides
+    // given; the destination has room for m × n values with row stride n. With `read_dst` false
+    // and k ≥ 1, gemm writes every destination element before anything reads it, so the length
+    // is set only once all are initialised.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        out.set_len(m * n);
+    }
+    Ok(out)
+}
+
+/// `a · b` (each transposed first when asked) of two CPU tensors, as a new tensor.
+fn tensor_product(a: &Tensor, a_t: bool, b: &Tensor, b_t: bool, op: &str) -> Result<Tensor> {
+    let (a_storage, a_layout) = a.storage_and_layout();
+    let (b_storage, b_layout) = b.storage_and_layout();
+    let (Storage::Cpu(a_cpu), Storage::Cpu(b_cpu)) = (&*a_storage, &*b_storage) else {
+        bail!("{op}: the fused ops run on the CPU only")
+    };
+    let a = Matrix::new(a_cpu, a_layout, op)?.transposed_if(a_t);
+    let b = Matrix::new(b_cpu, b_layout, op)?.transposed_if(b_t);
+    let out = product(a, b, op)?;
+    Tensor::from_vec(out, (a.rows, b.cols), &candle_core::Device::Cpu)
+}
+
+/// The contiguous f32 values of a CPU tensor.
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Whether a pass over `elements` values is worth rayon's threads.
+fn parallel(elements: usize) -> bool {
+    elements >= PARALLEL_ELEMENTS && candle_core::utils::get_num_threads() > 1
+}
+
+/// Elements per task of a parallel pass: large enough that each task's loop vectorises.
+const CHUNK: usize = 1 << 13;
+
+/// `f` over `data` in chunks, on rayon's threads when there is enough of it.
+fn for_chunks(data: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
+    if parallel(data.len()) {
+        data.par_chunks_mut(CHUNK).for_each(f);
+    } else {
+        f(data);
     }
 }
 
@@ -88,135 +248,149 @@ fn dims2(shape: &Shape, op: &str) -> Result<(usize, usize)> {
     }
 }
 
-struct MatMul;
+struct LinearRelu;
 
-impl CustomOp2 for MatMul {
+impl CustomOp2 for LinearRelu {
     fn name(&self) -> &'static str {
-        "hwbench-matmul"
+        "hwbench-linear-relu"
     }
 
     fn cpu_fwd(
         &self,
-        a: &CpuStorage,
-        a_layout: &Layout,
-        b: &CpuStorage,
-        b_layout: &Layout,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (m, k) = dims2(a_layout.shape(), self.name())?;
-        let (k2, n) = dims2(b_layout.shape(), self.name())?;
-        if k != k2 {
-            bail!("{}: cannot multiply [{m}, {k}] by [{k2}, {n}]", self.name());
-        }
-        let c = a.matmul(b, (1, m, n, k), a_layout, b_layout)?;
-        Ok((c, Shape::from((m, n))))
+        let x = Matrix::new(x, x_layout, self.name())?;
+        let w = Matrix::new(w, w_layout, self.name())?;
+        let mut out = product(x, w, self.name())?;
+        // NaN stays NaN (a diverging run must still be seen to diverge).
+        // A select, not a branch: the sign of each value is a coin toss a branch predictor loses.
+        for_chunks(&mut out, |chunk| {
+            for v in chunk {
+                *v = if *v > 0.0 || v.is_nan() { *v } else { 0.0 };
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((x.rows, w.cols))))
     }
 
     fn bwd(
         &self,
-        a: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // dA = dC · Bᵀ, only when A is part of the graph; dB = Aᵀ · dC.
-        let grad_a = if a.track_op() {
-            Some(grad.matmul(&b.t()?)?)
+        // The gradient before the ReLU: the output's where the output is positive.
+        let out = values(res)?;
+        let mut before = values(grad)?;
+        let mask = |(g, y): (&mut [f32], &[f32])| {
+            for (g, &y) in g.iter_mut().zip(y) {
+                *g = if y > 0.0 { *g } else { 0.0 };
+            }
+        };
+        if parallel(before.len()) {
+            before
+                .par_chunks_mut(CHUNK)
+                .zip(out.par_chunks(CHUNK))
+                .for_each(mask);
+        } else {
+            mask((&mut before, &out));
+        }
+        let before = Tensor::from_vec(before, res.shape(), res.device())?;
+        // dX = dZ · Wᵀ, only when X is part of the graph; dW = Xᵀ · dZ.
+        let grad_x = if x.track_op() {
+            Some(tensor_product(&before, false, w, true, self.name())?)
         } else {
             None
         };
-        let grad_b = if b.track_op() {
-            Some(a.t()?.matmul(grad)?)
+        let grad_w = if w.track_op() {
+            Some(tensor_product(x, true, &before, false, self.name())?)
         } else {
             None
         };
-        Ok((grad_a, grad_b))
+        Ok((grad_x, grad_w))
     }
 }
 
-struct Relu;
-
-impl CustomOp1 for Relu {
-    fn name(&self) -> &'static str {
-        "hwbench-relu"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(storage, layout, self.name())?;
-        // NaN stays NaN (a diverging run must still be seen to diverge).
-        let y = x
-            .iter()
-            .map(|&v| if v > 0.0 || v.is_nan() { v } else { 0.0 })
-            .collect();
-        Ok((CpuStorage::F32(y), layout.shape().clone()))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let out = res.flatten_all()?.to_vec1::<f32>()?;
-        let grad_out = grad.flatten_all()?.to_vec1::<f32>()?;
-        let grad_in: Vec<f32> = out
-            .iter()
-            .zip(&grad_out)
-            .map(|(&y, &g)| if y > 0.0 { g } else { 0.0 })
-            .collect();
-        Ok(Some(Tensor::from_vec(grad_in, res.shape(), res.device())?))
-    }
-}
-
-struct SoftmaxCrossEntropy {
+struct LinearCrossEntropy {
     targets: Vec<u32>,
-    /// softmax(logits + bias), kept by the forward pass for the backward pass.
+    /// softmax(h · w + bias), kept by the forward pass for the backward pass.
     probabilities: Mutex<Option<Vec<f32>>>,
 }
 
-impl CustomOp2 for SoftmaxCrossEntropy {
+impl CustomOp3 for LinearCrossEntropy {
     fn name(&self) -> &'static str {
-        "hwbench-softmax-cross-entropy"
+        "hwbench-linear-cross-entropy"
     }
 
     fn cpu_fwd(
         &self,
-        logits: &CpuStorage,
-        logits_layout: &Layout,
+        h: &CpuStorage,
+        h_layout: &Layout,
+        w: &CpuStorage,
+        w_layout: &Layout,
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let z = f32_slice(logits, logits_layout, self.name())?;
-        let b = f32_slice(bias, bias_layout, self.name())?;
+        let h = Matrix::new(h, h_layout, self.name())?;
+        let w = Matrix::new(w, w_layout, self.name())?;
+        let CpuStorage::F32(b) = bias else {
+            bail!("{}: only f32 is supported", self.name())
+        };
+        let Some((start, end)) = bias_layout.contiguous_offsets() else {
+            bail!("{}: the bias must be contiguous", self.name())
+        };
+        let b = &b[start..end];
         let classes = b.len();
         let rows = self.targets.len();
-        if z.len() != rows * classes {
+        if h.rows != rows || w.cols != classes {
             bail!(
-                "{}: {} logits for {rows} rows of {classes} classes",
+                "{}: [{}, {}] scores for {rows} rows of {classes} classes",
                 self.name(),
-                z.len()
+                h.rows,
+                w.cols
             );
         }
-        let mut probabilities = vec![0f32; z.len()];
-        let mut total = 0f64;
-        for (row, (&target, p)) in self
-            .targets
-            .iter()
-            .zip(probabilities.chunks_mut(classes))
-            .enumerate()
-        {
-            let z = &z[row * classes..(row + 1) * classes];
+        if let Some(&bad) = self.targets.iter().find(|&&t| t as usize >= classes) {
+            bail!("{}: class {bad} of {classes}", self.name());
+        }
+        // The scores, turned into probabilities in place, row by row.
+        let mut probabilities = product(h, w, self.name())?;
+        let mut row_losses = vec![0f64; rows];
+        let row_loss = |(z, (&target, loss)): (&mut [f32], (&u32, &mut f64))| {
             let max = z
                 .iter()
                 .zip(b)
                 .map(|(z, b)| z + b)
                 .fold(f32::NEG_INFINITY, f32::max);
+            let target_score = z[target as usize] + b[target as usize];
             let mut sum = 0f32;
-            for ((p, z), b) in p.iter_mut().zip(z).zip(b) {
-                *p = (z + b - max).exp();
+            for (p, b) in z.iter_mut().zip(b) {
+                *p = (*p + b - max).exp();
                 sum += *p;
             }
-            for p in p.iter_mut() {
+            for p in z.iter_mut() {
                 *p /= sum;
             }
-            let target = target as usize;
             // −log softmax[target] = log Σ exp(l − max) − (l[target] − max)
-            total += f64::from(sum.ln() - (z[target] + b[target] - max));
+            *loss = f64::from(sum.ln() - (target_score - max));
+        };
+        let rows_iter = self.targets.iter().zip(row_losses.iter_mut());
+        if parallel(probabilities.len()) {
+            probabilities
+                .par_chunks_mut(classes)
+                .zip(self.targets.par_iter().zip(row_losses.par_iter_mut()))
+                .for_each(row_loss);
+        } else {
+            probabilities
+                .chunks_mut(classes)
+                .zip(rows_iter)
+                .for_each(row_loss);
         }
+        // Summed in row order whatever the threads: the same loss on every run.
+        let total: f64 = row_losses.iter().sum();
         *self.probabilities.lock().expect("not poisoned") = Some(probabilities);
         let loss = (total / rows as f64) as f32;
         Ok((CpuStorage::F32(vec![loss]), Shape::from(())))
@@ -224,32 +398,56 @@ impl CustomOp2 for SoftmaxCrossEntropy {
 
     fn bwd(
         &self,
-        logits: &Tensor,
+        h: &Tensor,
+        w: &Tensor,
         bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let Some(probabilities) = self.probabilities.lock().expect("not poisoned").take() else {
             bail!("{}: backward without forward", self.name())
         };
         let scale = grad.to_dtype(DType::F32)?.to_scalar::<f32>()? / self.targets.len() as f32;
         let classes = bias.elem_count();
-        let mut grad_logits = probabilities;
-        let mut grad_bias = vec![0f32; classes];
-        for (row, &target) in grad_logits.chunks_mut(classes).zip(&self.targets) {
+        let rows = self.targets.len();
+        // The scores' gradient: (softmax − one-hot) / rows.
+        let mut grad_scores = probabilities;
+        let scale_row = |(row, &target): (&mut [f32], &u32)| {
             row[target as usize] -= 1.0;
-            for (g, gb) in row.iter_mut().zip(grad_bias.iter_mut()) {
+            for g in row.iter_mut() {
                 *g *= scale;
-                *gb += *g;
+            }
+        };
+        if parallel(grad_scores.len()) {
+            grad_scores
+                .par_chunks_mut(classes)
+                .zip(self.targets.par_iter())
+                .for_each(scale_row);
+        } else {
+            grad_scores
+                .chunks_mut(classes)
+                .zip(&self.targets)
+                .for_each(scale_row);
+        }
+        // The bias's gradient sums the rows, in row order.
+        let mut grad_bias = vec![0f32; classes];
+        for row in grad_scores.chunks(classes) {
+            for (gb, g) in grad_bias.iter_mut().zip(row) {
+                *gb += g;
             }
         }
-        Ok((
-            Some(Tensor::from_vec(
-                grad_logits,
-                logits.shape(),
-                logits.device(),
-            )?),
-            Some(Tensor::from_vec(grad_bias, bias.shape(), bias.device())?),
-        ))
+        let grad_scores = Tensor::from_vec(grad_scores, (rows, classes), h.device())?;
+        let grad_h = if h.track_op() {
+            Some(tensor_product(&grad_scores, false, w, true, self.name())?)
+        } else {
+            None
+        };
+        let grad_w = if w.track_op() {
+            Some(tensor_product(h, true, &grad_scores, false, self.name())?)
+        } else {
+            None
+        };
+        let grad_bias = Tensor::from_vec(grad_bias, bias.shape(), bias.device())?;
+        Ok((grad_h, grad_w, Some(grad_bias)))
     }
 }

@@ -8,12 +8,14 @@
 //! `device/` holds what each device kind is, one file per kind.
 
 pub mod analysis;
+pub mod conversation;
 pub mod data;
 pub mod device;
 pub mod fused;
 pub mod model;
 pub mod plan;
 pub mod plot;
+pub mod point;
 pub mod protocol;
 pub mod pytorch;
 pub mod results;
@@ -21,6 +23,7 @@ pub mod runner;
 pub mod sample;
 pub mod session;
 pub mod show;
+pub mod synthetic;
 pub mod verdict;
 pub mod worker;
 

@@ -1,9 +1,10 @@
-//! The 4 → hidden → 3 MLP, its initial weights, and how they are chosen.
+//! The inputs → hidden → classes MLP, its initial weights, and how they are chosen.
 //!
-//! Initial weights come from one of three places: the PyTorch reference run's own
+//! For the course's iris model (4 → hidden → 3), initial weights come from one of three places: the PyTorch reference run's own
 //! (`torch.manual_seed(0)`, embedded, the default for hidden = 10), a seed (`--seed`, drawn like
 //! PyTorch's `nn.Linear`: uniform in ±1/√fan_in, but from hwbench's own generator), or a
-//! safetensors file (`--init-weights`).
+//! safetensors file (`--init-weights`). `hwbench scale` draws them for any size from its seed
+//! (`synthetic::init_weights`).
 
 use std::path::Path;
 
@@ -21,13 +22,27 @@ const REFERENCE_INIT: &[u8] = include_bytes!("../../data/torch_iris_seed0_init.s
 pub struct InitWeights {
     /// Where they came from, e.g. "PyTorch torch.manual_seed(0)", "seed 7", "file init.safetensors".
     pub source: String,
+    /// Features per row (4 for iris).
+    #[serde(default = "iris_inputs")]
+    pub inputs: usize,
     pub hidden: usize,
-    /// [hidden, 4]
+    /// Classes (3 for iris).
+    #[serde(default = "iris_classes")]
+    pub classes: usize,
+    /// [hidden, inputs]
     pub fc1_weight: Vec<f32>,
     pub fc1_bias: Vec<f32>,
-    /// [3, hidden]
+    /// [classes, hidden]
     pub fc2_weight: Vec<f32>,
     pub fc2_bias: Vec<f32>,
+}
+
+fn iris_inputs() -> usize {
+    FEATURES
+}
+
+fn iris_classes() -> usize {
+    CLASSES
 }
 
 impl InitWeights {
@@ -50,7 +65,9 @@ impl InitWeights {
         };
         Self {
             source: format!("seed {seed} (hwbench's generator)"),
+            inputs: FEATURES,
             hidden,
+            classes: CLASSES,
             fc1_weight: uniform(hidden * FEATURES, FEATURES),
             fc1_bias: uniform(hidden, FEATURES),
             fc2_weight: uniform(CLASSES * hidden, hidden),
@@ -120,7 +137,9 @@ impl InitWeights {
         };
         Ok(Self {
             source: source.to_string(),
+            inputs: FEATURES,
             hidden,
+            classes: CLASSES,
             fc1_weight: expect("fc1.weight", &[hidden, FEATURES])?,
             fc1_bias: expect("fc1.bias", &[hidden])?,
             fc2_weight: expect("fc2.weight", &[CLASSES, hidden])?,
@@ -216,7 +235,7 @@ fn read_safetensors(path: &Path) -> Result<Vec<u8>, String> {
 
 /// One split of the data on a device, in the form the model consumes.
 pub struct Batch {
-    /// Features with a constant 1 appended to each row, [rows, 5]: the first layer's bias is then
+    /// Features with a constant 1 appended to each row, [rows, inputs + 1]: the first layer's bias is then
     /// part of its matrix product (see [`Mlp`]).
     pub x: Tensor,
     /// Class indices, [rows], u32.
@@ -226,14 +245,16 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// `features` holds `labels.len()` rows of equally many features.
     pub fn new(features: &[f32], labels: &[u32], device: &Device) -> candle_core::Result<Self> {
         let rows = labels.len();
+        let inputs = features.len() / rows.max(1);
         let with_ones: Vec<f32> = features
-            .chunks(FEATURES)
+            .chunks(inputs.max(1))
             .flat_map(|row| row.iter().copied().chain([1.0]))
             .collect();
         Ok(Self {
-            x: Tensor::from_vec(with_ones, (rows, FEATURES + 1), device)?,
+            x: Tensor::from_vec(with_ones, (rows, inputs + 1), device)?,
             y: Tensor::from_slice(labels, rows, device)?,
             host_y: labels.to_vec(),
         })
@@ -242,18 +263,18 @@ impl Batch {
 
 /// The model's parameters on one device, as candle variables that candle-nn's SGD updates in place.
 ///
-/// PyTorch's `fc1 = nn.Linear(4, hidden)` computes `x · W1ᵀ + b1`. Here `W1ᵀ` and `b1` are stored
-/// together as one [5, hidden] matrix and the inputs carry a constant 1, so the layer is a single
-/// matrix product whose gradient includes the bias's; `fc2`'s weight is stored transposed
-/// ([hidden, 3]). The arithmetic, and what plain SGD does to every number, is exactly PyTorch's;
+/// PyTorch's `fc1 = nn.Linear(inputs, hidden)` computes `x · W1ᵀ + b1`. Here `W1ᵀ` and `b1` are
+/// stored together as one [inputs + 1, hidden] matrix and the inputs carry a constant 1, so the
+/// layer is a single matrix product whose gradient includes the bias's; `fc2`'s weight is stored
+/// transposed ([hidden, classes]). The arithmetic, and what plain SGD does to every number, is exactly PyTorch's;
 /// what goes is a broadcast addition and a transposition per layer, whose backward passes cost more
 /// than the layers' arithmetic on a model this small.
 pub struct Mlp {
-    /// [5, hidden]: rows 0–3 are fc1.weightᵀ, row 4 is fc1.bias.
+    /// [inputs + 1, hidden]: rows 0..inputs are fc1.weightᵀ, the last row is fc1.bias.
     fc1: Var,
-    /// [hidden, 3]: fc2.weightᵀ.
+    /// [hidden, classes]: fc2.weightᵀ.
     fc2_weight: Var,
-    /// [3]
+    /// [classes]
     fc2_bias: Var,
     kernels: Kernels,
 }
@@ -269,24 +290,24 @@ impl Mlp {
         device: &Device,
         kernels: Kernels,
     ) -> candle_core::Result<Self> {
-        let h = init.hidden;
-        let mut fc1 = vec![0f32; (FEATURES + 1) * h];
+        let (inputs, h, classes) = (init.inputs, init.hidden, init.classes);
+        let mut fc1 = vec![0f32; (inputs + 1) * h];
         for unit in 0..h {
-            for feature in 0..FEATURES {
-                fc1[feature * h + unit] = init.fc1_weight[unit * FEATURES + feature];
+            for feature in 0..inputs {
+                fc1[feature * h + unit] = init.fc1_weight[unit * inputs + feature];
             }
-            fc1[FEATURES * h + unit] = init.fc1_bias[unit];
+            fc1[inputs * h + unit] = init.fc1_bias[unit];
         }
-        let mut fc2 = vec![0f32; h * CLASSES];
-        for class in 0..CLASSES {
+        let mut fc2 = vec![0f32; h * classes];
+        for class in 0..classes {
             for unit in 0..h {
-                fc2[unit * CLASSES + class] = init.fc2_weight[class * h + unit];
+                fc2[unit * classes + class] = init.fc2_weight[class * h + unit];
             }
         }
         Ok(Self {
-            fc1: Var::from_vec(fc1, (FEATURES + 1, h), device)?,
-            fc2_weight: Var::from_vec(fc2, (h, CLASSES), device)?,
-            fc2_bias: Var::from_slice(&init.fc2_bias, CLASSES, device)?,
+            fc1: Var::from_vec(fc1, (inputs + 1, h), device)?,
+            fc2_weight: Var::from_vec(fc2, (h, classes), device)?,
+            fc2_bias: Var::from_slice(&init.fc2_bias, classes, device)?,
             kernels,
         })
     }
@@ -299,26 +320,23 @@ impl Mlp {
         ]
     }
 
-    /// The second layer's output before its bias: [rows, 3].
-    fn hidden_to_output(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let hidden = fused::relu(
-            &fused::matmul(x, self.fc1.as_tensor(), self.kernels)?,
-            self.kernels,
-        )?;
-        fused::matmul(&hidden, self.fc2_weight.as_tensor(), self.kernels)
+    /// The hidden layer's output, after its ReLU: [rows, hidden].
+    fn hidden(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        fused::linear_relu(x, self.fc1.as_tensor(), self.kernels)
     }
 
-    /// Class scores, [rows, 3].
+    /// Class scores, [rows, classes].
     pub fn logits(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        self.hidden_to_output(&batch.x)?
+        self.hidden(&batch.x)?
+            .matmul(self.fc2_weight.as_tensor())?
             .broadcast_add(self.fc2_bias.as_tensor())
     }
 
     /// Mean cross-entropy of the logits against the classes, as PyTorch's CrossEntropyLoss.
     pub fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        let scores = self.hidden_to_output(&batch.x)?;
-        fused::softmax_cross_entropy(
-            &scores,
+        fused::linear_cross_entropy(
+            &self.hidden(&batch.x)?,
+            self.fc2_weight.as_tensor(),
             self.fc2_bias.as_tensor(),
             &batch.y,
             &batch.host_y,

@@ -15,14 +15,39 @@ use crate::error::UsageError;
 use crate::info::GpuSource;
 use crate::info::gpu::GpuSection;
 
+/// Which devices train and how their workers start: shared by `train-compare`, `report` and
+/// `scale`.
+#[derive(Clone, Debug)]
+pub struct DeviceSettings {
+    /// Devices as named (`cpu`, `cuda:N`); empty: the CPU and every usable CUDA GPU.
+    pub choices: Vec<DeviceChoice>,
+    /// One CPU column per thread count; empty: 1 and the usable CPUs.
+    pub cpu_threads: Vec<usize>,
+    /// The `hwbench-cuda` companion; `None`: `$HWBENCH_CUDA`, else next to hwbench.
+    pub cuda_companion: Option<PathBuf>,
+    /// Longest silence of a worker before it is called hung.
+    pub worker_timeout: Duration,
+    /// `Some(python)`: also run the PyTorch loop with that interpreter.
+    pub pytorch: Option<PathBuf>,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        Self {
+            choices: Vec::new(),
+            cpu_threads: Vec::new(),
+            cuda_companion: None,
+            worker_timeout: Duration::from_secs(300),
+            pytorch: None,
+        }
+    }
+}
+
 /// What a training run should do, as plain values: from the command line, or one of the
 /// constructors below.
 #[derive(Clone, Debug)]
 pub struct TrainSettings {
-    /// Devices as named (`cpu`, `cuda:N`); empty: the CPU and every usable CUDA GPU.
-    pub devices: Vec<DeviceChoice>,
-    /// One CPU column per thread count; empty: 1 and the usable CPUs.
-    pub cpu_threads: Vec<usize>,
+    pub devices: DeviceSettings,
     pub epochs: u64,
     /// Epochs of the untimed warm-up before each policy (capped at `epochs`).
     pub warmup_epochs: u64,
@@ -34,12 +59,6 @@ pub struct TrainSettings {
     pub seed: Option<u32>,
     pub init_weights: Option<PathBuf>,
     pub split_seed: u32,
-    /// The `hwbench-cuda` companion; `None`: `$HWBENCH_CUDA`, else next to hwbench.
-    pub cuda_companion: Option<PathBuf>,
-    /// Longest silence of a worker before it is called hung.
-    pub worker_timeout: Duration,
-    /// `Some(python)`: also run the PyTorch reference loop with that interpreter.
-    pub pytorch: Option<PathBuf>,
     /// Time the whole run may take: each column times as many epochs as its share allows (at
     /// least [`MIN_TIMED_EPOCHS`]), and the totals for `epochs` are derived from them. `None`:
     /// every timed run trains `epochs`.
@@ -59,8 +78,7 @@ impl TrainSettings {
     /// What `hwbench train-compare` does with no options.
     pub fn standard() -> Self {
         Self {
-            devices: Vec::new(),
-            cpu_threads: Vec::new(),
+            devices: DeviceSettings::default(),
             epochs: Self::EPOCHS,
             warmup_epochs: Self::WARMUP_EPOCHS,
             lr: 0.01,
@@ -75,9 +93,6 @@ impl TrainSettings {
             seed: None,
             init_weights: None,
             split_seed: 42,
-            cuda_companion: None,
-            worker_timeout: Duration::from_secs(300),
-            pytorch: None,
             time_budget: Some(Self::TIME_BUDGET),
         }
     }
@@ -91,6 +106,17 @@ impl TrainSettings {
             ..Self::standard()
         }
     }
+}
+
+/// The columns of a run (device × framework, each with its worker's command or why it cannot
+/// run), decided once for any job.
+pub struct Columns {
+    pub columns: Vec<Column>,
+    /// Columns asked for but left out, one line each; copied into the report's `notes`.
+    pub notes: Vec<String>,
+    /// The GPUs as NVML reported them while planning (empty when no CUDA column was possible):
+    /// their UUIDs and serials are what redaction must keep out of worker messages.
+    pub gpus: GpuSection,
 }
 
 /// Everything needed to run the experiment, validated.
@@ -171,7 +197,34 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
     let policies = no_duplicates(&settings.sync_every, "--sync-every", |p| {
         p.every.to_string()
     })?;
-    let choices = no_duplicates(&settings.devices, "--devices", DeviceChoice::to_string)?;
+    let Columns {
+        columns,
+        notes,
+        gpus,
+    } = columns(&settings.devices)?;
+    Ok(Plan {
+        data: data::prepare(settings.split_seed),
+        config: TrainConfig {
+            hidden: init.hidden,
+            lr: settings.lr,
+            epochs: settings.epochs,
+            split_seed: settings.split_seed,
+            init,
+        },
+        policies,
+        repeats: settings.repeats,
+        warmup_epochs: settings.warmup_epochs,
+        columns,
+        notes,
+        gpus,
+        time_budget: settings.time_budget,
+    })
+}
+
+/// Decides every column the device settings ask for: which exist here, and how each one's worker
+/// starts.
+pub fn columns(settings: &DeviceSettings) -> anyhow::Result<Columns> {
+    let choices = no_duplicates(&settings.choices, "--devices", DeviceChoice::to_string)?;
     let threads = no_duplicates(&settings.cpu_threads, "--cpu-threads", usize::to_string)?;
 
     let wants_cpu = choices.is_empty()
@@ -271,22 +324,10 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
             worker: worker_command(device, framework, &found),
         })
         .collect();
-    Ok(Plan {
-        data: data::prepare(settings.split_seed),
-        config: TrainConfig {
-            hidden: init.hidden,
-            lr: settings.lr,
-            epochs: settings.epochs,
-            split_seed: settings.split_seed,
-            init,
-        },
-        policies,
-        repeats: settings.repeats,
-        warmup_epochs: settings.warmup_epochs,
+    Ok(Columns {
         columns,
         notes,
         gpus: found.gpus,
-        time_budget: settings.time_budget,
     })
 }
 

@@ -1,10 +1,17 @@
 """hwbench's PyTorch worker: the reference iris loop, measured the way hwbench measures candle.
 
 hwbench ships this file inside its executable and runs it for `train-compare --with-pytorch` as
-`python3 -I <private copy of this file>`. It speaks hwbench's worker protocol (version 2): one
-JSON request line on stdin (the session plus the prepared rows), JSON message lines on stdout
-(`hello`, `ready`, `progress` at least every 2 s while training, one `run` per timed run,
-`finished` with a sampled loss curve, or `error` with a one-line reason).
+`python3 -I <private copy of this file>`. It speaks hwbench's worker protocol (version 3): one
+JSON request line on stdin, JSON message lines on stdout, `error` with a one-line reason when
+something fails. Two jobs:
+
+- `compare` (train-compare): the session plus the prepared rows in the request; answers `hello`,
+  `ready`, `progress` at least every 2 s while training, `calibrated` (then reads the epochs to
+  time), one `run` per timed run, `finished` with a sampled loss curve.
+- `scale` (hwbench scale): the device, seed and timing in the request; answers `ready` with the
+  free memory, then reads one point at a time (`{"size": {...}, "max_epoch_s": ...}`), makes its
+  data and weights from the seed exactly as hwbench does (`synthetic_uniform`), and answers one
+  `point` each; a point without a size ends the job with `finished`.
 
 The work per epoch mirrors hwbench's candle session: the loss of every epoch is written into a
 preallocated buffer on the device; a policy only decides how often it is also read back with
@@ -19,7 +26,7 @@ import resource
 import sys
 import time
 
-PROTOCOL = 2
+PROTOCOL = 3
 HEARTBEAT_S = 2.0
 WARMUP_LIMIT_S = 1.0
 CURVE_POINTS = 2048
@@ -63,6 +70,28 @@ def cpu_name():
     return None
 
 
+def open_device(torch, spec):
+    """The device a request names, opened: (device, its name, milliseconds it took)."""
+    opened = time.perf_counter()
+    if spec["kind"] == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
+        if spec["ordinal"] >= torch.cuda.device_count():
+            raise RuntimeError(f"PyTorch sees {torch.cuda.device_count()} CUDA device(s), not cuda:{spec['ordinal']}")
+        device = torch.device("cuda", spec["ordinal"])
+        torch.cuda.init()
+        torch.zeros(1, device=device)  # creates the context
+        torch.cuda.synchronize(device)
+        name = torch.cuda.get_device_name(device)
+    elif spec["kind"] == "cpu":
+        torch.set_num_threads(spec["threads"])
+        device = torch.device("cpu")
+        name = cpu_name()
+    else:
+        raise RuntimeError(f"this PyTorch worker cannot train on a {spec['kind']} device")
+    return device, name, (time.perf_counter() - opened) * 1e3
+
+
 class Session:
     def __init__(self, torch, request):
         self.torch = torch
@@ -72,25 +101,7 @@ class Session:
         self.repeats = session["repeats"]
         self.warmup_epochs = session["warmup_epochs"]
         self.calibrate = session.get("calibrate", False)
-        spec = session["device"]
-        opened = time.perf_counter()
-        if spec["kind"] == "cuda":
-            if not torch.cuda.is_available():
-                raise RuntimeError("PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
-            if spec["ordinal"] >= torch.cuda.device_count():
-                raise RuntimeError(f"PyTorch sees {torch.cuda.device_count()} CUDA device(s), not cuda:{spec['ordinal']}")
-            self.device = torch.device("cuda", spec["ordinal"])
-            torch.cuda.init()
-            torch.zeros(1, device=self.device)  # creates the context
-            self.name = torch.cuda.get_device_name(self.device)
-        elif spec["kind"] == "cpu":
-            torch.set_num_threads(spec["threads"])
-            self.device = torch.device("cpu")
-            self.name = cpu_name()
-        else:
-            raise RuntimeError(f"this PyTorch worker cannot train on a {spec['kind']} device")
-        self.sync()
-        self.open_ms = (time.perf_counter() - opened) * 1e3
+        self.device, self.name, self.open_ms = open_device(torch, session["device"])
 
         started = time.perf_counter()
         data = request["data"]
@@ -231,6 +242,156 @@ class Session:
         )
 
 
+# --- hwbench scale -------------------------------------------------------------------------------
+
+MASK = 0xFFFFFFFF
+MULTIPLIER = 0x045D9F3B
+MOST_EPOCHS = 10_000_000
+STREAMS = {"features": 1, "classes": 2, "fc1_weight": 3, "fc1_bias": 4, "fc2_weight": 5, "fc2_bias": 6}
+
+
+def mix(x):
+    """hwbench's 32-bit hash (synthetic.rs): on Python ints or int64 tensors, every product < 2**59."""
+    x = (((x >> 16) ^ x) * MULTIPLIER) & MASK
+    x = (((x >> 16) ^ x) * MULTIPLIER) & MASK
+    return (x >> 16) ^ x
+
+
+def synthetic_hashes(torch, seed, stream, count):
+    base = mix((seed * 0x9E37 + STREAMS[stream]) & MASK)
+    return mix(torch.arange(count, dtype=torch.int64) ^ base)
+
+
+def synthetic_uniform(torch, seed, stream, count):
+    """`count` float32 values uniform in [-1, 1), bit for bit those of hwbench's generator."""
+    return (synthetic_hashes(torch, seed, stream, count) >> 8).to(torch.float32) * (2.0 / 16777216.0) - 1.0
+
+
+def synthetic_weights(torch, seed, stream, count, fan_in):
+    bound = torch.tensor(1.0 / math.sqrt(fan_in), dtype=torch.float32)
+    return synthetic_uniform(torch, seed, stream, count) * bound
+
+
+def available_memory_mib():
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class Ladder:
+    def __init__(self, torch, request):
+        self.torch = torch
+        self.seed = request["seed"]
+        self.lr = request["lr"]
+        self.timing = request["timing"]
+        self.device, self.name, self.open_ms = open_device(torch, request["device"])
+        if self.device.type == "cuda":
+            # FP32 matrix products, as hwbench's CUDA column (and PyTorch's default).
+            torch.backends.cuda.matmul.allow_tf32 = False
+            self.free_mib = torch.cuda.mem_get_info(self.device)[0] / 2**20
+        else:
+            self.free_mib = available_memory_mib()
+
+    def sync(self):
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def prepare(self, size):
+        torch, seed = self.torch, self.seed
+        rows, inputs, hidden, classes = size["rows"], size["inputs"], size["hidden"], size["classes"]
+        self.x = synthetic_uniform(torch, seed, "features", rows * inputs).reshape(rows, inputs).to(self.device)
+        self.y = (synthetic_hashes(torch, seed, "classes", rows) % classes).to(self.device)
+        self.init = [
+            synthetic_weights(torch, seed, "fc1_weight", hidden * inputs, inputs).reshape(hidden, inputs),
+            synthetic_weights(torch, seed, "fc1_bias", hidden, inputs),
+            synthetic_weights(torch, seed, "fc2_weight", classes * hidden, hidden).reshape(classes, hidden),
+            synthetic_weights(torch, seed, "fc2_bias", classes, hidden),
+        ]
+        self.size = size
+
+    def train(self, epochs, limit_s=None):
+        """One run from the initial weights: (epochs trained, seconds, losses)."""
+        torch, size = self.torch, self.size
+        model = torch.nn.Sequential(
+            torch.nn.Linear(size["inputs"], size["hidden"]), torch.nn.ReLU(), torch.nn.Linear(size["hidden"], size["classes"])
+        ).to(self.device)
+        with torch.no_grad():
+            for parameter, value in zip([model[0].weight, model[0].bias, model[2].weight, model[2].bias], self.init):
+                parameter.copy_(value)
+        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
+        criterion = torch.nn.CrossEntropyLoss()
+        losses = torch.zeros(epochs, device=self.device)
+        trained = epochs
+        self.sync()
+        start = time.perf_counter()
+        last_beat = start
+        for epoch in range(1, epochs + 1):
+            loss = criterion(model(self.x), self.y)
+            losses[epoch - 1] = loss.detach()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            now = time.perf_counter()
+            if now - last_beat >= HEARTBEAT_S:
+                send(event="progress", epoch=epoch)
+                last_beat = now
+            if limit_s is not None and now - start >= limit_s:
+                trained = epoch
+                break
+        curve = losses[:trained].tolist()
+        self.sync()
+        return trained, time.perf_counter() - start, curve
+
+    def memory_mib(self):
+        if self.device.type == "cuda":
+            return self.torch.cuda.max_memory_reserved(self.device) / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def point(self, size, max_epoch_s):
+        self.prepare(size)
+        timing = self.timing
+        _, cold, curve = self.train(1)
+        point = {
+            "size": size, "kernels": "PyTorch", "cold_epoch_s": cold, "warm_epoch_s": cold,
+            "over_budget": False, "epochs": 0, "runs_s": [], "first_loss": finite(curve[0]) if curve else None,
+            "final_loss": None, "memory_mib": None,
+        }
+        if cold > 3 * max_epoch_s:
+            point["over_budget"] = True
+        else:
+            epochs, seconds, _ = self.train(MOST_EPOCHS, limit_s=timing["warmup_s"])
+            point["warm_epoch_s"] = seconds / epochs
+            if point["warm_epoch_s"] > max_epoch_s:
+                point["over_budget"] = True
+            else:
+                needed = math.ceil(timing["min_run_s"] / point["warm_epoch_s"]) if point["warm_epoch_s"] > 0 else MOST_EPOCHS
+                point["epochs"] = min(MOST_EPOCHS, max(timing["min_epochs"], needed))
+                for _ in range(timing["repeats"]):
+                    _, seconds, curve = self.train(point["epochs"])
+                    point["runs_s"].append(seconds)
+                    point["final_loss"] = finite(curve[-1]) if curve else None
+        point["memory_mib"] = self.memory_mib()
+        self.x = self.y = self.init = None
+        return point
+
+    def run(self):
+        send(
+            event="ready", name=self.name, framework=f"PyTorch {self.torch.__version__}",
+            open_ms=self.open_ms, setup_ms=0.0, first_epoch_ms=0.0, memory_free_mib=self.free_mib,
+        )
+        while True:
+            step = json.loads(sys.stdin.readline())
+            if step.get("size") is None:
+                send(event="finished")
+                return
+            send(event="point", **self.point(step["size"], step["max_epoch_s"]))
+
+
 def main():
     send(event="hello", protocol=PROTOCOL, hwbench_version=os.environ.get("HWBENCH_VERSION", "unknown"), backend="pytorch")
     try:
@@ -247,7 +408,7 @@ def main():
         send(event="error", message=f"cannot import torch: {type(e).__name__}: {e}")
         return 1
     try:
-        Session(torch, request).run()
+        (Ladder if request.get("job") == "scale" else Session)(torch, request).run()
     except Exception as e:
         first_line = (str(e).strip().splitlines() or [""])[0]
         send(event="error", message=f"{type(e).__name__}: {first_line}".rstrip(": "))

@@ -1,10 +1,11 @@
 //! The worker side of the protocol (`hwbench worker`, `hwbench-cuda worker`): introduce itself,
-//! read one request, run the session, and report each step as it is measured.
+//! read one request, do its job (a `train-compare` session, or a `scale` ladder a point at a
+//! time), and report each step as it is measured.
 
 use std::io::{BufRead, Write};
 
-use super::protocol::{Message, PROTOCOL, TimedRuns, WorkerRequest};
-use super::session;
+use super::protocol::{Job, Message, NextPoint, PROTOCOL, TimedRuns, WorkerRequest};
+use super::{point, session};
 
 /// Answers one request read from stdin. Returns the process exit code.
 pub fn serve() -> u8 {
@@ -16,13 +17,12 @@ pub fn serve() -> u8 {
         "cpu"
     };
     let mut out = std::io::stdout().lock();
-    let mut send = |message: &Message| -> anyhow::Result<()> {
-        serde_json::to_writer(&mut out, message)?;
-        out.write_all(b"\n")?;
+    let mut send = |message: &dyn erased::Line| -> anyhow::Result<()> {
+        out.write_all(message.line()?.as_bytes())?;
         out.flush()?;
         Ok(())
     };
-    let hello = Message::Hello {
+    let hello: Message = Message::Hello {
         protocol: PROTOCOL,
         hwbench_version: env!("CARGO_PKG_VERSION").to_string(),
         backend: backend.to_string(),
@@ -31,18 +31,32 @@ pub fn serve() -> u8 {
         return 1;
     }
     let result = read_request().and_then(|request| {
-        request.session.check(&request.data).map_err(|why| {
-            anyhow::anyhow!("hwbench asked for something this worker refuses: {why}")
-        })?;
-        request.session.device.prepare_process();
+        let refused =
+            |why: String| anyhow::anyhow!("hwbench asked for something this worker refuses: {why}");
+        let device = match &request.job {
+            Job::Compare(job) => {
+                job.session.check(&job.data).map_err(refused)?;
+                job.session.device
+            }
+            Job::Scale(ladder) => {
+                ladder.check().map_err(refused)?;
+                ladder.device
+            }
+        };
+        device.prepare_process();
         // A panic (a library's bug, a thread that cannot start) is reported like any error.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            session::measure(
-                &request.session,
-                &request.data,
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &request.job {
+            Job::Compare(job) => session::measure(
+                &job.session,
+                &job.data,
                 |event| send(&Message::Event(event)),
                 read_line_as::<TimedRuns>,
-            )
+            ),
+            Job::Scale(ladder) => point::climb(
+                ladder,
+                |event| send(&Message::Event(event)),
+                read_line_as::<NextPoint>,
+            ),
         }))
         .unwrap_or_else(|panic| {
             let why = panic
@@ -64,7 +78,7 @@ pub fn serve() -> u8 {
                 .unwrap_or("failed")
                 .trim()
                 .to_string();
-            let _ = send(&Message::Error { message });
+            let _ = send(&Message::<()>::Error { message });
             1
         }
     }
@@ -86,4 +100,19 @@ fn read_request() -> anyhow::Result<WorkerRequest> {
         );
     }
     Ok(request)
+}
+
+/// One protocol message as a JSON line, whatever its event type.
+mod erased {
+    pub trait Line {
+        fn line(&self) -> anyhow::Result<String>;
+    }
+
+    impl<T: serde::Serialize> Line for T {
+        fn line(&self) -> anyhow::Result<String> {
+            let mut line = serde_json::to_string(self)?;
+            line.push('\n');
+            Ok(line)
+        }
+    }
 }

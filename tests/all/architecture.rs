@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("diff", 3),
     ("fleet", 3),
     ("saved", 3),
+    ("scale", 3),
     ("train", 2),
     ("info", 2),
     ("companion", 1),

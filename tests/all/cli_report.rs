@@ -138,7 +138,7 @@ fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
         Framework::Candle,
         &[(0, &[0.031, 0.031, 0.032])],
     )]);
-    let report = BugReport::new(info, training);
+    let report = BugReport::new(info, training, None);
     let whole = hwbench::render::markdown::render(&report.document());
     assert!(
         whole.chars().count() > GITHUB_LIMIT,

@@ -473,7 +473,7 @@ fn cuda_reason(body: &str, extra: &[&str]) -> (String, String) {
     )
 }
 
-const HELLO: &str = r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+const HELLO: &str = r#"{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}"#;
 
 #[test]
 fn companion_that_cannot_load_libcuda() {
@@ -536,7 +536,7 @@ fn info_describes_the_companion_and_flags_gpus_it_cannot_run_on() {
     let dir = Dir::new();
     let fake = dir.executable(
         "hwbench-cuda",
-        r#"[ "$1" = describe ] && echo '{"protocol":2,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
+        r#"[ "$1" = describe ] && echo '{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":false}'"#,
     );
     let output = hwbench()
         .args(["info", "--format", "json"])
@@ -685,7 +685,7 @@ fn replaying_companion(dir: &Dir, factor: f64) -> String {
         "test_accuracy": 0.9, "loss_curve": curve, "loss_peak": curve[0],
         "peak_memory_mib": 100.0, "memory_kind": "GPU"});
     let lines = [
-        r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#.to_string(),
+        r#"{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}"#.to_string(),
         r#"{"event":"ready","name":"GPU","open_ms":1.0,"setup_ms":1.0,"first_epoch_ms":1.0}"#.to_string(),
         r#"{"event":"run","policy":0,"repeat":1,"epochs":300,"total_s":0.01,"syncs":1,"readback_s":0.0,"diverged_at":null,"final_loss":0.9}"#.to_string(),
         finished.to_string(),
@@ -753,7 +753,7 @@ fn companion_of_speed(dir: &Dir, per_epoch_us: f64) -> String {
             r#"import json, sys
 send = lambda **m: (sys.stdout.write(json.dumps(m) + "\n"), sys.stdout.flush())
 request = json.loads(sys.stdin.readline())["session"]
-send(event="hello", protocol=2, hwbench_version="0.1.0", backend="cuda")
+send(event="hello", protocol=3, hwbench_version="0.1.0", backend="cuda")
 send(event="ready", name="GPU", open_ms=1.0, setup_ms=1.0, first_epoch_ms=1.0)
 policies = request["policies"]
 send(event="calibrated", per_epoch_us=[{per_epoch_us}] * len(policies))

@@ -53,7 +53,7 @@ impl Case {
 
 /// A companion that answers `hello` and then `lines` (JSON events), whatever it is asked.
 fn companion_saying(dir: &Dir, name: &str, lines: &[&str]) -> String {
-    let hello = r#"{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+    let hello = r#"{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}"#;
     let body: String = std::iter::once(hello)
         .chain(lines.iter().copied())
         .map(|line| format!("printf '%s\\n' '{line}'\n"))

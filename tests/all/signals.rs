@@ -17,7 +17,7 @@ fn hanging_python(dir: &Dir, pid_file: &Path) -> String {
             r#"case "$2" in
   -c) echo '{{"version": "0.0-fake", "cuda_devices": 0}}' ;;
   *) read request
-     printf '%s\n' '{{"event":"hello","protocol":2,"hwbench_version":"0.1.0","backend":"pytorch"}}'
+     printf '%s\n' '{{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"pytorch"}}'
      sleep 300 &
      echo $! > '{}'
      wait ;;

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use hwbench::train::data;
 use hwbench::train::model::InitWeights;
-use hwbench::train::protocol::{PROTOCOL, SessionRequest, WorkerRequest};
+use hwbench::train::protocol::{CompareJob, Job, PROTOCOL, SessionRequest, WorkerRequest};
 use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig};
 use serde_json::Value;
 
@@ -15,21 +15,23 @@ use crate::util::hwbench;
 fn request(epochs: u64) -> WorkerRequest {
     WorkerRequest {
         protocol: PROTOCOL,
-        session: SessionRequest {
-            device: DeviceSpec::Cpu { threads: 1 },
-            config: TrainConfig {
-                hidden: 10,
-                lr: 0.01,
-                epochs,
-                split_seed: 42,
-                init: InitWeights::reference(),
+        job: Job::Compare(Box::new(CompareJob {
+            session: SessionRequest {
+                device: DeviceSpec::Cpu { threads: 1 },
+                config: TrainConfig {
+                    hidden: 10,
+                    lr: 0.01,
+                    epochs,
+                    split_seed: 42,
+                    init: InitWeights::reference(),
+                },
+                policies: vec![SyncPolicy::NEVER],
+                repeats: 1,
+                warmup_epochs: 1,
+                calibrate: false,
             },
-            policies: vec![SyncPolicy::NEVER],
-            repeats: 1,
-            warmup_epochs: 1,
-            calibrate: false,
-        },
-        data: data::prepare(42),
+            data: data::prepare(42),
+        })),
     }
 }
 

@@ -28,10 +28,16 @@ pub fn parse(text: &str) -> Option<usize> {
     }
 }
 
+/// How cuBLAS multiplies float32 matrices here: full FP32, as PyTorch does by default.
+pub const MATMUL_PRECISION: &str = "FP32 (TF32 off, as PyTorch's default)";
+
+/// Opens the GPU, with TF32 off for float32 matrix products (candle's default too; set here so
+/// that no default elsewhere can change what the timings mean).
 pub fn open(ordinal: usize) -> Result<Device, String> {
     if !candle_core::utils::cuda_is_available() {
         return Err("this executable was built without CUDA support".to_string());
     }
+    candle_core::cuda::set_gemm_reduced_precision_f32(false);
     Device::new_cuda(ordinal).map_err(|e| format!("cannot open cuda:{ordinal}: {e}"))
 }
 
@@ -171,6 +177,19 @@ pub fn memory_mib(device: &Device) -> Option<(f64, &'static str)> {
     Some(((total - free) as f64 / MIB, DEVICE_MEMORY_KIND))
 }
 
+/// Free memory on the device, as the driver reports it.
+#[cfg(feature = "cuda")]
+pub fn free_memory_mib(device: &Device) -> Option<f64> {
+    let (free, _total) = device
+        .as_cuda_device()
+        .ok()?
+        .cuda_stream()
+        .context()
+        .mem_get_info()
+        .ok()?;
+    Some(free as f64 / (1024.0 * 1024.0))
+}
+
 /// The driver's compute cache, before the device is opened: whether the first epoch will compile
 /// PTX (cold) or load what an earlier run compiled (warm).
 pub fn kernel_cache() -> String {
@@ -218,6 +237,11 @@ fn folder_bytes(folder: &std::path::Path, depth: usize) -> u64 {
 
 #[cfg(not(feature = "cuda"))]
 pub fn name(_device: &Device) -> Option<String> {
+    None
+}
+
+#[cfg(not(feature = "cuda"))]
+pub fn free_memory_mib(_device: &Device) -> Option<f64> {
     None
 }
 

@@ -47,7 +47,10 @@ impl DeviceSpec {
     /// Sets up the worker process for this device, before any other thread exists.
     pub fn prepare_process(self) {
         match self {
-            Self::Cpu { threads } => cpu::limit_threads(threads),
+            Self::Cpu { threads } => {
+                cpu::limit_threads(threads);
+                cpu::keep_freed_memory();
+            }
             Self::Cuda { .. } => {}
         }
     }
@@ -74,6 +77,14 @@ impl DeviceSpec {
         match self {
             Self::Cpu { .. } => cpu::peak_memory_mib().map(|mib| (mib, cpu::MEMORY_KIND)),
             Self::Cuda { .. } => cuda::memory_mib(device),
+        }
+    }
+
+    /// Memory this worker could still allocate on the device, in MiB.
+    pub fn free_memory_mib(self, device: &Device) -> Option<f64> {
+        match self {
+            Self::Cpu { .. } => cpu::free_memory_mib(),
+            Self::Cuda { .. } => cuda::free_memory_mib(device),
         }
     }
 

@@ -1,0 +1,279 @@
+//! Figures computed from what the workers measured: throughput and share of peak per point,
+//! where each device starts to beat another beyond noise, where the fixed per-epoch cost stops
+//! dominating, and whether every device computed the same first loss.
+
+use super::results::{Crossover, LadderPoint, PointStatus, ScaleColumn, ScaleReport};
+use crate::train::Framework;
+use crate::train::results::DeviceStatus;
+use crate::train::synthetic::Size;
+
+/// Two first losses disagree when they differ by more than this share (float32 rounding over a
+/// thousand-term sum stays near 10⁻⁶; TF32 or a wrong kernel is 10⁻³ or more).
+pub const LOSS_AGREEMENT: f64 = 1e-3;
+
+/// Adds throughput, share of peak and the crossovers.
+pub fn add_derived_figures(report: &mut ScaleReport) {
+    let ladder = report.ladder.clone();
+    for column in &mut report.devices {
+        let peak = column.peak_gflops;
+        for point in &mut column.points {
+            let flop = flop_of(&ladder, point.size);
+            point.gflops = point
+                .median_s()
+                .zip(flop)
+                .filter(|(s, _)| *s > 0.0)
+                .map(|(s, flop)| flop / s / 1e9);
+            point.peak_share = point.gflops.zip(peak).map(|(g, p)| g / p);
+        }
+    }
+    report.crossovers = crossovers(report);
+}
+
+fn flop_of(ladder: &[LadderPoint], size: Size) -> Option<f64> {
+    ladder
+        .iter()
+        .find(|p| p.size == size)
+        .map(|p| p.flop_per_epoch)
+}
+
+/// Crossovers for every pair of measured columns of the same framework.
+pub fn crossovers(report: &ScaleReport) -> Vec<Crossover> {
+    let columns: Vec<&ScaleColumn> = report
+        .devices
+        .iter()
+        .filter(|c| c.status != DeviceStatus::NotRun)
+        .collect();
+    let mut found = Vec::new();
+    for (i, a) in columns.iter().enumerate() {
+        for b in &columns[i + 1..] {
+            if a.framework == b.framework
+                && let Some(crossover) = crossover(a, b, &report.ladder)
+            {
+                found.push(crossover);
+            }
+        }
+    }
+    found
+}
+
+/// Which of `a` and `b` is faster at the largest point both measured, and from which point on it
+/// wins beyond noise (its slowest epoch faster than the other's fastest, there and at every larger
+/// common point). `None` when they share no measured point or tie at the largest.
+pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Option<Crossover> {
+    // Both columns list the ladder's points in its order.
+    let common: Vec<_> = a
+        .points
+        .iter()
+        .zip(&b.points)
+        .filter_map(|(pa, pb)| Some((pa.size, pa.epoch_s?, pb.epoch_s?)))
+        .collect();
+    let &(largest, sa, sb) = common.last()?;
+    let (faster, slower, a_is_faster) = if sa.median < sb.median {
+        (a, b, true)
+    } else if sb.median < sa.median {
+        (b, a, false)
+    } else {
+        return None;
+    };
+    let beats = |(_, sa, sb): &(Size, crate::stats::Spread, crate::stats::Spread)| {
+        if a_is_faster {
+            sa.max < sb.min
+        } else {
+            sb.max < sa.min
+        }
+    };
+    let from = common
+        .iter()
+        .rposition(|point| !beats(point))
+        .map_or(Some(0), |last_loss| {
+            (last_loss + 1 < common.len()).then_some(last_loss + 1)
+        })
+        .map(|i| common[i].0);
+    let (fast_s, slow_s) = if a_is_faster {
+        (sa.median, sb.median)
+    } else {
+        (sb.median, sa.median)
+    };
+    Some(Crossover {
+        faster: faster.label.clone(),
+        slower: slower.label.clone(),
+        from,
+        flop_per_epoch: from.and_then(|size| flop_of(ladder, size)),
+        speedup_at_largest: slow_s / fast_s,
+        largest,
+    })
+}
+
+/// The fixed cost of an epoch on a column (its smallest measured point's time), and the first
+/// point whose epoch takes at least twice that: from there on the arithmetic, not the fixed cost,
+/// decides. `None` for the point when no measured point gets there.
+pub fn fixed_cost(column: &ScaleColumn) -> Option<(f64, Option<Size>)> {
+    let mut measured = column
+        .points
+        .iter()
+        .filter_map(|p| Some((p.size, p.median_s()?)));
+    let (_, fixed) = measured.next()?;
+    let from = measured
+        .find(|(_, seconds)| *seconds >= 2.0 * fixed)
+        .map(|(size, _)| size);
+    Some((fixed, from))
+}
+
+/// The best share of peak a column reached, with its point.
+pub fn best_share(column: &ScaleColumn) -> Option<(f64, f64, Size)> {
+    column
+        .points
+        .iter()
+        .filter_map(|p| Some((p.peak_share?, p.gflops?, p.size)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// candle's throughput over PyTorch's on the same device, per point both measured.
+pub fn against_pytorch<'a>(
+    report: &'a ScaleReport,
+    candle: &'a ScaleColumn,
+) -> Option<(&'a ScaleColumn, Vec<(Size, f64)>)> {
+    if candle.framework != Framework::Candle {
+        return None;
+    }
+    let torch = report
+        .devices
+        .iter()
+        .find(|c| c.framework == Framework::Pytorch && c.device == candle.device)?;
+    let ratios = candle
+        .points
+        .iter()
+        .zip(&torch.points)
+        .filter_map(|(c, t)| Some((c.size, c.gflops? / t.gflops?)))
+        .collect();
+    Some((torch, ratios))
+}
+
+/// The first point where a column's first loss differs from the first measured column's beyond
+/// [`LOSS_AGREEMENT`]: (size, this loss, the reference loss, the reference's label).
+pub fn loss_disagreement<'a>(
+    report: &'a ScaleReport,
+    column: &ScaleColumn,
+) -> Option<(Size, f32, f32, &'a str)> {
+    let reference = report
+        .devices
+        .iter()
+        .find(|c| c.points.iter().any(|p| p.status == PointStatus::Measured))?;
+    if reference.label == column.label {
+        return None;
+    }
+    column
+        .points
+        .iter()
+        .zip(&reference.points)
+        .find_map(|(p, r)| {
+            let (loss, expected) = (p.first_loss?, r.first_loss?);
+            let gap = (f64::from(loss) - f64::from(expected)).abs();
+            (gap > LOSS_AGREEMENT * f64::from(expected).abs().max(1e-6)).then_some((
+                p.size,
+                loss,
+                expected,
+                reference.label.as_str(),
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scale::ladder;
+    use crate::scale::results::PointResult;
+    use crate::stats::Spread;
+    use crate::train::DeviceSpec;
+
+    fn column(label: &str, times: &[(f64, f64)]) -> ScaleColumn {
+        ScaleColumn {
+            label: label.to_string(),
+            device: DeviceSpec::Cpu { threads: 1 },
+            framework: Framework::Candle,
+            status: DeviceStatus::Ok,
+            reason: None,
+            facts: None,
+            memory_free_mib: None,
+            peak_gflops: None,
+            peak_basis: None,
+            points: ladder::DEFAULT
+                .iter()
+                .zip(times)
+                .map(|(&size, &(median, spread))| PointResult {
+                    epoch_s: Some(Spread {
+                        min: median * (1.0 - spread),
+                        median,
+                        max: median * (1.0 + spread),
+                    }),
+                    ..PointResult::not_measured(size, PointStatus::Measured, None)
+                })
+                .collect(),
+        }
+    }
+
+    fn ladder() -> Vec<LadderPoint> {
+        ladder::DEFAULT
+            .iter()
+            .map(|&size| LadderPoint {
+                size,
+                flop_per_epoch: ladder::flop_per_epoch(size),
+                memory_needed_mib: 0.0,
+                course: size == Size::COURSE,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gpu_beats_the_cpu_from_the_first_point_it_stays_ahead_beyond_noise() {
+        // A GPU with a 100 µs fixed cost against a CPU that starts at 20 µs and grows 8× a step.
+        let cpu: Vec<(f64, f64)> = (0..6).map(|k| (20e-6 * 8f64.powi(k), 0.02)).collect();
+        let gpu = [
+            (100e-6, 0.02),
+            (100e-6, 0.02),  // ahead beyond noise already…
+            (1250e-6, 0.05), // …but not here: faster in the median, inside the CPU's spread
+            (2000e-6, 0.02),
+            (3000e-6, 0.02),
+            (9000e-6, 0.02),
+        ];
+        let (cpu, gpu) = (column("cpu×2", &cpu), column("cuda:0", &gpu));
+        let found = crossover(&cpu, &gpu, &ladder()).unwrap();
+        assert_eq!(
+            (found.faster.as_str(), found.slower.as_str()),
+            ("cuda:0", "cpu×2")
+        );
+        assert_eq!(found.from, Some(ladder::DEFAULT[3]));
+        assert!((found.speedup_at_largest - 20e-6 * 32768.0 / 9000e-6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_device_ahead_only_within_noise_at_the_top_has_no_crossover_point() {
+        let a = column("cpu×1", &[(1.0, 0.05), (2.0, 0.05)]);
+        let b = column("cpu×2", &[(1.2, 0.05), (1.95, 0.05)]);
+        let found = crossover(&a, &b, &ladder()).unwrap();
+        assert_eq!(found.faster, "cpu×2");
+        assert_eq!(found.from, None);
+        // Exactly equal medians: no faster device at all.
+        assert!(crossover(&a, &a, &ladder()).is_none());
+    }
+
+    #[test]
+    fn a_device_faster_everywhere_wins_from_the_first_point() {
+        let a = column("cpu×1", &[(2.0, 0.01), (4.0, 0.01), (8.0, 0.01)]);
+        let b = column("cpu×4", &[(1.0, 0.01), (1.5, 0.01), (2.0, 0.01)]);
+        let found = crossover(&a, &b, &ladder()).unwrap();
+        assert_eq!(found.from, Some(Size::COURSE));
+        assert_eq!(found.speedup_at_largest, 4.0);
+    }
+
+    #[test]
+    fn the_fixed_cost_dominates_until_an_epoch_takes_twice_as_long() {
+        let gpu = column(
+            "cuda:0",
+            &[(100e-6, 0.0), (120e-6, 0.0), (150e-6, 0.0), (250e-6, 0.0)],
+        );
+        assert_eq!(fixed_cost(&gpu), Some((100e-6, Some(ladder::DEFAULT[3]))));
+        let flat = column("cuda:0", &[(100e-6, 0.0), (120e-6, 0.0)]);
+        assert_eq!(fixed_cost(&flat), Some((100e-6, None)));
+    }
+}

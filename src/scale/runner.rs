@@ -1,0 +1,412 @@
+//! The parent side of `hwbench scale`: one worker per column (one after another), asked for one
+//! point at a time; before each point the parent decides whether the device can take it — in
+//! memory (the estimate against what the worker found free) and in time (the last point's epoch,
+//! scaled by the work, against `--max-epoch-seconds`).
+
+use indicatif::ProgressBar;
+
+use super::plan::{FLOP_FORMULA, ScalePlan, cuda_matmul};
+use super::results::{
+    LadderPoint, PointResult, PointStatus, SCHEMA_VERSION, ScaleColumn, ScaleConfig, ScaleReport,
+};
+use super::{analysis, verdict};
+use crate::info::peaks;
+use crate::process;
+use crate::redact::outside_line;
+use crate::stats::Spread;
+use crate::train::DeviceSpec;
+use crate::train::conversation::{REASON_CHARS, Reply, WorkerFailure, signal_name, talk_to_worker};
+use crate::train::plan::{Column, WorkerCommand};
+use crate::train::protocol::{
+    Job, LadderRequest, NextPoint, PROTOCOL, PointMeasured, ScaleCheck, ScaleEvent, WorkerRequest,
+};
+use crate::train::results::DeviceStatus;
+use crate::train::runner::progress_bar;
+use crate::units;
+
+/// A point is tried only when its estimated memory fits in this share of what was free.
+const MEMORY_HEADROOM: f64 = 0.9;
+
+/// Runs every column up the ladder. Stops early, keeping the finished points, on a stop signal.
+pub fn run(plan: &ScalePlan) -> ScaleReport {
+    let bar = progress_bar();
+    let runnable = plan
+        .columns
+        .columns
+        .iter()
+        .filter(|c| c.worker.is_ok())
+        .count();
+    bar.set_length((runnable * plan.ladder.len()) as u64);
+    let mut devices = Vec::new();
+    for column in &plan.columns.columns {
+        let mut result = ScaleColumn {
+            label: column.framework.label(column.device),
+            device: column.device,
+            framework: column.framework,
+            status: DeviceStatus::Ok,
+            reason: None,
+            facts: None,
+            memory_free_mib: None,
+            peak_gflops: None,
+            peak_basis: None,
+            points: Vec::new(),
+        };
+        if let DeviceSpec::Cpu { threads } = column.device
+            && let Some((gflops, basis)) = peaks::cpu_threads_peak(&plan.cpu, threads)
+        {
+            result.peak_gflops = Some(gflops);
+            result.peak_basis = Some(basis);
+        }
+        match (&column.worker, process::stop_signal()) {
+            (_, Some(signal)) => {
+                result.status = DeviceStatus::Interrupted;
+                result.reason = Some(format!(
+                    "interrupted ({}) before it started",
+                    signal_name(signal)
+                ));
+            }
+            (Err(reason), None) => {
+                result.status = DeviceStatus::NotRun;
+                result.reason = Some(reason.clone());
+            }
+            (Ok(command), None) => climb(plan, column, command, &bar, &mut result),
+        }
+        // Every point has its line, tried or not.
+        let tried = result.points.len();
+        result.points.extend(plan.ladder[tried..].iter().map(|p| {
+            PointResult::not_measured(p.size, PointStatus::NotRun, result.reason.clone())
+        }));
+        devices.push(result);
+    }
+    bar.finish_and_clear();
+
+    let settings = &plan.settings;
+    let mut report = ScaleReport {
+        schema_version: SCHEMA_VERSION,
+        kind: "scale".to_string(),
+        redacted: false,
+        hwbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        config: ScaleConfig {
+            seed: settings.seed,
+            lr: settings.lr,
+            max_epoch_s: settings.max_epoch_s,
+            timing: settings.timing,
+            kernels: settings.kernels,
+            flop_formula: FLOP_FORMULA.to_string(),
+            cuda_matmul: cuda_matmul(),
+        },
+        complete: devices
+            .iter()
+            .all(|d| d.status != DeviceStatus::Interrupted),
+        ladder: plan.ladder.clone(),
+        devices,
+        crossovers: Vec::new(),
+        verdict: Vec::new(),
+        notes: plan.columns.notes.clone(),
+    };
+    analysis::add_derived_figures(&mut report);
+    report.verdict = verdict::conclusions(&report);
+    report
+}
+
+/// One column's worker, asked for each point the device can take.
+fn climb(
+    plan: &ScalePlan,
+    column: &Column,
+    command: &WorkerCommand,
+    bar: &ProgressBar,
+    result: &mut ScaleColumn,
+) {
+    let settings = &plan.settings;
+    let request = WorkerRequest {
+        protocol: PROTOCOL,
+        job: Job::Scale(LadderRequest {
+            device: column.device,
+            seed: settings.seed,
+            lr: settings.lr,
+            timing: settings.timing,
+            kernels: settings.kernels,
+        }),
+    };
+    let start = bar.position();
+    let label = result.label.clone();
+    bar.set_message(format!("{label}: starting"));
+    let mut check = ScaleCheck::new(settings.timing);
+    let steps = Steps::new(&plan.ladder, settings.max_epoch_s);
+    let mut asked = None;
+    let outcome = talk_to_worker(command, &request, &|| bar.tick(), |event: ScaleEvent| {
+        check.check(&event)?;
+        Ok(match event {
+            ScaleEvent::Ready {
+                facts,
+                memory_free_mib,
+            } => {
+                if column.device.is_accelerator()
+                    && let Some((gflops, basis)) = gpu_peak(plan, facts.name.as_deref())
+                {
+                    result.peak_gflops = Some(gflops);
+                    result.peak_basis = Some(basis);
+                }
+                result.facts = Some(facts);
+                result.memory_free_mib = memory_free_mib;
+                let next = steps.next(&mut result.points, memory_free_mib);
+                check.asked(next);
+                asked = next.size;
+                Reply::Send(next)
+            }
+            ScaleEvent::Progress { .. } => Reply::Nothing,
+            ScaleEvent::Point(measured) => {
+                result.points.push(point_result(measured));
+                let next = steps.next(&mut result.points, result.memory_free_mib);
+                bar.set_position(start + result.points.len() as u64);
+                if let Some(size) = next.size {
+                    bar.set_message(format!("{label}: {size}"));
+                }
+                check.asked(next);
+                asked = next.size;
+                Reply::Send(next)
+            }
+            ScaleEvent::Finished => Reply::Done,
+        })
+    });
+    bar.set_position(start + plan.ladder.len() as u64);
+    let failure = match outcome {
+        Ok(()) => return,
+        Err(WorkerFailure::Stopped(signal)) => {
+            result.status = DeviceStatus::Interrupted;
+            format!("interrupted ({})", signal_name(signal))
+        }
+        Err(failure) => {
+            result.status = if result.facts.is_none() {
+                DeviceStatus::NotRun
+            } else {
+                DeviceStatus::Failed
+            };
+            outside_line(&failure.to_string(), REASON_CHARS)
+        }
+    };
+    // The point in progress failed with the worker; the others were never tried.
+    if let Some(size) = asked.filter(|size| result.points.iter().all(|p| p.size != *size)) {
+        let status = match result.status {
+            DeviceStatus::Interrupted => PointStatus::NotRun,
+            _ => PointStatus::Failed,
+        };
+        result.points.push(PointResult::not_measured(
+            size,
+            status,
+            Some(failure.clone()),
+        ));
+    }
+    result.reason = Some(failure);
+}
+
+/// What a worker measured, as a point of the report (its derived figures come later).
+fn point_result(m: PointMeasured) -> PointResult {
+    let status = if m.over_budget {
+        PointStatus::OverBudget
+    } else {
+        PointStatus::Measured
+    };
+    PointResult {
+        size: m.size,
+        status,
+        reason: m
+            .over_budget
+            .then(|| format!("an epoch took {}", units::seconds(m.warm_epoch_s))),
+        kernels: Some(m.kernels),
+        epochs: (!m.over_budget).then_some(m.epochs),
+        epoch_s: Spread::of(m.runs_s.iter().map(|s| s / m.epochs.max(1) as f64)),
+        cold_epoch_s: Some(m.cold_epoch_s),
+        gflops: None,
+        peak_share: None,
+        first_loss: m.first_loss,
+        final_loss: m.final_loss,
+        memory_mib: m.memory_mib,
+    }
+}
+
+/// The GPU's FP32 peak, found by the name the worker saw among the GPUs NVML listed.
+fn gpu_peak(plan: &ScalePlan, name: Option<&str>) -> Option<(f64, String)> {
+    let mut gpu = plan
+        .columns
+        .gpus
+        .devices
+        .iter()
+        .find(|g| g.name.is_some() && g.name.as_deref() == name)?
+        .clone();
+    peaks::fill_gpu(&mut gpu);
+    let tflops = gpu.fp32_peak_tflops?;
+    Some((
+        tflops * 1e3,
+        format!(
+            "{} CUDA cores × 2 FLOP per cycle × {} MHz (maximum SM clock, NVML)",
+            gpu.cuda_cores.unwrap_or_default(),
+            gpu.sm_clock_max_mhz.unwrap_or_default()
+        ),
+    ))
+}
+
+/// Which point comes next for one column.
+struct Steps<'a> {
+    ladder: &'a [LadderPoint],
+    max_epoch_s: f64,
+}
+
+impl<'a> Steps<'a> {
+    fn new(ladder: &'a [LadderPoint], max_epoch_s: f64) -> Self {
+        Self {
+            ladder,
+            max_epoch_s,
+        }
+    }
+
+    /// The next point to train, after adding to `points` the ones the device cannot take; no size
+    /// when the climb is over.
+    fn next(&self, points: &mut Vec<PointResult>, free_mib: Option<f64>) -> NextPoint {
+        let stop = NextPoint {
+            size: None,
+            max_epoch_s: self.max_epoch_s,
+        };
+        // The last measured point's epoch, scaled by the work, predicts the next one's: an upper
+        // bound while the device gets more efficient with size, which it does up the ladder.
+        let last = points.iter().rev().find_map(|p| {
+            let seconds = p.median_s()?;
+            let flop = self.flop(p)?;
+            Some((seconds, flop))
+        });
+        let over_budget = points.last().map(|p| p.status) == Some(PointStatus::OverBudget);
+        while let Some(point) = self.ladder.get(points.len()) {
+            let size = point.size;
+            if over_budget {
+                points.push(PointResult::not_measured(
+                    size,
+                    PointStatus::OverBudget,
+                    Some("a smaller point was already over budget".to_string()),
+                ));
+                continue;
+            }
+            if let Some((seconds, flop)) = last {
+                let predicted = seconds * point.flop_per_epoch / flop;
+                if predicted > self.max_epoch_s {
+                    let why = format!(
+                        "about {} per epoch predicted (cap {})",
+                        units::seconds(predicted),
+                        units::seconds(self.max_epoch_s)
+                    );
+                    points.push(PointResult::not_measured(
+                        size,
+                        PointStatus::OverBudget,
+                        Some(why),
+                    ));
+                    continue;
+                }
+            }
+            if let Some(free) = free_mib
+                && point.memory_needed_mib > free * MEMORY_HEADROOM
+            {
+                let why = format!(
+                    "needs about {}, {} free",
+                    units::gib(point.memory_needed_mib as u64),
+                    units::gib(free as u64)
+                );
+                points.push(PointResult::not_measured(
+                    size,
+                    PointStatus::NeedsMemory,
+                    Some(why),
+                ));
+                continue;
+            }
+            return NextPoint {
+                size: Some(size),
+                max_epoch_s: self.max_epoch_s,
+            };
+        }
+        stop
+    }
+
+    fn flop(&self, point: &PointResult) -> Option<f64> {
+        self.ladder
+            .iter()
+            .find(|p| p.size == point.size)
+            .map(|p| p.flop_per_epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scale::ladder;
+
+    fn ladder() -> Vec<LadderPoint> {
+        ladder::DEFAULT
+            .iter()
+            .map(|&size| LadderPoint {
+                size,
+                flop_per_epoch: ladder::flop_per_epoch(size),
+                memory_needed_mib: ladder::memory_needed_mib(size),
+                course: false,
+            })
+            .collect()
+    }
+
+    fn measured(size: crate::train::synthetic::Size, seconds: f64) -> PointResult {
+        PointResult {
+            epoch_s: Spread::of([seconds]),
+            ..PointResult::not_measured(size, PointStatus::Measured, None)
+        }
+    }
+
+    #[test]
+    fn a_device_stops_climbing_when_the_next_epoch_would_be_over_budget() {
+        let ladder = ladder();
+        let steps = Steps::new(&ladder, 1.0);
+        let mut points = Vec::new();
+        assert_eq!(steps.next(&mut points, None).size, Some(ladder[0].size));
+        // The sixth point at 0.1 s per epoch: the seventh (8× the work) would take 0.8 s.
+        points.extend(ladder[..6].iter().map(|p| measured(p.size, 0.1)));
+        assert_eq!(steps.next(&mut points, None).size, Some(ladder[6].size));
+        // At 0.2 s per epoch it would take 1.6 s: the rest are over budget.
+        points.push(measured(ladder[6].size, 0.2));
+        assert_eq!(steps.next(&mut points, None).size, None);
+        assert_eq!(points.len(), 9);
+        assert!(points[7].reason.as_deref().unwrap().contains("predicted"));
+        assert_eq!(points[8].status, PointStatus::OverBudget);
+    }
+
+    #[test]
+    fn a_point_that_needs_more_memory_than_is_free_is_skipped_and_said_so() {
+        let ladder = ladder();
+        let steps = Steps::new(&ladder, 100.0);
+        let mut points: Vec<PointResult> =
+            ladder[..7].iter().map(|p| measured(p.size, 1e-3)).collect();
+        // 1 GiB free: the 0.5 GiB point fits, the 2.1 GiB one does not.
+        assert_eq!(
+            steps.next(&mut points, Some(1024.0)).size,
+            Some(ladder[7].size)
+        );
+        points.push(measured(ladder[7].size, 1e-2));
+        assert_eq!(steps.next(&mut points, Some(1024.0)).size, None);
+        assert_eq!(points[8].status, PointStatus::NeedsMemory);
+        assert_eq!(
+            points[8].reason.as_deref(),
+            Some("needs about 2.1 GiB, 1.0 GiB free")
+        );
+    }
+
+    #[test]
+    fn after_a_point_measured_over_budget_nothing_bigger_is_tried() {
+        let ladder = ladder();
+        let steps = Steps::new(&ladder, 1.0);
+        let mut points = vec![PointResult::not_measured(
+            ladder[0].size,
+            PointStatus::OverBudget,
+            None,
+        )];
+        assert_eq!(steps.next(&mut points, None).size, None);
+        assert!(
+            points[1..]
+                .iter()
+                .all(|p| p.status == PointStatus::OverBudget)
+        );
+    }
+}

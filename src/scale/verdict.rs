@@ -1,0 +1,136 @@
+//! What a scale run's numbers mean, in plain words: where each device pays off, how close each
+//! gets to its peak, where the fixed per-epoch cost stops deciding, how candle compares with
+//! PyTorch, and whether every device computed the same thing.
+
+use super::analysis::{self, best_share, fixed_cost, loss_disagreement};
+use super::ladder::flop_per_epoch;
+use super::results::ScaleReport;
+use crate::train::Framework;
+use crate::train::synthetic::Size;
+use crate::units;
+
+pub fn conclusions(report: &ScaleReport) -> Vec<String> {
+    let mut lines = Vec::new();
+    let course = flop_per_epoch(Size::COURSE);
+    let first = report.ladder.first().map(|p| p.size);
+    for c in &report.crossovers {
+        let at_largest = format!("{} at {}", units::factor(c.speedup_at_largest), c.largest);
+        lines.push(match (c.from, c.flop_per_epoch) {
+            (Some(from), _) if Some(from) == first => format!(
+                "{} is faster than {} beyond noise at every size, from {from} on ({at_largest}).",
+                c.faster, c.slower
+            ),
+            (Some(from), Some(flop)) => format!(
+                "{} beats {} from {from} on ({} per epoch; {at_largest}); the course's model ({}) is {}× smaller than that.",
+                c.faster,
+                c.slower,
+                units::flop(flop),
+                units::flop(course),
+                round_ratio(flop / course)
+            ),
+            _ => format!(
+                "{} is ahead of {} at {} only within the noise: neither pays off on this ladder.",
+                c.faster, c.slower, c.largest
+            ),
+        });
+    }
+    let shares: Vec<String> = report
+        .devices
+        .iter()
+        .filter_map(|column| {
+            let (share, gflops, size) = best_share(column)?;
+            Some(format!(
+                "{} {} ({} at {size})",
+                column.label,
+                units::percent(share),
+                units::gflops(gflops)
+            ))
+        })
+        .collect();
+    if !shares.is_empty() {
+        lines.push(format!(
+            "Best share of the theoretical FP32 peak: {}.",
+            shares.join("; ")
+        ));
+    }
+    for column in report
+        .devices
+        .iter()
+        .filter(|c| c.framework == Framework::Candle)
+    {
+        let Some((fixed, from)) = fixed_cost(column) else {
+            continue;
+        };
+        let fixed = units::micros(fixed * 1e6);
+        lines.push(match from {
+            Some(size) => format!(
+                "{}: an epoch costs at least {fixed} whatever its size; from {size} ({}) on, the arithmetic decides.",
+                column.label,
+                units::flop(flop_per_epoch(size))
+            ),
+            None => format!(
+                "{}: the fixed cost of about {fixed} per epoch decides at every size measured.",
+                column.label
+            ),
+        });
+    }
+    for column in &report.devices {
+        if let Some((torch, ratios)) = analysis::against_pytorch(report, column)
+            && let (Some(low), Some(high)) = (
+                ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+                ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+            )
+        {
+            lines.push(format!(
+                "candle on {} reaches {} to {} of {}'s throughput (lowest at {}, highest at {}).",
+                column.label,
+                units::factor(low.1),
+                units::factor(high.1),
+                torch.label,
+                low.0,
+                high.0
+            ));
+        }
+        if let Some((size, loss, expected, reference)) = loss_disagreement(report, column) {
+            lines.push(format!(
+                "{}'s first loss at {size} is {loss}, {reference}'s {expected}: its arithmetic differs beyond float32 rounding (TF32, or a wrong kernel), so its timings are not comparable.",
+                column.label
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("No point was measured on two devices: nothing to compare.".to_string());
+    }
+    lines
+}
+
+/// A large ratio rounded to two significant digits, with thousands separated: 270,000.
+fn round_ratio(ratio: f64) -> String {
+    if !ratio.is_finite() || ratio < 1.0 {
+        return format!("{ratio:.1}");
+    }
+    let magnitude = 10f64.powi(ratio.log10().floor() as i32 - 1).max(1.0);
+    let rounded = ((ratio / magnitude).round() * magnitude) as u64;
+    let digits = rounded.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_read_with_two_significant_digits() {
+        assert_eq!(round_ratio(273_456.0), "270,000");
+        assert_eq!(round_ratio(8.4), "8");
+        assert_eq!(round_ratio(63.0), "63");
+        assert_eq!(round_ratio(1234.0), "1,200");
+    }
+}

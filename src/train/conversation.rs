@@ -1,0 +1,257 @@
+//! Talking to one worker process, for any job: start it in its own process group, send the
+//! request, read its JSON lines (each checked by the caller), answer when the job needs an answer,
+//! and make sure nothing it started outlives the conversation.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::plan::WorkerCommand;
+use super::protocol::{Message, PROTOCOL, WorkerRequest};
+use crate::process::{self, describe_exit, last_line, without_path};
+use crate::redact::outside_line;
+
+/// Reasons and worker messages are cut to this many characters.
+pub const REASON_CHARS: usize = 300;
+
+/// Why a column's worker gave no (complete) result.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerFailure {
+    #[error("could not start {program}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Exited(String),
+    #[error("no answer for {0} s; the worker was stopped (hung?)")]
+    Hung(u64),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Reported(String),
+    #[error("the worker sent an impossible result: {0}")]
+    Invalid(String),
+    #[error("interrupted ({})", signal_name(*.0))]
+    Stopped(i32),
+}
+
+/// How people know a stop signal.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "Ctrl-C".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// What the parent does after an event: nothing, answer the worker, or end the conversation (the
+/// worker finished).
+pub enum Reply<R> {
+    Nothing,
+    Send(R),
+    Done,
+}
+
+/// Starts one worker, sends it `request`, and hands each event of its job to `on_event` (which
+/// checks it: an `Err` is an impossible event), until the job is done, the worker fails, stays
+/// silent past its timeout, or a stop signal arrives. `tick` is called while waiting. The worker
+/// and every process it started are gone when this returns.
+pub fn talk_to_worker<E: DeserializeOwned, R: Serialize>(
+    command: &WorkerCommand,
+    request: &WorkerRequest,
+    tick: &dyn Fn(),
+    mut on_event: impl FnMut(E) -> Result<Reply<R>, String>,
+) -> Result<(), WorkerFailure> {
+    let program_name = command.program.file_name().map_or_else(
+        || command.program.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let spawn_failure = |error| WorkerFailure::Spawn {
+        program: program_name.clone(),
+        error,
+    };
+    // Owned for the whole run: dropping it removes the script.
+    let script = command
+        .script
+        .map(write_script)
+        .transpose()
+        .map_err(spawn_failure)?;
+    let mut child = process::spawn_in_own_group(
+        Command::new(&command.program)
+            .args(&command.args)
+            .args(script.iter().map(|(_, path)| path))
+            .envs(command.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .map_err(spawn_failure)?;
+    let pipes = read_lines(&mut child)
+        .and_then(|lines| Ok((lines, process::read_to_end_in_thread(child.stderr.take())?)));
+    let (lines, stderr) = match pipes {
+        Ok(pipes) => pipes,
+        Err(error) => {
+            process::kill_group(&child);
+            let _ = child.wait();
+            return Err(spawn_failure(error));
+        }
+    };
+
+    let mut stdin = child.stdin.take();
+    // A worker that died at start-up closes its stdin; what it said on stderr explains why.
+    send_line(&mut stdin, request);
+
+    let outcome = converse(&lines, command.timeout, tick, &mut |event| {
+        let reply = on_event(event).map_err(WorkerFailure::Invalid)?;
+        Ok(match reply {
+            Reply::Nothing => false,
+            Reply::Send(answer) => {
+                send_line(&mut stdin, &answer);
+                false
+            }
+            Reply::Done => true,
+        })
+    });
+    drop(stdin);
+    // Whatever happened, nothing the worker started outlives its column.
+    process::kill_group(&child);
+    let status = child.wait();
+    match outcome {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            // A process the worker left behind may hold stderr open: wait for it only briefly.
+            let said = stderr
+                .recv_timeout(Duration::from_secs(2))
+                .ok()
+                .and_then(|bytes| last_line(&String::from_utf8_lossy(&bytes)))
+                .map(|line| without_path(&line, &command.program));
+            let how = match status {
+                Ok(status) => describe_exit(status),
+                Err(e) => e.to_string(),
+            };
+            // A library the loader cannot find is named with what to do about it.
+            if let Some(advice) = said.as_deref().and_then(crate::companion::missing_library) {
+                return Err(WorkerFailure::Exited(format!(
+                    "{program_name} cannot start: {advice}"
+                )));
+            }
+            Err(WorkerFailure::Exited(match said {
+                Some(line) => format!("{how}: {line}"),
+                None => how,
+            }))
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// One JSON line to the worker's stdin; a worker that has gone says why elsewhere.
+fn send_line(stdin: &mut Option<std::process::ChildStdin>, message: &impl serde::Serialize) {
+    if let Some(pipe) = stdin {
+        let mut line = serde_json::to_string(message).unwrap_or_default();
+        line.push('\n');
+        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+    }
+}
+
+/// Reads messages until `on_event` says the job is done (Ok(true)) or the worker's stdout closes
+/// (Ok(false)).
+fn converse<E: DeserializeOwned>(
+    lines: &mpsc::Receiver<String>,
+    timeout: Duration,
+    tick: &dyn Fn(),
+    on_event: &mut impl FnMut(E) -> Result<bool, WorkerFailure>,
+) -> Result<bool, WorkerFailure> {
+    let mut greeted = false;
+    let mut last_heard = Instant::now();
+    loop {
+        if let Some(signal) = process::stop_signal() {
+            return Err(WorkerFailure::Stopped(signal));
+        }
+        let line = match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tick();
+                if last_heard.elapsed() > timeout {
+                    return Err(WorkerFailure::Hung(timeout.as_secs()));
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(false),
+        };
+        last_heard = Instant::now();
+        let message: Message<E> = serde_json::from_str(&line).map_err(|e| {
+            WorkerFailure::Protocol(format!(
+                "the worker said something hwbench does not understand ({e}): {}",
+                outside_line(&line, 80)
+            ))
+        })?;
+        match message {
+            Message::Hello { protocol, .. } if protocol != PROTOCOL => {
+                return Err(WorkerFailure::Protocol(format!(
+                    "the worker speaks protocol {protocol}, hwbench speaks {PROTOCOL}: install matching versions"
+                )));
+            }
+            Message::Hello { .. } => greeted = true,
+            _ if !greeted => {
+                return Err(WorkerFailure::Protocol(
+                    "the worker did not introduce itself (no hello message)".to_string(),
+                ));
+            }
+            Message::Error { message } => {
+                return Err(WorkerFailure::Reported(outside_line(
+                    &message,
+                    REASON_CHARS,
+                )));
+            }
+            Message::Event(event) => {
+                if on_event(event)? {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+}
+
+/// Writes `text` into a new folder only this user can enter, so that no one can swap the script
+/// between writing and running it.
+fn write_script(text: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
+    let folder = tempfile::Builder::new().prefix("hwbench-").tempdir()?;
+    let path = folder.path().join("hwbench_worker.py");
+    std::fs::write(&path, text)?;
+    Ok((folder, path))
+}
+
+/// The worker's stdout, line by line, from a thread of its own. A line is cut at 16 MiB: no
+/// message of the protocol comes near that.
+fn read_lines(child: &mut Child) -> std::io::Result<mpsc::Receiver<String>> {
+    const LONGEST_LINE: u64 = 16 << 20;
+    let (sender, receiver) = mpsc::channel();
+    let stdout = child.stdout.take();
+    process::spawn_thread("worker output", move || {
+        let Some(stdout) = stdout else { return };
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = Vec::new();
+            match (&mut reader)
+                .take(LONGEST_LINE)
+                .read_until(b'\n', &mut line)
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    if sender.send(text).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })?;
+    Ok(receiver)
+}

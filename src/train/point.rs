@@ -1,0 +1,158 @@
+//! The worker side of `hwbench scale`: open the device once, then train each size the parent
+//! sends with the same loop as `train-compare` (`session::train`), timed the same way.
+
+use std::time::{Duration, Instant};
+
+use super::SyncPolicy;
+use super::TrainConfig;
+use super::fused::Kernels;
+use super::protocol::{LadderRequest, NextPoint, PointMeasured, ScaleEvent};
+use super::results::DeviceFacts;
+use super::session::{Length, Prepared, Trained, train};
+use super::synthetic::{self, Size};
+
+/// The most epochs one timed run trains (the course's model at its fastest needs about 10,000 for
+/// a fifth of a second).
+const MOST_EPOCHS: u64 = 10_000_000;
+
+/// Opens the device, says it is ready, and measures each point the parent asks for until it asks
+/// for none.
+pub fn climb(
+    request: &LadderRequest,
+    mut emit: impl FnMut(ScaleEvent) -> anyhow::Result<()>,
+    mut next: impl FnMut() -> anyhow::Result<NextPoint>,
+) -> anyhow::Result<()> {
+    let spec = request.device;
+    let kernel_cache = spec.kernel_cache();
+    let opened = Instant::now();
+    let device = spec.open().map_err(anyhow::Error::msg)?;
+    device.synchronize()?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
+    emit(ScaleEvent::Ready {
+        facts: DeviceFacts {
+            name: spec.name(&device),
+            framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
+            open_ms,
+            setup_ms: 0.0,
+            first_epoch_ms: 0.0,
+            kernel_cache,
+            operations_per_epoch: None,
+        },
+        memory_free_mib: spec.free_memory_mib(&device),
+    })?;
+    loop {
+        let step = next()?;
+        let Some(size) = step.size else {
+            return emit(ScaleEvent::Finished);
+        };
+        size.check().map_err(anyhow::Error::msg)?;
+        let kernels = Kernels::chosen(&device, request.kernels);
+        let measured = measure(request, size, step.max_epoch_s, &device, kernels, &mut emit)?;
+        emit(ScaleEvent::Point(measured))?;
+    }
+}
+
+/// One point: the cold epoch, a warm-up, then the timed runs (unless an epoch is over budget).
+fn measure(
+    request: &LadderRequest,
+    size: Size,
+    max_epoch_s: f64,
+    device: &candle_core::Device,
+    kernels: Kernels,
+    emit: &mut impl FnMut(ScaleEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<PointMeasured> {
+    let prepared = {
+        let (features, labels) = synthetic::rows(request.seed, size);
+        Prepared::rows(&features, &labels, device.clone(), kernels)?
+    };
+    let config = TrainConfig {
+        hidden: size.hidden,
+        lr: request.lr,
+        epochs: MOST_EPOCHS,
+        split_seed: 0,
+        init: synthetic::init_weights(request.seed, size),
+    };
+    let timing = request.timing;
+    let mut run = |length| -> anyhow::Result<Trained> {
+        train(
+            &prepared,
+            &config,
+            SyncPolicy::NEVER,
+            length,
+            false,
+            &mut |epoch| emit(ScaleEvent::Progress { epoch }),
+        )
+    };
+    let cold = run(Length::Epochs(1))?;
+    let cold_epoch_s = cold.result.total_s;
+    let mut measured = PointMeasured {
+        size,
+        kernels: kernels.name().to_string(),
+        cold_epoch_s,
+        warm_epoch_s: cold_epoch_s,
+        over_budget: false,
+        epochs: 0,
+        runs_s: Vec::new(),
+        first_loss: cold.curve.first().copied().filter(|v| v.is_finite()),
+        final_loss: None,
+        memory_mib: None,
+    };
+    drop(cold);
+    // A cold epoch pays for first allocations (and on a GPU, loading kernels): far over the
+    // budget, it is over budget warm too.
+    if cold_epoch_s > 3.0 * max_epoch_s {
+        measured.over_budget = true;
+        return Ok(with_memory(measured, request, device));
+    }
+    let warm = run(Length::Until {
+        epochs: MOST_EPOCHS,
+        limit: Duration::from_secs_f64(timing.warmup_s),
+        at_least: 1,
+    })?;
+    measured.warm_epoch_s = warm.result.total_s / warm.result.epochs as f64;
+    drop(warm);
+    if measured.warm_epoch_s > max_epoch_s {
+        measured.over_budget = true;
+        return Ok(with_memory(measured, request, device));
+    }
+    measured.epochs = timed_epochs(measured.warm_epoch_s, timing.min_run_s, timing.min_epochs);
+    for _ in 0..timing.repeats {
+        let trained = run(Length::Epochs(measured.epochs))?;
+        measured.runs_s.push(trained.result.total_s);
+        measured.final_loss = trained.result.final_loss;
+    }
+    Ok(with_memory(measured, request, device))
+}
+
+fn with_memory(
+    mut measured: PointMeasured,
+    request: &LadderRequest,
+    device: &candle_core::Device,
+) -> PointMeasured {
+    measured.memory_mib = request.device.memory_mib(device).map(|(mib, _)| mib);
+    measured
+}
+
+/// Epochs of a timed run: at least `min_epochs`, and enough for `min_run_s` at `epoch_s` each.
+pub fn timed_epochs(epoch_s: f64, min_run_s: f64, min_epochs: u64) -> u64 {
+    let for_time = if epoch_s > 0.0 {
+        (min_run_s / epoch_s).ceil() as u64
+    } else {
+        MOST_EPOCHS
+    };
+    for_time.clamp(min_epochs.max(1), MOST_EPOCHS.max(min_epochs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timed_run_lasts_the_minimum_time_and_epochs() {
+        // The course's model at 30 µs per epoch: 0.2 s is 6667 epochs.
+        assert_eq!(timed_epochs(30e-6, 0.2, 3), 6667);
+        // A 1 s epoch: three of them.
+        assert_eq!(timed_epochs(1.0, 0.2, 3), 3);
+        assert_eq!(timed_epochs(0.0, 0.2, 3), MOST_EPOCHS);
+    }
+}
