@@ -304,10 +304,21 @@ fn scale_run(report: &ScaleReport) -> Run<'_> {
             .devices
             .iter()
             .all(|c| !measured(c) && c.status != DeviceStatus::Interrupted),
+        // A column that ran but measured no point says why through its first point.
         columns: report
             .devices
             .iter()
-            .map(|c| (c.label.clone(), c.status.words(), c.reason.clone()))
+            .map(|c| {
+                let why = c
+                    .reason
+                    .clone()
+                    .or_else(|| c.points.first().and_then(|p| p.reason.clone()));
+                let status = match c.status {
+                    DeviceStatus::Ok => "measured no point",
+                    other => other.words(),
+                };
+                (c.label.clone(), status, why)
+            })
             .collect(),
         wrong: report
             .devices

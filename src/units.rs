@@ -99,6 +99,15 @@ pub fn mib(mib: f64) -> String {
     }
 }
 
+/// Memory in the unit that reads best: "36 MiB" below a gibibyte, "2.1 GiB" from there.
+pub fn memory(mib: f64) -> String {
+    if mib.is_finite() && mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        self::mib(mib)
+    }
+}
+
 /// Mebibytes as gibibytes with one decimal: 24064 → "23.5 GiB".
 pub fn gib(mib: u64) -> String {
     format!("{:.1} GiB", mib as f64 / 1024.0)
@@ -146,6 +155,12 @@ fn si(value: f64, unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_reads_in_mib_then_gib() {
+        assert_eq!(memory(36.1), "36 MiB");
+        assert_eq!(memory(2113.0), "2.1 GiB");
+    }
 
     #[test]
     fn work_and_throughput_read_with_three_digits() {

@@ -212,7 +212,7 @@ fn point_result(m: PointMeasured) -> PointResult {
         status,
         reason: m
             .over_budget
-            .then(|| format!("an epoch took {}", units::seconds(m.warm_epoch_s))),
+            .then(|| format!("an epoch took {}", units::micros(m.warm_epoch_s * 1e6))),
         kernels: Some(m.kernels),
         epochs: (!m.over_budget).then_some(m.epochs),
         epoch_s: Spread::of(m.runs_s.iter().map(|s| s / m.epochs.max(1) as f64)),
@@ -290,8 +290,8 @@ impl<'a> Steps<'a> {
                 if predicted > self.max_epoch_s {
                     let why = format!(
                         "about {} per epoch predicted (cap {})",
-                        units::seconds(predicted),
-                        units::seconds(self.max_epoch_s)
+                        units::micros(predicted * 1e6),
+                        units::micros(self.max_epoch_s * 1e6)
                     );
                     points.push(PointResult::not_measured(
                         size,
@@ -306,8 +306,8 @@ impl<'a> Steps<'a> {
             {
                 let why = format!(
                     "needs about {}, {} free",
-                    units::gib(point.memory_needed_mib as u64),
-                    units::gib(free as u64)
+                    units::memory(point.memory_needed_mib),
+                    units::memory(free)
                 );
                 points.push(PointResult::not_measured(
                     size,

@@ -7,7 +7,7 @@ use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
 use crate::train::show::sparkline;
-use crate::units::{factor, flop, gflops, mib, micros, millis, percent, seconds};
+use crate::units::{factor, flop, gflops, memory, micros, millis, percent, seconds};
 
 impl Render for ScaleReport {
     fn document(&self) -> Document {
@@ -21,12 +21,21 @@ impl Render for ScaleReport {
                 )
             })
         }));
-        summary.push(self.grid("Throughput (share of FP32 peak)", |p| {
-            p.gflops.map(|g| match p.peak_share {
-                Some(share) => format!("{} ({})", gflops(g), percent(share)),
-                None => gflops(g),
-            })
-        }));
+        summary.push(
+            self.grid("Throughput in GFLOP/s (share of FP32 peak)", |p| {
+                p.gflops.map(|g| {
+                    let rate = if g < 100.0 {
+                        format!("{g:.1}")
+                    } else {
+                        format!("{g:.0}")
+                    };
+                    match p.peak_share {
+                        Some(share) => format!("{rate} ({})", percent(share)),
+                        None => rate,
+                    }
+                })
+            }),
+        );
         let against: Vec<(&ScaleColumn, &ScaleColumn, Vec<_>)> = self
             .devices
             .iter()
@@ -91,11 +100,11 @@ impl Render for ScaleReport {
                         c.peak_basis.as_deref().unwrap_or("basis unknown")
                     )
                 })
-                .opt("memory free at start", c.memory_free_mib, mib)
+                .opt("memory free at start", c.memory_free_mib, memory)
                 .opt(
                     "memory after the largest point",
                     c.points.iter().rev().find_map(|p| p.memory_mib),
-                    mib,
+                    memory,
                 )
                 .add("time per epoch (log) by size", {
                     let times: Vec<(u64, f32)> = c
@@ -204,22 +213,23 @@ impl Render for ScaleReport {
 }
 
 impl ScaleReport {
-    /// One row per ladder point (size, FLOP per epoch), one column per device: `cell` for a
-    /// measured point, the reason for a skipped one.
+    /// One row per ladder point (its size over its FLOP per epoch), one column per device:
+    /// `cell` for a measured point, why not for a skipped one.
     fn grid(&self, title: &str, cell: impl Fn(&PointResult) -> Option<String>) -> Section {
-        let mut header = vec!["size".to_string(), "FLOP/epoch".to_string()];
+        let mut header = vec!["size, work".to_string()];
         header.extend(self.devices.iter().map(|c| c.label.clone()));
         let rows = self
             .ladder
             .iter()
             .enumerate()
             .map(|(i, point)| {
-                let size = if point.course {
-                    format!("{} (course)", point.size)
-                } else {
-                    point.size.to_string()
-                };
-                let mut row = vec![size, flop(point.flop_per_epoch)];
+                let course = if point.course { " (course)" } else { "" };
+                let size = format!(
+                    "{}{course}\n{} per epoch",
+                    point.size,
+                    flop(point.flop_per_epoch)
+                );
+                let mut row = vec![size];
                 row.extend(self.devices.iter().map(|c| match c.points.get(i) {
                     Some(p) if p.status == PointStatus::Measured => {
                         cell(p).unwrap_or_else(|| NA.to_string())

@@ -159,8 +159,11 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// `a · b` into a new row-major buffer, through the `gemm` crate.
-fn product(a: Matrix, b: Matrix, op: &str) -> Result<Vec<f32>> {
+/// `a · b` into a new row-major buffer, through the `gemm` crate, on candle's threads when the
+/// product is large enough to share: split by output blocks (gemm's own way) when the output is
+/// large, split along the sum when it is small and the sum long (a weight's gradient: few outputs,
+/// one term per row), where gemm's split leaves all but one thread idle.
+fn product(a: Matrix, b: Matrix, threads: usize, op: &str) -> Result<Vec<f32>> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k {
         bail!("{op}: cannot multiply [{m}, {k}] by [{}, {n}]", b.rows);
@@ -168,17 +171,56 @@ fn product(a: Matrix, b: Matrix, op: &str) -> Result<Vec<f32>> {
     if k == 0 {
         return Ok(vec![0.0; m * n]);
     }
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_PRODUCT {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    if threads < 2 || m * n * k < PARALLEL_PRODUCT {
+        return Ok(gemm_into(a, b, gemm::Parallelism::None));
+    }
+    if m * n >= WIDE_OUTPUT {
+        return Ok(gemm_into(a, b, gemm::Parallelism::Rayon(threads)));
+    }
+    let parts = threads.min(k / MIN_SHARE_OF_SUM).max(1);
+    let bounds: Vec<(usize, usize)> = (0..parts)
+        .map(|i| (k * i / parts, k * (i + 1) / parts))
+        .collect();
+    let partial: Vec<Vec<f32>> = bounds
+        .par_iter()
+        .map(|&(from, to)| {
+            let a_part = Matrix {
+                data: &a.data[from * a.col_stride..],
+                cols: to - from,
+                ..a
+            };
+            let b_part = Matrix {
+                data: &b.data[from * b.row_stride..],
+                rows: to - from,
+                ..b
+            };
+            gemm_into(a_part, b_part, gemm::Parallelism::None)
+        })
+        .collect();
+    let mut parts = partial.into_iter();
+    let mut out = parts.next().unwrap_or_else(|| vec![0.0; m * n]);
+    for part in parts {
+        for (o, p) in out.iter_mut().zip(&part) {
+            *o += p;
+        }
+    }
+    Ok(out)
+}
+
+/// Outputs from this many elements up are split among threads by gemm itself.
+const WIDE_OUTPUT: usize = 1 << 15;
+
+/// A thread's share of a split sum is at least this many terms.
+const MIN_SHARE_OF_SUM: usize = 256;
+
+/// One gemm call into a new row-major m × n buffer (k ≥ 1, shapes checked by the caller).
+fn gemm_into(a: Matrix, b: Matrix, parallelism: gemm::Parallelism) -> Vec<f32> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: `a` and `b` lie inside their storage (checked in `Matrix::new`) with the strides
-    // given; the destination has room for m × n values with row stride n. With `read_dst` false
-    // and k ≥ 1, gemm writes every destination element before anything reads it, so the length
-    // is set only once all are initialised.
+    // SAFETY: `a` and `b` lie inside their storage (checked in `Matrix::new`; a part of one along
+    // the sum lies inside it too) with the strides given; the destination has room for m × n
+    // values with row stride n. With `read_dst` false and k ≥ 1, gemm writes every destination
+    // element before anything reads it, so the length is set only once all are initialised.
     unsafe {
         gemm::gemm(
             m,
@@ -203,11 +245,22 @@ fn product(a: Matrix, b: Matrix, op: &str) -> Result<Vec<f32>> {
         );
         out.set_len(m * n);
     }
-    Ok(out)
+    out
 }
 
-/// `a · b` (each transposed first when asked) of two CPU tensors, as a new tensor.
-fn tensor_product(a: &Tensor, a_t: bool, b: &Tensor, b_t: bool, op: &str) -> Result<Tensor> {
+/// The threads candle may use.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+/// `a · b` (each transposed first when asked) of two CPU tensors, as a new tensor, on up to
+/// `threads` threads.
+fn tensor_product(
+    (a, a_t): (&Tensor, bool),
+    (b, b_t): (&Tensor, bool),
+    threads: usize,
+    op: &str,
+) -> Result<Tensor> {
     let (a_storage, a_layout) = a.storage_and_layout();
     let (b_storage, b_layout) = b.storage_and_layout();
     let (Storage::Cpu(a_cpu), Storage::Cpu(b_cpu)) = (&*a_storage, &*b_storage) else {
@@ -215,13 +268,70 @@ fn tensor_product(a: &Tensor, a_t: bool, b: &Tensor, b_t: bool, op: &str) -> Res
     };
     let a = Matrix::new(a_cpu, a_layout, op)?.transposed_if(a_t);
     let b = Matrix::new(b_cpu, b_layout, op)?.transposed_if(b_t);
-    let out = product(a, b, op)?;
+    let out = product(a, b, threads, op)?;
     Tensor::from_vec(out, (a.rows, b.cols), &candle_core::Device::Cpu)
 }
 
-/// The contiguous f32 values of a CPU tensor.
-fn values(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
+/// A product to compute: each operand with whether to transpose it.
+type Operands<'a> = ((&'a Tensor, bool), (&'a Tensor, bool));
+
+/// The products asked for (`None`: not needed); two at once share the threads, one running
+/// beside the other.
+fn both(
+    first: Option<Operands>,
+    second: Option<Operands>,
+    op: &str,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let run = |operands: Option<Operands>, threads: usize| {
+        operands
+            .map(|(a, b)| tensor_product(a, b, threads, op))
+            .transpose()
+    };
+    let all = threads();
+    if first.is_some() && second.is_some() && all > 1 {
+        let (a, b) = rayon::join(|| run(first, all / 2), || run(second, all - all / 2));
+        Ok((a?, b?))
+    } else {
+        Ok((run(first, all)?, run(second, all)?))
+    }
+}
+
+/// `grad` where `out` is positive, 0 elsewhere (ReLU's backward), read in place from both
+/// tensors' storage.
+fn masked(grad: &Tensor, out: &Tensor) -> Result<Vec<f32>> {
+    let (g_storage, g_layout) = grad.storage_and_layout();
+    let (o_storage, o_layout) = out.storage_and_layout();
+    let (Storage::Cpu(CpuStorage::F32(g)), Storage::Cpu(CpuStorage::F32(o))) =
+        (&*g_storage, &*o_storage)
+    else {
+        bail!("ReLU backward: f32 CPU tensors only")
+    };
+    let (Some((g_start, g_end)), Some((o_start, o_end))) =
+        (g_layout.contiguous_offsets(), o_layout.contiguous_offsets())
+    else {
+        bail!("ReLU backward: the gradient and the output must be contiguous")
+    };
+    let (g, o) = (&g[g_start..g_end], &o[o_start..o_end]);
+    if g.len() != o.len() {
+        bail!(
+            "ReLU backward: {} gradients for {} outputs",
+            g.len(),
+            o.len()
+        );
+    }
+    // A select, not a branch (see the forward).
+    let keep = |(&g, &y): (&f32, &f32)| if y > 0.0 { g } else { 0.0 };
+    let mut before = Vec::with_capacity(g.len());
+    if parallel(g.len()) {
+        g.par_iter()
+            .zip(o.par_iter())
+            .with_min_len(CHUNK)
+            .map(keep)
+            .collect_into_vec(&mut before);
+    } else {
+        before.extend(g.iter().zip(o).map(keep));
+    }
+    Ok(before)
 }
 
 /// Whether a pass over `elements` values is worth rayon's threads.
@@ -264,7 +374,7 @@ impl CustomOp2 for LinearRelu {
     ) -> Result<(CpuStorage, Shape)> {
         let x = Matrix::new(x, x_layout, self.name())?;
         let w = Matrix::new(w, w_layout, self.name())?;
-        let mut out = product(x, w, self.name())?;
+        let mut out = product(x, w, threads(), self.name())?;
         // NaN stays NaN (a diverging run must still be seen to diverge).
         // A select, not a branch: the sign of each value is a coin toss a branch predictor loses.
         for_chunks(&mut out, |chunk| {
@@ -283,33 +393,13 @@ impl CustomOp2 for LinearRelu {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // The gradient before the ReLU: the output's where the output is positive.
-        let out = values(res)?;
-        let mut before = values(grad)?;
-        let mask = |(g, y): (&mut [f32], &[f32])| {
-            for (g, &y) in g.iter_mut().zip(y) {
-                *g = if y > 0.0 { *g } else { 0.0 };
-            }
-        };
-        if parallel(before.len()) {
-            before
-                .par_chunks_mut(CHUNK)
-                .zip(out.par_chunks(CHUNK))
-                .for_each(mask);
-        } else {
-            mask((&mut before, &out));
-        }
-        let before = Tensor::from_vec(before, res.shape(), res.device())?;
+        let before = Tensor::from_vec(masked(grad, res)?, res.shape(), res.device())?;
         // dX = dZ · Wᵀ, only when X is part of the graph; dW = Xᵀ · dZ.
-        let grad_x = if x.track_op() {
-            Some(tensor_product(&before, false, w, true, self.name())?)
-        } else {
-            None
-        };
-        let grad_w = if w.track_op() {
-            Some(tensor_product(x, true, &before, false, self.name())?)
-        } else {
-            None
-        };
+        let (grad_x, grad_w) = both(
+            x.track_op().then_some(((&before, false), (w, true))),
+            w.track_op().then_some(((x, true), (&before, false))),
+            self.name(),
+        )?;
         Ok((grad_x, grad_w))
     }
 }
@@ -357,7 +447,7 @@ impl CustomOp3 for LinearCrossEntropy {
             bail!("{}: class {bad} of {classes}", self.name());
         }
         // The scores, turned into probabilities in place, row by row.
-        let mut probabilities = product(h, w, self.name())?;
+        let mut probabilities = product(h, w, threads(), self.name())?;
         let mut row_losses = vec![0f64; rows];
         let row_loss = |(z, (&target, loss)): (&mut [f32], (&u32, &mut f64))| {
             let max = z
@@ -437,16 +527,12 @@ impl CustomOp3 for LinearCrossEntropy {
             }
         }
         let grad_scores = Tensor::from_vec(grad_scores, (rows, classes), h.device())?;
-        let grad_h = if h.track_op() {
-            Some(tensor_product(&grad_scores, false, w, true, self.name())?)
-        } else {
-            None
-        };
-        let grad_w = if w.track_op() {
-            Some(tensor_product(h, true, &grad_scores, false, self.name())?)
-        } else {
-            None
-        };
+        // dH = dZ · Wᵀ and dW = Hᵀ · dZ: the same work, each on half the threads.
+        let (grad_h, grad_w) = both(
+            h.track_op().then_some(((&grad_scores, false), (w, true))),
+            w.track_op().then_some(((h, true), (&grad_scores, false))),
+            self.name(),
+        )?;
         let grad_bias = Tensor::from_vec(grad_bias, bias.shape(), bias.device())?;
         Ok((grad_h, grad_w, Some(grad_bias)))
     }

@@ -51,7 +51,7 @@ fn labels(report: &Value) -> Vec<&str> {
         .collect()
 }
 
-fn has_torch(python: &str) -> bool {
+pub fn has_torch(python: &str) -> bool {
     Command::new(python)
         .args(["-I", "-c", "import torch"])
         .output()

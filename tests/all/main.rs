@@ -17,5 +17,6 @@ mod gpu_check;
 mod hostile;
 mod info_report;
 mod reference;
+mod scale;
 mod signals;
 mod worker;

@@ -123,3 +123,33 @@ fn out_of_range_requests_are_refused_before_anything_is_allocated() {
             .contains("protocol 1")
     );
 }
+
+#[test]
+fn a_scale_worker_measures_each_point_it_is_sent_and_finishes_when_told() {
+    let request = r#"{"protocol":3,"job":"scale","device":{"kind":"cpu","threads":1},"seed":0,"lr":0.01,"timing":{"repeats":2,"min_epochs":3,"min_run_s":0.01,"warmup_s":0.01}}"#;
+    let point = r#"{"size":{"inputs":4,"hidden":10,"classes":3,"rows":120},"max_epoch_s":1.0}"#;
+    let stop = r#"{"size":null,"max_epoch_s":1.0}"#;
+    let (code, messages) = ask(&[request, point, stop].join("\n"));
+    assert_eq!(code, Some(0), "{messages:?}");
+    let events: Vec<&str> = messages
+        .iter()
+        .map(|m| m["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["hello", "ready", "point", "finished"]);
+    assert!(messages[1]["memory_free_mib"].as_f64().unwrap() > 0.0);
+    let measured = &messages[2];
+    assert_eq!(measured["size"]["rows"], 120);
+    assert_eq!(measured["runs_s"].as_array().unwrap().len(), 2);
+    assert!(measured["epochs"].as_u64().unwrap() >= 3);
+    assert_eq!(measured["over_budget"], false);
+
+    // A bad request is refused before the device opens.
+    let refused = request.replace(r#""lr":0.01"#, r#""lr":-1"#);
+    let (code, messages) = ask(&refused);
+    assert_eq!(code, Some(1));
+    let last = messages.last().unwrap();
+    assert!(
+        last["message"].as_str().unwrap().contains("learning rate"),
+        "{last}"
+    );
+}
