@@ -106,10 +106,10 @@ pub fn linear_cross_entropy(
 
 /// Below this many multiply–adds a product runs on one thread: waking the others costs more than
 /// they save (the course's model is far below it).
-const PARALLEL_PRODUCT: usize = 1 << 18;
+const PARALLEL_PRODUCT: usize = 1 << 22;
 
 /// Below this many elements an element-wise pass runs on one thread.
-const PARALLEL_ELEMENTS: usize = 1 << 15;
+const PARALLEL_ELEMENTS: usize = 1 << 18;
 
 /// A matrix in a tensor's storage: its data from the first element, its shape and strides.
 #[derive(Clone, Copy)]
@@ -287,8 +287,18 @@ fn both(
             .map(|(a, b)| tensor_product(a, b, threads, op))
             .transpose()
     };
+    // Multiply–adds of one product: m × k (all of a, transposed or not) × n.
+    let work = |((a, _), (b, b_t)): Operands| -> usize {
+        let n = b
+            .dims2()
+            .map_or(0, |(rows, cols)| if b_t { rows } else { cols });
+        a.elem_count() * n
+    };
     let all = threads();
-    if first.is_some() && second.is_some() && all > 1 {
+    let large = first
+        .zip(second)
+        .is_some_and(|(f, s)| work(f) + work(s) >= PARALLEL_PRODUCT);
+    if large && all > 1 {
         let (a, b) = rayon::join(|| run(first, all / 2), || run(second, all - all / 2));
         Ok((a?, b?))
     } else {
