@@ -6,8 +6,8 @@
 //! tensors each with its own gradient to accumulate). Each fused layer is a candle custom op with
 //! a hand-written forward and backward, so candle's autograd still drives backpropagation and
 //! candle-nn's SGD still updates the parameters; their matrix products call the `gemm` crate (what
-//! candle's own CPU matmul calls) directly, on candle's threads when a product is large enough to
-//! share, and their element-wise passes run on rayon's threads when large.
+//! candle's own CPU matmul calls) directly, and products and element-wise passes are shared by
+//! candle's CPU threads when large enough (`parallel`).
 //!
 //! On any other device (CUDA) the same functions compose candle's stock operations instead; tests
 //! check on the CPU that both paths give the same numbers, which also checks the hand-written
@@ -15,12 +15,14 @@
 
 use std::sync::Mutex;
 
-use rayon::prelude::*;
+mod parallel;
+
 use serde::{Deserialize, Serialize};
 
 use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor, bail,
+    CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Storage, Tensor, bail,
 };
+use parallel::{CHUNK, Matrix, Shared};
 
 /// Which implementation the model uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,206 +106,38 @@ pub fn linear_cross_entropy(
     }
 }
 
-/// Below this many multiply–adds a product runs on one thread: waking the others costs more than
-/// they save (the course's model is far below it).
-const PARALLEL_PRODUCT: usize = 1 << 22;
-
-/// Below this many elements an element-wise pass runs on one thread.
-const PARALLEL_ELEMENTS: usize = 1 << 18;
-
-/// A matrix in a tensor's storage: its data from the first element, its shape and strides.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    fn new(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<Self> {
-        let CpuStorage::F32(data) = storage else {
-            bail!("{op}: only f32 is supported")
-        };
-        let (rows, cols) = dims2(layout.shape(), op)?;
-        let &[row_stride, col_stride] = layout.stride() else {
-            bail!("{op}: expected a matrix")
-        };
-        let data = &data[layout.start_offset()..];
-        // The last element must be inside the storage.
-        if rows > 0 && cols > 0 && (rows - 1) * row_stride + (cols - 1) * col_stride >= data.len() {
-            bail!("{op}: the layout points outside the tensor's storage");
-        }
-        Ok(Self {
-            data,
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-        })
-    }
-
-    /// The transpose when `transpose`, without moving any data.
-    fn transposed_if(self, transpose: bool) -> Self {
-        if !transpose {
-            return self;
-        }
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-/// `a · b` into a new row-major buffer, through the `gemm` crate, on candle's threads when the
-/// product is large enough to share: split by output blocks (gemm's own way) when the output is
-/// large, split along the sum when it is small and the sum long (a weight's gradient: few outputs,
-/// one term per row), where gemm's split leaves all but one thread idle.
-fn product(a: Matrix, b: Matrix, threads: usize, op: &str) -> Result<Vec<f32>> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if b.rows != k {
-        bail!("{op}: cannot multiply [{m}, {k}] by [{}, {n}]", b.rows);
-    }
-    if k == 0 {
-        return Ok(vec![0.0; m * n]);
-    }
-    if threads < 2 || m * n * k < PARALLEL_PRODUCT {
-        return Ok(gemm_into(a, b, gemm::Parallelism::None));
-    }
-    if m * n >= WIDE_OUTPUT {
-        return Ok(gemm_into(a, b, gemm::Parallelism::Rayon(threads)));
-    }
-    let parts = threads.min(k / MIN_SHARE_OF_SUM).max(1);
-    let bounds: Vec<(usize, usize)> = (0..parts)
-        .map(|i| (k * i / parts, k * (i + 1) / parts))
-        .collect();
-    let partial: Vec<Vec<f32>> = bounds
-        .par_iter()
-        .map(|&(from, to)| {
-            let a_part = Matrix {
-                data: &a.data[from * a.col_stride..],
-                cols: to - from,
-                ..a
-            };
-            let b_part = Matrix {
-                data: &b.data[from * b.row_stride..],
-                rows: to - from,
-                ..b
-            };
-            gemm_into(a_part, b_part, gemm::Parallelism::None)
-        })
-        .collect();
-    let mut parts = partial.into_iter();
-    let mut out = parts.next().unwrap_or_else(|| vec![0.0; m * n]);
-    for part in parts {
-        for (o, p) in out.iter_mut().zip(&part) {
-            *o += p;
-        }
-    }
-    Ok(out)
-}
-
-/// Outputs from this many elements up are split among threads by gemm itself.
-const WIDE_OUTPUT: usize = 1 << 15;
-
-/// A thread's share of a split sum is at least this many terms.
-const MIN_SHARE_OF_SUM: usize = 256;
-
-/// One gemm call into a new row-major m × n buffer (k ≥ 1, shapes checked by the caller).
-fn gemm_into(a: Matrix, b: Matrix, parallelism: gemm::Parallelism) -> Vec<f32> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    let mut out: Vec<f32> = Vec::with_capacity(m * n);
-    // SAFETY: `a` and `b` lie inside their storage (checked in `Matrix::new`; a part of one along
-    // the sum lies inside it too) with the strides given; the destination has room for m × n
-    // values with row stride n. With `read_dst` false and k ≥ 1, gemm writes every destination
-    // element before anything reads it, so the length is set only once all are initialised.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        out.set_len(m * n);
-    }
-    out
-}
-
-/// The threads candle may use.
-fn threads() -> usize {
-    candle_core::utils::get_num_threads()
-}
-
-/// `a · b` (each transposed first when asked) of two CPU tensors, as a new tensor, on up to
-/// `threads` threads.
-fn tensor_product(
-    (a, a_t): (&Tensor, bool),
-    (b, b_t): (&Tensor, bool),
-    threads: usize,
-    op: &str,
-) -> Result<Tensor> {
-    let (a_storage, a_layout) = a.storage_and_layout();
-    let (b_storage, b_layout) = b.storage_and_layout();
-    let (Storage::Cpu(a_cpu), Storage::Cpu(b_cpu)) = (&*a_storage, &*b_storage) else {
-        bail!("{op}: the fused ops run on the CPU only")
-    };
-    let a = Matrix::new(a_cpu, a_layout, op)?.transposed_if(a_t);
-    let b = Matrix::new(b_cpu, b_layout, op)?.transposed_if(b_t);
-    let out = product(a, b, threads, op)?;
-    Tensor::from_vec(out, (a.rows, b.cols), &candle_core::Device::Cpu)
-}
-
 /// A product to compute: each operand with whether to transpose it.
 type Operands<'a> = ((&'a Tensor, bool), (&'a Tensor, bool));
 
-/// The products asked for (`None`: not needed); two at once share the threads, one running
-/// beside the other.
+/// The products asked for (`None`: not needed), computed together on the threads, as tensors.
 fn both(
     first: Option<Operands>,
     second: Option<Operands>,
     op: &str,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-    let run = |operands: Option<Operands>, threads: usize| {
-        operands
-            .map(|(a, b)| tensor_product(a, b, threads, op))
-            .transpose()
-    };
-    // Multiply–adds of one product: m × k (all of a, transposed or not) × n.
-    let work = |((a, _), (b, b_t)): Operands| -> usize {
-        let n = b
-            .dims2()
-            .map_or(0, |(rows, cols)| if b_t { rows } else { cols });
-        a.elem_count() * n
-    };
-    let all = threads();
-    let large = first
-        .zip(second)
-        .is_some_and(|(f, s)| work(f) + work(s) >= PARALLEL_PRODUCT);
-    if large && all > 1 {
-        let (a, b) = rayon::join(|| run(first, all / 2), || run(second, all - all / 2));
-        Ok((a?, b?))
-    } else {
-        Ok((run(first, all)?, run(second, all)?))
+    let asked: Vec<Operands> = [first, second].into_iter().flatten().collect();
+    let storage: Vec<_> = asked
+        .iter()
+        .map(|((a, _), (b, _))| (a.storage_and_layout(), b.storage_and_layout()))
+        .collect();
+    let mut list = Vec::with_capacity(asked.len());
+    for (((_, a_t), (_, b_t)), ((a_storage, a_layout), (b_storage, b_layout))) in
+        asked.iter().zip(&storage)
+    {
+        let (Storage::Cpu(a), Storage::Cpu(b)) = (&**a_storage, &**b_storage) else {
+            bail!("{op}: the fused ops run on the CPU only")
+        };
+        list.push((
+            Matrix::new(a, a_layout, op)?.transposed_if(*a_t),
+            Matrix::new(b, b_layout, op)?.transposed_if(*b_t),
+        ));
     }
+    let mut tensors = parallel::products(&list, op)?
+        .into_iter()
+        .zip(&list)
+        .map(|(out, (a, b))| Tensor::from_vec(out, (a.rows, b.cols), &Device::Cpu));
+    let mut next = |asked: bool| asked.then(|| tensors.next()).flatten().transpose();
+    Ok((next(first.is_some())?, next(second.is_some())?))
 }
 
 /// `grad` where `out` is positive, 0 elsewhere (ReLU's backward), read in place from both
@@ -329,43 +163,26 @@ fn masked(grad: &Tensor, out: &Tensor) -> Result<Vec<f32>> {
             o.len()
         );
     }
-    // A select, not a branch (see the forward).
-    let keep = |(&g, &y): (&f32, &f32)| if y > 0.0 { g } else { 0.0 };
-    let mut before = Vec::with_capacity(g.len());
-    if parallel(g.len()) {
-        g.par_iter()
-            .zip(o.par_iter())
-            .with_min_len(CHUNK)
-            .map(keep)
-            .collect_into_vec(&mut before);
-    } else {
-        before.extend(g.iter().zip(o).map(keep));
-    }
+    let mut before = vec![0f32; g.len()];
+    let target = Shared::of(&mut before);
+    parallel::for_ranges(g.len(), CHUNK, |range| {
+        // SAFETY: the ranges are disjoint.
+        let dst = unsafe { target.slice(range.clone()) };
+        // A select, not a branch (see the forward).
+        for ((d, &g), &y) in dst.iter_mut().zip(&g[range.clone()]).zip(&o[range]) {
+            *d = if y > 0.0 { g } else { 0.0 };
+        }
+    });
     Ok(before)
 }
 
-/// Whether a pass over `elements` values is worth rayon's threads.
-fn parallel(elements: usize) -> bool {
-    elements >= PARALLEL_ELEMENTS && candle_core::utils::get_num_threads() > 1
-}
-
-/// Elements per task of a parallel pass: large enough that each task's loop vectorises.
-const CHUNK: usize = 1 << 13;
-
-/// `f` over `data` in chunks, on rayon's threads when there is enough of it.
-fn for_chunks(data: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
-    if parallel(data.len()) {
-        data.par_chunks_mut(CHUNK).for_each(f);
-    } else {
-        f(data);
-    }
-}
-
-fn dims2(shape: &Shape, op: &str) -> Result<(usize, usize)> {
-    match shape.dims() {
-        &[rows, cols] => Ok((rows, cols)),
-        dims => bail!("{op}: expected a matrix, got shape {dims:?}"),
-    }
+/// `f` over consecutive ranges of `rows` rows of `classes` values each, shared by the threads
+/// when there are enough values.
+fn for_rows(rows: usize, classes: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    let rows_per_task = (CHUNK / classes.max(1)).max(1);
+    parallel::for_tasks(rows.div_ceil(rows_per_task), rows * classes, |task| {
+        f(task * rows_per_task..rows.min((task + 1) * rows_per_task));
+    });
 }
 
 struct LinearRelu;
@@ -384,10 +201,14 @@ impl CustomOp2 for LinearRelu {
     ) -> Result<(CpuStorage, Shape)> {
         let x = Matrix::new(x, x_layout, self.name())?;
         let w = Matrix::new(w, w_layout, self.name())?;
-        let mut out = product(x, w, threads(), self.name())?;
-        // NaN stays NaN (a diverging run must still be seen to diverge).
-        // A select, not a branch: the sign of each value is a coin toss a branch predictor loses.
-        for_chunks(&mut out, |chunk| {
+        let mut out = parallel::product(x, w, self.name())?;
+        let len = out.len();
+        let target = Shared::of(&mut out);
+        parallel::for_ranges(len, CHUNK, |range| {
+            // SAFETY: the ranges are disjoint.
+            let chunk = unsafe { target.slice(range) };
+            // NaN stays NaN (a diverging run must still be seen to diverge). A select, not a
+            // branch: the sign of each value is a coin toss a branch predictor loses.
             for v in chunk {
                 *v = if *v > 0.0 || v.is_nan() { *v } else { 0.0 };
             }
@@ -457,9 +278,9 @@ impl CustomOp3 for LinearCrossEntropy {
             bail!("{}: class {bad} of {classes}", self.name());
         }
         // The scores, turned into probabilities in place, row by row.
-        let mut probabilities = product(h, w, threads(), self.name())?;
+        let mut probabilities = parallel::product(h, w, self.name())?;
         let mut row_losses = vec![0f64; rows];
-        let row_loss = |(z, (&target, loss)): (&mut [f32], (&u32, &mut f64))| {
+        let row_loss = |z: &mut [f32], target: u32, loss: &mut f64| {
             let max = z
                 .iter()
                 .zip(b)
@@ -477,18 +298,19 @@ impl CustomOp3 for LinearCrossEntropy {
             // −log softmax[target] = log Σ exp(l − max) − (l[target] − max)
             *loss = f64::from(sum.ln() - (target_score - max));
         };
-        let rows_iter = self.targets.iter().zip(row_losses.iter_mut());
-        if parallel(probabilities.len()) {
-            probabilities
-                .par_chunks_mut(classes)
-                .zip(self.targets.par_iter().zip(row_losses.par_iter_mut()))
-                .for_each(row_loss);
-        } else {
-            probabilities
-                .chunks_mut(classes)
-                .zip(rows_iter)
-                .for_each(row_loss);
-        }
+        let (scores, losses) = (Shared::of(&mut probabilities), Shared::of(&mut row_losses));
+        for_rows(rows, classes, |range| {
+            // SAFETY: the row ranges are disjoint.
+            let (z, loss) = unsafe {
+                (
+                    scores.slice(range.start * classes..range.end * classes),
+                    losses.slice(range.clone()),
+                )
+            };
+            for ((z, &target), loss) in z.chunks_mut(classes).zip(&self.targets[range]).zip(loss) {
+                row_loss(z, target, loss);
+            }
+        });
         // Summed in row order whatever the threads: the same loss on every run.
         let total: f64 = row_losses.iter().sum();
         *self.probabilities.lock().expect("not poisoned") = Some(probabilities);
@@ -512,23 +334,17 @@ impl CustomOp3 for LinearCrossEntropy {
         let rows = self.targets.len();
         // The scores' gradient: (softmax − one-hot) / rows.
         let mut grad_scores = probabilities;
-        let scale_row = |(row, &target): (&mut [f32], &u32)| {
-            row[target as usize] -= 1.0;
-            for g in row.iter_mut() {
-                *g *= scale;
+        let scores = Shared::of(&mut grad_scores);
+        for_rows(rows, classes, |range| {
+            // SAFETY: the row ranges are disjoint.
+            let block = unsafe { scores.slice(range.start * classes..range.end * classes) };
+            for (row, &target) in block.chunks_mut(classes).zip(&self.targets[range]) {
+                row[target as usize] -= 1.0;
+                for g in row.iter_mut() {
+                    *g *= scale;
+                }
             }
-        };
-        if parallel(grad_scores.len()) {
-            grad_scores
-                .par_chunks_mut(classes)
-                .zip(self.targets.par_iter())
-                .for_each(scale_row);
-        } else {
-            grad_scores
-                .chunks_mut(classes)
-                .zip(&self.targets)
-                .for_each(scale_row);
-        }
+        });
         // The bias's gradient sums the rows, in row order.
         let mut grad_bias = vec![0f32; classes];
         for row in grad_scores.chunks(classes) {
