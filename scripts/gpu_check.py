@@ -9,7 +9,13 @@ Steps, each failing loudly (one line, non-zero) when it breaks:
   5. The default `hwbench train-compare --with-pytorch` on cpu×1, cpu×N and cuda:0, with --plot,
      timed: the correctness gate for every column, candle cuda:0 / PyTorch cuda:0 per policy,
      and the marginal cost of one sync on cuda:0.
-It writes OUT/<gpu>.md and the raw JSON beside it, and prints a short summary table last.
+  6. The default `hwbench scale --with-pytorch` on the same devices, with --plot, timed: where
+     cuda:0 starts beating the CPU, candle cuda:0 / PyTorch cuda:0 GFLOP/s at the largest point
+     both reached, and the best share of the FP32 peak of each column.
+It writes OUT/<gpu>.md and the raw JSON beside it, and prints a short summary table last. The
+agreement table of step 1 also covers what the findings read (clocks event reasons, ECC, retired
+pages, persistence, MIG, compute processes), and the results list every NVML query that gave no
+value, with why.
 
 With --rehearse it runs the same steps on a machine without a GPU: a recorded H100 stands in for
 NVML, a fake nvidia-smi answers from it, and the CPU worker stands in for the companion. The
@@ -69,12 +75,24 @@ FAKE_NVIDIA_SMI = r'''#!/usr/bin/env python3
 import json, os, sys
 gpu = json.load(open(os.environ["HWBENCH_GPU_FIXTURE"]))
 d = gpu["devices"][0]
+onoff = lambda v: "[N/A]" if v is None else ("Enabled" if v else "Disabled")
+bits = {"gpu_idle": 1, "applications_clocks_setting": 2, "sw_power_cap": 4, "hw_slowdown": 8,
+        "sync_boost": 16, "sw_thermal_slowdown": 32, "hw_thermal_slowdown": 64,
+        "hw_power_brake_slowdown": 128, "display_clock_setting": 256}
 fields = {"name": d["name"], "memory.total": d["memory_total_mib"],
           "driver_version": gpu["driver_version"], "compute_cap": d["compute_capability"],
           "pcie.link.gen.max": d["pcie_generation_max"], "pcie.link.width.max": d["pcie_width_max"],
-          "power.default_limit": d["power_limit_default_w"], "clocks.max.sm": d["sm_clock_max_mhz"]}
+          "power.default_limit": d["power_limit_default_w"], "clocks.max.sm": d["sm_clock_max_mhz"],
+          "persistence_mode": onoff(d.get("persistence_mode")), "ecc.mode.current": onoff(d.get("ecc_enabled")),
+          "mig.mode.current": onoff(d.get("mig_enabled")),
+          "ecc.errors.uncorrected.volatile.total": d.get("ecc_uncorrected_volatile", "[N/A]"),
+          "retired_pages.pending": {True: "Yes", False: "No"}.get(d.get("retired_pages_pending"), "[N/A]"),
+          "clocks_event_reasons.active": hex(sum(bits[r] for r in d.get("clocks_event_reasons") or []))}
 query = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--query-gpu=")), None)
-if query:
+if any(a.startswith("--query-compute-apps=") for a in sys.argv):
+    for p in d.get("processes") or []:
+        print(p.get("pid") or 0)
+elif query:
     print(", ".join(str(fields[f]) for f in query.split(",")))
 else:
     print("==============NVSMI LOG==============\n" + json.dumps(gpu, indent=1))
@@ -89,7 +107,10 @@ if sys.argv[1:] == ["describe"]:
     sys.exit(0)
 worker = subprocess.Popen([os.environ["GPU_CHECK_HWBENCH"], "worker"], stdin=subprocess.PIPE, text=True)
 request = json.loads(sys.stdin.readline())
-request["session"]["device"] = {"kind": "cpu", "threads": 1}
+if request.get("job") == "scale":
+    request["device"] = {"kind": "cpu", "threads": 1}
+else:
+    request["session"]["device"] = {"kind": "cpu", "threads": 1}
 worker.stdin.write(json.dumps(request) + "\n")
 worker.stdin.flush()
 for line in sys.stdin:
@@ -102,7 +123,7 @@ sys.exit(worker.wait())
 
 def rehearsal(workdir, hwbench):
     """Stand-ins for a GPU machine, and the environment that points hwbench at them."""
-    fixture = ROOT / "tests/fixtures/gpu/hopper_h100.json"
+    fixture = ROOT / "tests/fixtures/gpu/healthy_h100.json"
     bin_dir = workdir / "bin"
     bin_dir.mkdir()
     for name, text in [("nvidia-smi", FAKE_NVIDIA_SMI), ("hwbench-cuda", FAKE_COMPANION)]:
@@ -117,6 +138,29 @@ def rehearsal(workdir, hwbench):
 
 # --- the steps -------------------------------------------------------------------------------
 
+def on_off(value):
+    return {"enabled": True, "disabled": False}.get(str(value).strip().lower(), value)
+
+
+def yes_no(value):
+    return {"yes": True, "no": False}.get(str(value).strip().lower(), value)
+
+
+# NVML's clocks event reason bits, as hwbench names them.
+REASON_BITS = {"gpu_idle": 0x1, "applications_clocks_setting": 0x2, "sw_power_cap": 0x4,
+               "hw_slowdown": 0x8, "sync_boost": 0x10, "sw_thermal_slowdown": 0x20,
+               "hw_thermal_slowdown": 0x40, "hw_power_brake_slowdown": 0x80,
+               "display_clock_setting": 0x100}
+
+
+def reasons(value):
+    """nvidia-smi's active bitmask (hex) or hwbench's list of names, as a sorted list of names."""
+    if isinstance(value, list):
+        return sorted(value)
+    mask = int(str(value), 16)
+    return sorted(name for name, bit in REASON_BITS.items() if mask & bit)
+
+
 QUERY = [
     ("name", "name", str),
     ("memory.total", "memory_total_mib", int),
@@ -126,7 +170,15 @@ QUERY = [
     ("pcie.link.width.max", "pcie_width_max", int),
     ("power.default_limit", "power_limit_default_w", float),
     ("clocks.max.sm", "sm_clock_max_mhz", int),
+    ("persistence_mode", "persistence_mode", on_off),
+    ("ecc.mode.current", "ecc_enabled", on_off),
+    ("mig.mode.current", "mig_enabled", on_off),
+    ("ecc.errors.uncorrected.volatile.total", "ecc_uncorrected_volatile", int),
+    ("retired_pages.pending", "retired_pages_pending", yes_no),
+    ("clocks_event_reasons.active", "clocks_event_reasons", reasons),
 ]
+
+NOT_SUPPORTED = {"[n/a]", "n/a", "[not supported]", "not supported"}
 
 
 def agreement(hwbench, env):
@@ -139,14 +191,25 @@ def agreement(hwbench, env):
     rows = []
     for (query, field, kind), value in zip(QUERY, smi):
         ours = info["gpu"]["driver_version"] if field == "driver_version" else gpu.get(field)
+        theirs = None if value.lower() in NOT_SUPPORTED else value
         try:
-            same = kind(value) == kind(ours) if ours is not None else False
+            same = (theirs is None and ours is None) or (
+                theirs is not None and ours is not None and kind(theirs) == kind(ours))
         except ValueError:
             same = False
         why = "" if same else (gpu.get("unavailable", {}).get(field) or "differs")
         if not same and field == "memory_total_mib" and ours is not None:
             why = f"differs by {abs(int(value) - int(ours))} MiB (NVML v2 counts reserved memory)"
+        if same and theirs is None:
+            why = "both: not supported"
         rows.append((query, value, "null" if ours is None else str(ours), "yes" if same else why))
+    # The processes on the GPU: the findings count them.
+    _, apps, _ = run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], env=env)
+    theirs = len([l for l in apps.splitlines() if l.strip()])
+    ours = gpu.get("processes")
+    same = ours is not None and len(ours) >= theirs
+    rows.append(("compute processes", str(theirs), "null" if ours is None else str(len(ours)),
+                 "yes" if same else (gpu.get("unavailable", {}).get("processes") or "differs")))
     return info, rows
 
 
@@ -193,6 +256,49 @@ def train_compare(hwbench, env, python, out, name, quick):
     return json.loads(report_path.read_text()), took, code
 
 
+def scale(hwbench, env, python, out, name, quick):
+    report_path = out / f"{name}-scale.json"
+    plot_path = out / f"{name}-scale.svg"
+    args = [hwbench, "scale", "--with-pytorch", "--python", python, "--devices", "cpu,cuda:0",
+            "--plot", plot_path, "--format", "json", "-o", report_path]
+    if quick:
+        args.append("--quick")
+    started = time.perf_counter()
+    code, _, stderr = run(args, env=env, check=False)
+    took = time.perf_counter() - started
+    if not report_path.exists():
+        raise Broken(f"scale exited {code} without a report: {stderr.strip()[-300:]}")
+    return json.loads(report_path.read_text()), took, code
+
+
+def size_name(size):
+    return f"{size['inputs']}:{size['hidden']}:{size['classes']}:{size['rows']}"
+
+
+def scale_figures(report):
+    """(crossover lines, candle/PyTorch cuda:0 at the largest common point, best shares)."""
+    crossings = [f"{c['faster']} beats {c['slower']} from {size_name(c['from'])}"
+                 if c.get("from") else f"{c['faster']} ahead of {c['slower']} only within noise"
+                 for c in report.get("crossovers", [])]
+    columns = {c["label"]: c for c in report["devices"]}
+    ratio = "n/a"
+    candle, torch = columns.get("cuda:0"), columns.get("pytorch cuda:0")
+    if candle and torch:
+        both = [(p, q) for p, q in zip(candle["points"], torch["points"])
+                if p.get("gflops") and q.get("gflops")]
+        if both:
+            p, q = both[-1]
+            ratio = f"{p['gflops'] / q['gflops']:.2f}× at {size_name(p['size'])}"
+    shares = []
+    for column in report["devices"]:
+        best = max((p for p in column["points"] if p.get("peak_share")),
+                   key=lambda p: p["peak_share"], default=None)
+        if best:
+            shares.append(f"{column['label']} {best['peak_share'] * 100:.0f}% "
+                          f"({best['gflops']:.0f} GFLOP/s at {size_name(best['size'])})")
+    return crossings, ratio, shares
+
+
 def per_policy(report):
     """{label: {sync_every: median µs per epoch}}"""
     table = {}
@@ -204,7 +310,7 @@ def per_policy(report):
 
 # --- the results file ------------------------------------------------------------------------
 
-def markdown(name, info, rows, times, libs, firsts, report, took, code):
+def markdown(name, info, rows, times, libs, firsts, report, took, code, scaled):
     (info_t, smi_t), (loaded, ldd) = times, libs
     gpu = info["gpu"]["devices"][0]
     lines = [f"# hwbench on {gpu.get('name')}", "",
@@ -241,10 +347,29 @@ def markdown(name, info, rows, times, libs, firsts, report, took, code):
         lines.append(f"| {device['label']} | " + " | ".join(cells)
                      + f" | {device['status']} | {device.get('final_loss')} |")
     lines += ["", "Verdict:", ""] + [f"- {v}" for v in report["verdict"] + report.get("notes", [])]
+    scale_report, scale_took, scale_code = scaled
+    crossings, ratio, shares = scale_figures(scale_report)
+    lines += ["", f"## scale --with-pytorch ({scale_took:.0f} s in all, exit {scale_code})", "",
+              "Median seconds per epoch:", "",
+              "| size | " + " | ".join(c["label"] for c in scale_report["devices"]) + " |",
+              "|---" * (len(scale_report["devices"]) + 1) + "|"]
+    for i, point in enumerate(scale_report["ladder"]):
+        cells = []
+        for column in scale_report["devices"]:
+            p = column["points"][i]
+            cells.append(f"{p['epoch_s']['median']:.3g}" if p.get("epoch_s") else p["status"])
+        lines.append(f"| {size_name(point['size'])} | " + " | ".join(cells) + " |")
+    lines += ["", f"- crossovers: {'; '.join(crossings) or 'none'}",
+              f"- candle cuda:0 / PyTorch cuda:0 GFLOP/s at the largest point both reached: {ratio}",
+              f"- best share of the FP32 peak: {'; '.join(shares) or 'n/a'}", "", "Verdict:", ""]
+    lines += [f"- {v}" for v in scale_report["verdict"] + scale_report.get("notes", [])]
+    missing = gpu.get("unavailable", {})
+    lines += ["", "## NVML queries that gave no value", ""]
+    lines += [f"- `{field}`: {why}" for field, why in sorted(missing.items())] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
-def summary(rows, times, report, took, firsts):
+def summary(rows, times, report, took, firsts, scaled):
     table = per_policy(report)
     candle, torch = table.get("cuda:0", {}), table.get("pytorch cuda:0", {})
     ratios = [f"{p}: {candle[p] / torch[p]:.2f}×" for p in candle
@@ -263,6 +388,11 @@ def summary(rows, times, report, took, firsts):
         ("one sync on cuda:0", sync),
         ("first epoch cold / warm", " / ".join(f"{ms:.1f} ms" if ms else "n/a" for ms, _ in firsts)),
         ("default train-compare --with-pytorch", f"{took:.0f} s"),
+        ("scale: cuda:0 crossovers", "; ".join(c for c in scale_figures(scaled[0])[0]
+                                                if c.startswith("cuda:0")) or "none"),
+        ("scale: candle / PyTorch on cuda:0", scale_figures(scaled[0])[1]),
+        ("scale: best share of peak", "; ".join(scale_figures(scaled[0])[2]) or "n/a"),
+        ("default scale --with-pytorch", f"{scaled[1]:.0f} s"),
     ]
 
 
@@ -275,7 +405,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rehearse", action="store_true",
                         help="no GPU here: a recorded H100 and the CPU worker stand in")
-    parser.add_argument("--quick", action="store_true", help="train-compare --quick")
+    parser.add_argument("--quick", action="store_true", help="train-compare --quick and scale --quick")
     parser.add_argument("--no-gpu-ok", action="store_true",
                         help="without a GPU, say so and exit 0 (CI)")
     args = parser.parse_args()
@@ -312,10 +442,14 @@ def main():
         step = "train-compare"
         report, took, code = train_compare(hwbench, env, args.python, out, name,
                                            args.quick or args.rehearse)
-        (out / f"{name}.md").write_text(markdown(name, info, rows, times, libs, firsts, report, took, code))
+        step = "scale"
+        scaled = scale(hwbench, env, args.python, out, name, args.quick or args.rehearse)
+        (out / f"{name}.md").write_text(
+            markdown(name, info, rows, times, libs, firsts, report, took, code, scaled))
         print(f"gpu-check: wrote {out / (name + '.md')} and its JSON")
-        width = max(len(k) for k, _ in summary(rows, times, report, took, firsts))
-        for key, value in summary(rows, times, report, took, firsts):
+        table = summary(rows, times, report, took, firsts, scaled)
+        width = max(len(k) for k, _ in table)
+        for key, value in table:
             print(f"{key:<{width}}  {value}")
         return 0
     except Broken as e:

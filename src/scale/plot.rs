@@ -51,18 +51,23 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
             .x_desc("FLOP per epoch (log scale)")
             .y_desc("seconds per epoch (log scale)")
             .x_label_formatter(&|x| crate::units::flop(*x))
-            .y_label_formatter(&|y| crate::units::micros(y * 1e6))
+            .y_label_formatter(&|y| axis_seconds(*y))
             .draw()?;
-        let grey = RGBColor(120, 120, 120);
+        let marker = RGBColor(60, 60, 60);
         chart
             .draw_series(LineSeries::new(
                 [(course, y_lo), (course, y_hi)],
-                grey.stroke_width(1),
+                marker.stroke_width(3),
             ))?
             .label("the course's model (4:10:3:120)")
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1))
+                PathElement::new(vec![(x, y), (x + 20, y)], marker.stroke_width(3))
             });
+        chart.draw_series(std::iter::once(Text::new(
+            " the course's model",
+            (course, (y_lo * y_hi).sqrt()),
+            ("sans-serif", 14).into_font().color(&marker),
+        )))?;
         for (i, (label, points)) in lines.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
@@ -89,6 +94,19 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
         root.present()?;
     }
     Ok(text)
+}
+
+/// Seconds as an axis reads them: "10 µs", "2.5 ms", "1 s".
+fn axis_seconds(s: f64) -> String {
+    let (value, unit) = if s >= 1.0 {
+        (s, "s")
+    } else if s >= 1e-3 {
+        (s * 1e3, "ms")
+    } else {
+        (s * 1e6, "µs")
+    };
+    let text = format!("{value:.1}");
+    format!("{} {unit}", text.trim_end_matches(".0"))
 }
 
 /// A value a log scale can place.

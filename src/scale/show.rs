@@ -89,9 +89,6 @@ impl Render for ScaleReport {
                     c.facts.as_ref().and_then(|f| f.framework.clone()),
                     |f| f,
                 )
-                .opt("opening the device", c.facts.as_ref(), |f| {
-                    millis(f.open_ms)
-                })
                 .add("kernels", kernels(c))
                 .opt("FP32 peak (theoretical)", c.peak_gflops, |g| {
                     format!(
@@ -115,6 +112,10 @@ impl Render for ScaleReport {
                         .collect();
                     sparkline(&times, times.len())
                 });
+            // Opening a GPU creates its context; opening the CPU costs nothing worth a row.
+            if let Some(facts) = c.facts.as_ref().filter(|_| c.device.is_accelerator()) {
+                pairs.add("opening the device", millis(facts.open_ms));
+            }
             devices.push(Section::pairs(c.label.clone(), pairs.finish()));
         }
 

@@ -53,6 +53,16 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
             shares.join("; ")
         ));
     }
+    if report
+        .devices
+        .iter()
+        .any(|c| best_share(c).is_some_and(|(share, _, _)| share > 1.0))
+    {
+        lines.push(
+            "A share above 100% means the device ran faster than the clock its peak was reckoned from (see each column's peak): in a virtual machine /proc/cpuinfo often gives the nominal clock, below the boost clock."
+                .to_string(),
+        );
+    }
     for column in report
         .devices
         .iter()

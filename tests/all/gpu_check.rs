@@ -30,17 +30,22 @@ fn the_gpu_check_runs_every_step_in_rehearsal() {
         String::from_utf8_lossy(&output.stderr)
     );
     for line in [
-        "fields agreeing with nvidia-smi           8 of 8",
+        "fields agreeing with nvidia-smi           15 of 15",
         "correctness gate",
         "cuda:0 ok",
         "first epoch cold / warm",
+        "scale: best share of peak",
+        "default scale --with-pytorch",
     ] {
         assert!(stdout.contains(line), "{line}: {stdout}");
     }
     let results = std::fs::read_to_string(dir.join("nvidia-h100-80gb-hbm3.md")).unwrap();
     assert!(results.contains("## nvidia-smi and hwbench info agree"));
     assert!(results.contains("| cuda:0 |"));
-    for raw in ["info", "train-compare"] {
+    assert!(results.contains("## scale --with-pytorch"));
+    assert!(results.contains("| clocks_event_reasons.active | 0x1 | ['gpu_idle'] | yes |"));
+    assert!(results.contains("## NVML queries that gave no value"));
+    for raw in ["info", "train-compare", "scale"] {
         let path = dir.join(&format!("nvidia-h100-80gb-hbm3-{raw}.json"));
         let _: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -409,3 +409,64 @@ fn pytorch_climbs_the_same_ladder_from_the_same_first_loss() {
     let verdict = json["verdict"].to_string();
     assert!(verdict.contains("pytorch cpu×1's throughput"), "{verdict}");
 }
+
+#[test]
+fn diff_and_fleet_compare_scale_reports_point_by_point() {
+    let dir = Dir::new();
+    let json = util::run_json(
+        &[
+            "scale",
+            "--devices",
+            "cpu",
+            "--cpu-threads",
+            "1",
+            "--sizes",
+            "4:10:3:120,8:24:6:224",
+            "--quick",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    // B: the second point 3× slower, beyond any noise.
+    let mut slower = json.clone();
+    let spread = &mut slower["devices"][0]["points"][1]["epoch_s"];
+    for key in ["min", "median", "max"] {
+        spread[key] = Value::from(spread[key].as_f64().unwrap() * 3.0);
+    }
+    let a = dir.write_json("node1.json", &json);
+    let b = dir.write_json("node3.json", &slower);
+    let output = hwbench()
+        .args(["diff", "--format", "json"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let diff: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(diff["compared"], "scale");
+    let timings = diff["timings"].as_array().unwrap();
+    assert_eq!(timings.len(), 2);
+    assert_eq!(timings[1]["size"], "8:24:6:224");
+    assert_eq!(timings[1]["noise"], false);
+    assert!((timings[1]["ratio"].as_f64().unwrap() - 3.0).abs() < 1e-9);
+
+    // Three identical nodes but one 3× slower at a point: that node is the outlier.
+    dir.write_json("node2.json", &json);
+    let output = hwbench()
+        .args(["fleet", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let fleet: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(fleet["reports_kind"], "scale");
+    assert_eq!(fleet["groups"][0]["nodes"].as_array().unwrap().len(), 3);
+    let outliers = fleet["outliers"].as_array().unwrap();
+    assert_eq!(outliers.len(), 1, "{fleet}");
+    assert_eq!(outliers[0]["node"], "node3");
+    let reason = outliers[0]["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("cpu×1 at 8:24:6:224") && reason.contains("its group's median"),
+        "{reason}"
+    );
+}
