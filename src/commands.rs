@@ -144,11 +144,7 @@ pub fn train_compare(
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
     let plan = plan_run(settings)?;
-    // Fail on a bad path now, not after the run.
-    let destination = output.open()?;
-    let plot_destination = plot_path
-        .map(|path| Destination::open(Some(path), "--plot"))
-        .transpose()?;
+    let (destination, plot_destination) = open_destinations(output, plot_path)?;
     let report = train(&plan, output.redact);
     let labels: Vec<(String, &str, Option<String>)> = report
         .devices
@@ -186,6 +182,19 @@ pub fn train_compare(
         output.format,
         plot::svg,
     )
+}
+
+/// The report's and the plot's destinations, opened before the run: a bad path fails now, not
+/// after it.
+fn open_destinations(
+    output: &OutputSettings,
+    plot_path: Option<&Path>,
+) -> anyhow::Result<(Destination, Option<Destination>)> {
+    let destination = output.open()?;
+    let plot = plot_path
+        .map(|path| Destination::open(Some(path), "--plot"))
+        .transpose()?;
+    Ok((destination, plot))
 }
 
 /// What a finished run says about itself, for [`finish_run`].
@@ -257,10 +266,7 @@ pub fn scale(
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
     let plan = plan_scale(settings)?;
-    let destination = output.open()?;
-    let plot_destination = plot_path
-        .map(|path| Destination::open(Some(path), "--plot"))
-        .transpose()?;
+    let (destination, plot_destination) = open_destinations(output, plot_path)?;
     let report = climb(&plan, output.redact);
     let run = scale_run(&report);
     finish_run(

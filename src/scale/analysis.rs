@@ -189,14 +189,6 @@ mod tests {
     fn column(label: &str, times: &[(f64, f64)]) -> ScaleColumn {
         ScaleColumn {
             label: label.to_string(),
-            device: DeviceSpec::Cpu { threads: 1 },
-            framework: Framework::Candle,
-            status: DeviceStatus::Ok,
-            reason: None,
-            facts: None,
-            memory_free_mib: None,
-            peak_gflops: None,
-            peak_basis: None,
             points: ladder::DEFAULT
                 .iter()
                 .zip(times)
@@ -209,19 +201,12 @@ mod tests {
                     ..PointResult::not_measured(size, PointStatus::Measured, None)
                 })
                 .collect(),
+            ..ScaleColumn::new(DeviceSpec::Cpu { threads: 1 }, Framework::Candle)
         }
     }
 
     fn ladder() -> Vec<LadderPoint> {
-        ladder::DEFAULT
-            .iter()
-            .map(|&size| LadderPoint {
-                size,
-                flop_per_epoch: ladder::flop_per_epoch(size),
-                memory_needed_mib: 0.0,
-                course: size == Size::COURSE,
-            })
-            .collect()
+        ladder::points(&ladder::DEFAULT)
     }
 
     #[test]

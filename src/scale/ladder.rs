@@ -6,6 +6,7 @@
 //! factor per step, rounded to sizes a GPU library handles well (multiples of 8 from the third
 //! point on).
 
+use super::results::LadderPoint;
 use crate::train::synthetic::Size;
 
 const fn size(inputs: usize, hidden: usize, classes: usize, rows: usize) -> Size {
@@ -63,6 +64,19 @@ pub fn memory_needed_mib(size: Size) -> f64 {
     let parameters = (i + 1.0) * h + (h + 1.0) * c;
     let elements = 2.0 * r * (i + 1.0) + 5.0 * r * h + 3.0 * r * c + 3.0 * parameters;
     elements * 4.0 * 1.25 / (1024.0 * 1024.0)
+}
+
+/// The sizes with what each costs, as a report lists them.
+pub fn points(sizes: &[Size]) -> Vec<LadderPoint> {
+    sizes
+        .iter()
+        .map(|&size| LadderPoint {
+            size,
+            flop_per_epoch: flop_per_epoch(size),
+            memory_needed_mib: memory_needed_mib(size),
+            course: size == Size::COURSE,
+        })
+        .collect()
 }
 
 /// A ladder as given (`--sizes`): no size twice, climbed in order of work.

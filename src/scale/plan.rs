@@ -79,15 +79,7 @@ pub fn plan(settings: &ScaleSettings) -> anyhow::Result<ScalePlan> {
     let mut cpu = crate::info::cpu::probe(&Root::from_env());
     peaks::fill_cpu(&mut cpu);
     Ok(ScalePlan {
-        ladder: sizes
-            .into_iter()
-            .map(|size| LadderPoint {
-                size,
-                flop_per_epoch: ladder::flop_per_epoch(size),
-                memory_needed_mib: ladder::memory_needed_mib(size),
-                course: size == Size::COURSE,
-            })
-            .collect(),
+        ladder: ladder::points(&sizes),
         settings: settings.clone(),
         columns,
         cpu,

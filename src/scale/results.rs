@@ -80,6 +80,24 @@ pub struct ScaleColumn {
     pub points: Vec<PointResult>,
 }
 
+impl ScaleColumn {
+    /// A column before its worker has said anything: no facts, no peak, no points yet.
+    pub fn new(device: DeviceSpec, framework: Framework) -> Self {
+        Self {
+            label: framework.label(device),
+            device,
+            framework,
+            status: DeviceStatus::Ok,
+            reason: None,
+            facts: None,
+            memory_free_mib: None,
+            peak_gflops: None,
+            peak_basis: None,
+            points: Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PointStatus {

@@ -39,18 +39,7 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
     bar.set_length((runnable * plan.ladder.len()) as u64);
     let mut devices = Vec::new();
     for column in &plan.columns.columns {
-        let mut result = ScaleColumn {
-            label: column.framework.label(column.device),
-            device: column.device,
-            framework: column.framework,
-            status: DeviceStatus::Ok,
-            reason: None,
-            facts: None,
-            memory_free_mib: None,
-            peak_gflops: None,
-            peak_basis: None,
-            points: Vec::new(),
-        };
+        let mut result = ScaleColumn::new(column.device, column.framework);
         if let DeviceSpec::Cpu { threads } = column.device
             && let Some((gflops, basis)) = peaks::cpu_threads_peak(&plan.cpu, threads)
         {
@@ -338,15 +327,7 @@ mod tests {
     use crate::scale::ladder;
 
     fn ladder() -> Vec<LadderPoint> {
-        ladder::DEFAULT
-            .iter()
-            .map(|&size| LadderPoint {
-                size,
-                flop_per_epoch: ladder::flop_per_epoch(size),
-                memory_needed_mib: ladder::memory_needed_mib(size),
-                course: false,
-            })
-            .collect()
+        ladder::points(&ladder::DEFAULT)
     }
 
     fn measured(size: crate::train::synthetic::Size, seconds: f64) -> PointResult {

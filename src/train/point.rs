@@ -1,14 +1,14 @@
 //! The worker side of `hwbench scale`: open the device once, then train each size the parent
 //! sends with the same loop as `train-compare` (`session::train`), timed the same way.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::SyncPolicy;
 use super::TrainConfig;
 use super::fused::Kernels;
 use super::protocol::{LadderRequest, NextPoint, PointMeasured, ScaleEvent};
 use super::results::DeviceFacts;
-use super::session::{Length, Prepared, Trained, train};
+use super::session::{self, Length, Opened, Prepared, Trained, train};
 use super::synthetic::{self, Size};
 
 /// The most epochs one timed run trains (the course's model at its fastest needs about 10,000 for
@@ -23,11 +23,11 @@ pub fn climb(
     mut next: impl FnMut() -> anyhow::Result<NextPoint>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
-    let kernel_cache = spec.kernel_cache();
-    let opened = Instant::now();
-    let device = spec.open().map_err(anyhow::Error::msg)?;
-    device.synchronize()?;
-    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
+    let Opened {
+        device,
+        open_ms,
+        kernel_cache,
+    } = session::open(spec)?;
     emit(ScaleEvent::Ready {
         facts: DeviceFacts {
             name: spec.name(&device),

@@ -16,7 +16,7 @@ use super::protocol::{
     CURVE_POINTS, Event, HEARTBEAT, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT,
 };
 use super::results::{DeviceFacts, DeviceOutcome, RunResult, curve_peak, sample_curve};
-use super::{SyncPolicy, TrainConfig};
+use super::{DeviceSpec, SyncPolicy, TrainConfig};
 
 /// The data on the device, and the kernels its models use.
 pub struct Prepared {
@@ -69,12 +69,11 @@ pub fn measure(
     mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
-    // Before the device opens: opening it and the first epoch fill the cache.
-    let kernel_cache = spec.kernel_cache();
-    let opened = Instant::now();
-    let device = spec.open().map_err(anyhow::Error::msg)?;
-    device.synchronize()?;
-    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
+    let Opened {
+        device,
+        open_ms,
+        kernel_cache,
+    } = open(spec)?;
 
     let started = Instant::now();
     let prepared = Prepared::new(data, device)?;
@@ -185,6 +184,29 @@ pub fn measure(
             .map_or(spec.memory_kind(), |(_, kind)| kind)
             .to_string(),
     }))
+}
+
+/// A device as a worker opened it.
+pub struct Opened {
+    pub device: Device,
+    /// Opening it (for CUDA: creating the context), in milliseconds.
+    pub open_ms: f64,
+    /// The driver's compute cache before it opened (see `DeviceSpec::kernel_cache`).
+    pub kernel_cache: Option<String>,
+}
+
+/// Opens `spec`, timing it up to a synchronised device.
+pub fn open(spec: DeviceSpec) -> anyhow::Result<Opened> {
+    // Before the device opens: opening it and the first epoch fill the cache.
+    let kernel_cache = spec.kernel_cache();
+    let opened = Instant::now();
+    let device = spec.open().map_err(anyhow::Error::msg)?;
+    device.synchronize()?;
+    Ok(Opened {
+        device,
+        open_ms: opened.elapsed().as_secs_f64() * 1e3,
+        kernel_cache,
+    })
 }
 
 /// How long a run trains.

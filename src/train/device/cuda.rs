@@ -167,26 +167,26 @@ pub fn memory_mib(device: &Device) -> Option<(f64, &'static str)> {
     if let Some(mib) = own {
         return Some((mib, MEMORY_KIND));
     }
-    let (free, total) = device
+    let (free, total) = memory_info(device)?;
+    Some(((total - free) as f64 / MIB, DEVICE_MEMORY_KIND))
+}
+
+/// The device's free and total memory, in bytes, as the driver reports them.
+#[cfg(feature = "cuda")]
+fn memory_info(device: &Device) -> Option<(usize, usize)> {
+    device
         .as_cuda_device()
         .ok()?
         .cuda_stream()
         .context()
         .mem_get_info()
-        .ok()?;
-    Some(((total - free) as f64 / MIB, DEVICE_MEMORY_KIND))
+        .ok()
 }
 
 /// Free memory on the device, as the driver reports it.
 #[cfg(feature = "cuda")]
 pub fn free_memory_mib(device: &Device) -> Option<f64> {
-    let (free, _total) = device
-        .as_cuda_device()
-        .ok()?
-        .cuda_stream()
-        .context()
-        .mem_get_info()
-        .ok()?;
+    let (free, _total) = memory_info(device)?;
     Some(free as f64 / (1024.0 * 1024.0))
 }
 
