@@ -55,7 +55,12 @@ fn the_course_point_trains_with_train_compares_loop() {
     // Not a number compared, the code: scale's worker trains each point with session::train on
     // a session::Prepared, the one training loop of both commands.
     let point = include_str!("../../src/train/point.rs");
-    assert!(point.contains("use super::session::{Length, Prepared, Trained, train};"));
+    let uses = point
+        .lines()
+        .find(|l| l.starts_with("use super::session::"))
+        .expect("point.rs uses the session module");
+    assert!(uses.contains("Prepared") && uses.contains(" train}"), "{uses}");
+    assert!(point.contains("Prepared::rows("));
     let mut loops = Vec::new();
     for entry in std::fs::read_dir("src/train").unwrap() {
         let path = entry.unwrap().path();
