@@ -59,7 +59,10 @@ fn the_course_point_trains_with_train_compares_loop() {
         .lines()
         .find(|l| l.starts_with("use super::session::"))
         .expect("point.rs uses the session module");
-    assert!(uses.contains("Prepared") && uses.contains(" train}"), "{uses}");
+    assert!(
+        uses.contains("Prepared") && uses.contains(" train}"),
+        "{uses}"
+    );
     assert!(point.contains("Prepared::rows("));
     let mut loops = Vec::new();
     for entry in std::fs::read_dir("src/train").unwrap() {
