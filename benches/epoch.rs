@@ -6,15 +6,20 @@
 //!   the SGD step, against the same 1000 epochs through `session::train` (loss buffer, readback
 //!   checks, clocks). Their ratio is the cost of measuring.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use candle_nn::{Optimizer, SGD};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hwbench::train::data;
+use hwbench::train::device::cpu::limit_threads;
 use hwbench::train::model::{InitWeights, Mlp};
-use hwbench::train::session::{self, Length, Prepared};
+use hwbench::train::session::Prepared;
 use hwbench::train::{SyncPolicy, TrainConfig};
+
+use common::trained_epochs;
 
 fn config() -> TrainConfig {
     TrainConfig {
@@ -23,16 +28,6 @@ fn config() -> TrainConfig {
         epochs: 20_000,
         split_seed: 42,
         init: InitWeights::reference(),
-    }
-}
-
-/// candle reads its thread count from the environment on every parallel call.
-fn set_threads(threads: usize) {
-    // SAFETY: set while no other thread of this benchmark reads the environment (criterion runs
-    // benchmarks one at a time on the main thread; rayon's workers do not read it).
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
     }
 }
 
@@ -57,27 +52,16 @@ fn epochs_per_thread_setting(c: &mut Criterion) {
     }
     let mut group = c.benchmark_group("epoch");
     for threads in settings {
-        set_threads(threads);
+        limit_threads(threads);
         group.bench_function(format!("cpu×{threads}"), |b| {
-            b.iter_custom(|iters| {
-                let trained = session::train(
-                    &prepared,
-                    &cfg,
-                    SyncPolicy::NEVER,
-                    Length::Epochs(iters),
-                    false,
-                    &mut |_| Ok(()),
-                )
-                .unwrap();
-                Duration::from_secs_f64(trained.result.total_s)
-            })
+            b.iter_custom(|iters| trained_epochs(&prepared, &cfg, SyncPolicy::NEVER, iters))
         });
     }
     group.finish();
 }
 
 fn measurement_overhead(c: &mut Criterion) {
-    set_threads(1);
+    limit_threads(1);
     let cfg = config();
     let prepared = Prepared::new(&data::prepare(cfg.split_seed), Device::Cpu).unwrap();
     let mut group = c.benchmark_group("overhead");
@@ -86,16 +70,7 @@ fn measurement_overhead(c: &mut Criterion) {
     });
     group.bench_function("instrumented", |b| {
         b.iter_custom(|iters| {
-            let trained = session::train(
-                &prepared,
-                &cfg,
-                SyncPolicy { every: 100 },
-                Length::Epochs(iters * 1000),
-                false,
-                &mut |_| Ok(()),
-            )
-            .unwrap();
-            Duration::from_secs_f64(trained.result.total_s)
+            trained_epochs(&prepared, &cfg, SyncPolicy { every: 100 }, iters * 1000)
         })
     });
     group.finish();

@@ -3,28 +3,23 @@
 //! behind `--kernels auto` choosing the fused ones at every size (README, "Kernels").
 //! `cargo bench --bench kernels`
 
+mod common;
+
 use std::time::Duration;
 
 use candle_core::Device;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use hwbench::scale::ladder;
+use hwbench::train::device::cpu::{keep_freed_memory, limit_threads};
 use hwbench::train::fused::Kernels;
-use hwbench::train::session::{self, Length, Prepared};
+use hwbench::train::session::Prepared;
 use hwbench::train::synthetic;
 use hwbench::train::{SyncPolicy, TrainConfig};
 
-/// candle and the fused kernels read the thread count from the environment on every call.
-fn set_threads(threads: usize) {
-    // SAFETY: set while no other thread of this benchmark reads the environment (criterion runs
-    // benchmarks one at a time on the main thread; rayon's workers do not read it).
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
-}
+use common::trained_epochs;
 
 fn kernels_by_size(c: &mut Criterion) {
-    hwbench::train::device::cpu::keep_freed_memory();
+    keep_freed_memory();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut group = c.benchmark_group("epoch");
     group
@@ -40,22 +35,13 @@ fn kernels_by_size(c: &mut Criterion) {
             init: synthetic::init_weights(0, size),
         };
         for threads in [1, cores] {
-            set_threads(threads);
+            limit_threads(threads);
             for kernels in [Kernels::Fused, Kernels::Composed] {
                 let prepared = Prepared::rows(&x, &y, Device::Cpu, kernels).unwrap();
                 let id = BenchmarkId::new(format!("{}/cpu×{threads}", kernels.name()), size);
                 group.bench_function(id, |b| {
                     b.iter_custom(|iters| {
-                        let trained = session::train(
-                            &prepared,
-                            &config,
-                            SyncPolicy::NEVER,
-                            Length::Epochs(iters),
-                            false,
-                            &mut |_| Ok(()),
-                        )
-                        .unwrap();
-                        Duration::from_secs_f64(trained.result.total_s)
+                        trained_epochs(&prepared, &config, SyncPolicy::NEVER, iters)
                     })
                 });
             }

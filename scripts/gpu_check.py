@@ -241,25 +241,12 @@ def first_epochs(hwbench, env, workdir):
     return found
 
 
-def train_compare(hwbench, env, python, out, name, quick):
-    report_path = out / f"{name}-train-compare.json"
-    plot_path = out / f"{name}-loss.svg"
-    args = [hwbench, "train-compare", "--with-pytorch", "--python", python, "--devices",
-            "cpu,cuda:0", "--plot", plot_path, "--format", "json", "-o", report_path]
-    if quick:
-        args.append("--quick")
-    started = time.perf_counter()
-    code, _, stderr = run(args, env=env, check=False)
-    took = time.perf_counter() - started
-    if not report_path.exists():
-        raise Broken(f"train-compare exited {code} without a report: {stderr.strip()[-300:]}")
-    return json.loads(report_path.read_text()), took, code
-
-
-def scale(hwbench, env, python, out, name, quick):
-    report_path = out / f"{name}-scale.json"
-    plot_path = out / f"{name}-scale.svg"
-    args = [hwbench, "scale", "--with-pytorch", "--python", python, "--devices", "cpu,cuda:0",
+def measured_run(hwbench, command, plot_suffix, env, python, out, name, quick):
+    """Runs `hwbench COMMAND --with-pytorch` on cpu and cuda:0 with its plot; returns the JSON
+    report, the wall time and the exit code (a report is written even when a column fails)."""
+    report_path = out / f"{name}-{command}.json"
+    plot_path = out / f"{name}-{plot_suffix}.svg"
+    args = [hwbench, command, "--with-pytorch", "--python", python, "--devices", "cpu,cuda:0",
             "--plot", plot_path, "--format", "json", "-o", report_path]
     if quick:
         args.append("--quick")
@@ -267,7 +254,7 @@ def scale(hwbench, env, python, out, name, quick):
     code, _, stderr = run(args, env=env, check=False)
     took = time.perf_counter() - started
     if not report_path.exists():
-        raise Broken(f"scale exited {code} without a report: {stderr.strip()[-300:]}")
+        raise Broken(f"{command} exited {code} without a report: {stderr.strip()[-300:]}")
     return json.loads(report_path.read_text()), took, code
 
 
@@ -440,10 +427,11 @@ def main():
         step = "first epochs"
         firsts = first_epochs(hwbench, env, workdir)
         step = "train-compare"
-        report, took, code = train_compare(hwbench, env, args.python, out, name,
-                                           args.quick or args.rehearse)
+        quick = args.quick or args.rehearse
+        report, took, code = measured_run(hwbench, "train-compare", "loss", env, args.python,
+                                          out, name, quick)
         step = "scale"
-        scaled = scale(hwbench, env, args.python, out, name, args.quick or args.rehearse)
+        scaled = measured_run(hwbench, "scale", "scale", env, args.python, out, name, quick)
         (out / f"{name}.md").write_text(
             markdown(name, info, rows, times, libs, firsts, report, took, code, scaled))
         print(f"gpu-check: wrote {out / (name + '.md')} and its JSON")

@@ -11,11 +11,13 @@ pub fn label(threads: usize) -> String {
 }
 
 /// candle and rayon size their thread pools from the environment when they first start them, so
-/// the worker sets it before its first candle operation.
+/// the worker sets it before its first candle operation; candle and the fused kernels also read it
+/// on every parallel call, which lets the benchmarks change it between benchmarks.
 pub fn limit_threads(threads: usize) {
     for variable in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
-        // SAFETY: called once at worker start-up, before the worker starts any thread, so nothing
-        // can read the environment concurrently.
+        // SAFETY: called where nothing reads the environment concurrently: at worker start-up,
+        // before the worker starts any thread, and in the benchmarks between two benchmarks
+        // (criterion runs them one at a time on the main thread; rayon's workers do not read it).
         unsafe { std::env::set_var(variable, threads.to_string()) };
     }
 }

@@ -1,0 +1,26 @@
+//! What the training benchmarks share.
+
+use std::time::Duration;
+
+use hwbench::train::session::{self, Length, Prepared};
+use hwbench::train::{SyncPolicy, TrainConfig};
+
+/// `epochs` epochs through `session::train`, the loop every worker runs, timed by its own clock
+/// (read after synchronising the device).
+pub fn trained_epochs(
+    prepared: &Prepared,
+    config: &TrainConfig,
+    policy: SyncPolicy,
+    epochs: u64,
+) -> Duration {
+    let trained = session::train(
+        prepared,
+        config,
+        policy,
+        Length::Epochs(epochs),
+        false,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    Duration::from_secs_f64(trained.result.total_s)
+}
