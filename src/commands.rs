@@ -143,7 +143,7 @@ pub fn train_compare(
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = plan_run(settings)?;
+    let plan = planned(|| plan::plan(settings))?;
     let (destination, plot_destination) = open_destinations(output, plot_path)?;
     let report = train(&plan, output.redact);
     let labels: Vec<(String, &str, Option<String>)> = report
@@ -265,7 +265,7 @@ pub fn scale(
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = plan_scale(settings)?;
+    let plan = planned(|| scale::plan::plan(settings))?;
     let (destination, plot_destination) = open_destinations(output, plot_path)?;
     let report = climb(&plan, output.redact);
     let run = scale_run(&report);
@@ -278,15 +278,6 @@ pub fn scale(
         output.format,
         scale::plot::svg,
     )
-}
-
-fn plan_scale(settings: &ScaleSettings) -> anyhow::Result<scale::plan::ScalePlan> {
-    process::catch_stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
-    let plan = scale::plan::plan(settings)?;
-    if let Some(signal) = process::stop_signal() {
-        return Err(Interrupted { signal }.into());
-    }
-    Ok(plan)
 }
 
 /// Climbs the ladder on every column, stopping early on a stop signal.
@@ -342,9 +333,9 @@ fn scale_run(report: &ScaleReport) -> Run<'_> {
 }
 
 /// Plans with stop signals caught, so that Ctrl-C or SIGTERM from here on leaves nothing behind.
-fn plan_run(settings: &TrainSettings) -> anyhow::Result<Plan> {
+fn planned<P>(plan: impl FnOnce() -> anyhow::Result<P>) -> anyhow::Result<P> {
     process::catch_stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
-    let plan = plan::plan(settings)?;
+    let plan = plan()?;
     if let Some(signal) = process::stop_signal() {
         return Err(Interrupted { signal }.into());
     }
@@ -355,7 +346,7 @@ fn plan_run(settings: &TrainSettings) -> anyhow::Result<Plan> {
 fn train(plan: &Plan, redact: bool) -> TrainCompareReport {
     let mut report = runner::run_plan(plan);
     if redact {
-        report.redact(&Redactor::for_this_machine().with(plan.gpus.secrets()));
+        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
     }
     report
 }
@@ -367,8 +358,9 @@ pub fn report(
     scaling: &ScaleSettings,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = plan_run(settings)?;
-    let scale_plan = scale::plan::plan(scaling)?;
+    let plan = planned(|| plan::plan(settings))?;
+    // The same device options: the scale run's columns are the ones just planned.
+    let scale_plan = scale::plan::plan_on(scaling, || Ok(plan.columns.clone()))?;
     let destination = output.open()?;
     let machine = collect_info(false);
     let training = runner::run_plan(&plan);
@@ -380,7 +372,7 @@ pub fn report(
     let outcome = finished(complete);
     let mut report = BugReport::new(machine, training, scaled);
     if output.redact {
-        report.redact(&Redactor::for_this_machine().with(plan.gpus.secrets()));
+        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
     }
     emit(&report, destination, output.format, outcome)
 }

@@ -152,9 +152,35 @@ fn si(value: f64, unit: &str) -> String {
     format!("{v:.digits$} {prefix}{unit}")
 }
 
+/// A large ratio rounded to two significant digits, with thousands separated: 270,000.
+pub fn round_ratio(ratio: f64) -> String {
+    if !ratio.is_finite() || ratio < 1.0 {
+        return format!("{ratio:.1}");
+    }
+    let magnitude = 10f64.powi(ratio.log10().floor() as i32 - 1).max(1.0);
+    let rounded = ((ratio / magnitude).round() * magnitude) as u64;
+    let digits = rounded.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_read_with_two_significant_digits() {
+        assert_eq!(round_ratio(273_456.0), "270,000");
+        assert_eq!(round_ratio(8.4), "8");
+        assert_eq!(round_ratio(63.0), "63");
+        assert_eq!(round_ratio(1234.0), "1,200");
+    }
 
     #[test]
     fn memory_reads_in_mib_then_gib() {

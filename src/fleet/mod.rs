@@ -17,6 +17,7 @@ use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
 use crate::stats::Spread;
 use crate::train::TrainCompareReport;
+use crate::train::results::DeviceFacts;
 use crate::units::{factor, gib_rounded, micros};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -342,6 +343,18 @@ fn bug_report_refused(name: &str) -> anyhow::Error {
     .into()
 }
 
+/// A training report's columns as a node's signature names them: each label with its device's
+/// name ("cpu×2 (AMD EPYC 9B14), cuda:0 (NVIDIA H100 80GB HBM3)").
+fn devices<'a>(columns: impl Iterator<Item = (&'a String, &'a Option<DeviceFacts>)>) -> String {
+    let named: Vec<String> = columns
+        .map(|(label, facts)| {
+            let name = facts.as_ref().and_then(|f| f.name.as_deref());
+            format!("{label} ({})", name.unwrap_or("unknown"))
+        })
+        .collect();
+    named.join(", ")
+}
+
 /// What makes two nodes the same kind of node.
 fn signature(reading: &Reading) -> BTreeMap<String, String> {
     let text = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_string());
@@ -376,28 +389,14 @@ fn signature(reading: &Reading) -> BTreeMap<String, String> {
             s.insert("hwbench".into(), report.build.hwbench_version.clone());
         }
         Reading::TrainCompare(report) => {
-            let devices: Vec<String> = report
-                .devices
-                .iter()
-                .map(|d| {
-                    let name = d.facts.as_ref().and_then(|f| f.name.clone());
-                    format!("{} ({})", d.label, text(name))
-                })
-                .collect();
-            s.insert("devices".into(), devices.join(", "));
+            let columns = report.devices.iter().map(|d| (&d.label, &d.facts));
+            s.insert("devices".into(), devices(columns));
             s.insert("epochs".into(), report.config.epochs.to_string());
             s.insert("hwbench".into(), report.hwbench_version.clone());
         }
         Reading::Scale(report) => {
-            let devices: Vec<String> = report
-                .devices
-                .iter()
-                .map(|c| {
-                    let name = c.facts.as_ref().and_then(|f| f.name.clone());
-                    format!("{} ({})", c.label, text(name))
-                })
-                .collect();
-            s.insert("devices".into(), devices.join(", "));
+            let columns = report.devices.iter().map(|c| (&c.label, &c.facts));
+            s.insert("devices".into(), devices(columns));
             let sizes: Vec<String> = report.ladder.iter().map(|p| p.size.to_string()).collect();
             s.insert("sizes".into(), sizes.join(", "));
             s.insert("hwbench".into(), report.hwbench_version.clone());

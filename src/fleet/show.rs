@@ -1,6 +1,6 @@
 //! How a [`FleetReport`] reads: the groups, largest first, then the nodes that stand out.
 
-use super::FleetReport;
+use super::{FleetReport, Outlier};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
 
@@ -50,31 +50,17 @@ impl Render for FleetReport {
             ));
         }
         if !self.nodes_with_errors.is_empty() {
-            let rows = self
-                .nodes_with_errors
-                .iter()
-                .map(|o| vec![o.node.clone(), o.reasons.join("; ")])
-                .collect();
-            summary.push(Section::grid(
+            summary.push(node_grid(
                 "Nodes with errors",
-                vec!["node".into(), "findings".into()],
-                rows,
+                "findings",
+                &self.nodes_with_errors,
             ));
         }
         if !self.no_majority.is_empty() {
             summary.push(Section::text("No majority", self.no_majority.clone()));
         }
         if !self.outliers.is_empty() {
-            let rows = self
-                .outliers
-                .iter()
-                .map(|o| vec![o.node.clone(), o.reasons.join("; ")])
-                .collect();
-            summary.push(Section::grid(
-                "Outliers",
-                vec!["node".into(), "why".into()],
-                rows,
-            ));
+            summary.push(node_grid("Outliers", "why", &self.outliers));
         }
         if !self.skipped.is_empty() {
             let rows = self
@@ -124,4 +110,13 @@ impl Render for FleetReport {
             outliers,
         ]
     }
+}
+
+/// A grid of nodes, each with its reasons in one cell.
+fn node_grid(title: &str, reasons: &str, nodes: &[Outlier]) -> Section {
+    let rows = nodes
+        .iter()
+        .map(|o| vec![o.node.clone(), o.reasons.join("; ")])
+        .collect();
+    Section::grid(title, vec!["node".into(), reasons.into()], rows)
 }

@@ -31,9 +31,7 @@ pub fn fill_gpu(gpu: &mut GpuReport) {
     if let (Some(cores), Some((major, minor))) = (gpu.cuda_cores, cc) {
         gpu.sm_count = cores_per_sm(major, minor).map(|per_sm| cores / per_sm);
     }
-    if let (Some(cores), Some(mhz)) = (gpu.cuda_cores, gpu.sm_clock_max_mhz) {
-        gpu.fp32_peak_tflops = Some(f64::from(cores) * 2.0 * f64::from(mhz) / 1e6);
-    }
+    gpu.fp32_peak_tflops = gpu_fp32_tflops(gpu);
     if let (Some(bits), Some(mhz)) = (gpu.memory_bus_width_bits, gpu.memory_clock_max_mhz) {
         gpu.memory_bandwidth_peak_gbs = Some(f64::from(bits) * f64::from(mhz) * 2.0 / 8.0 / 1e3);
     }
@@ -42,6 +40,24 @@ pub fn fill_gpu(gpu: &mut GpuReport) {
         .as_deref()
         .and_then(|name| class(name, gpu.brand.as_deref()))
         .map(str::to_string);
+}
+
+/// A GPU's FP32 peak in TFLOP/s: CUDA cores × 2 FLOP per cycle (one FMA) × the maximum SM clock.
+fn gpu_fp32_tflops(gpu: &GpuReport) -> Option<f64> {
+    let (cores, mhz) = (gpu.cuda_cores?, gpu.sm_clock_max_mhz?);
+    Some(f64::from(cores) * 2.0 * f64::from(mhz) / 1e6)
+}
+
+/// A GPU's FP32 peak in GFLOP/s, with how it was reckoned (for a column's share of it).
+pub fn gpu_peak(gpu: &GpuReport) -> Option<(f64, String)> {
+    let tflops = gpu_fp32_tflops(gpu)?;
+    Some((
+        tflops * 1e3,
+        format!(
+            "{} CUDA cores × 2 FLOP per cycle × {} MHz (maximum SM clock, NVML)",
+            gpu.cuda_cores?, gpu.sm_clock_max_mhz?
+        ),
+    ))
 }
 
 /// What kind of machine a GPU is made for, from its name and brand.

@@ -13,11 +13,10 @@ pub const LOSS_AGREEMENT: f64 = 1e-3;
 
 /// Adds throughput, share of peak and the crossovers.
 pub fn add_derived_figures(report: &mut ScaleReport) {
-    let ladder = report.ladder.clone();
     for column in &mut report.devices {
         let peak = column.peak_gflops;
         for point in &mut column.points {
-            let flop = flop_of(&ladder, point.size);
+            let flop = flop_of(&report.ladder, point.size);
             point.gflops = point
                 .median_s()
                 .zip(flop)
@@ -29,7 +28,8 @@ pub fn add_derived_figures(report: &mut ScaleReport) {
     report.crossovers = crossovers(report);
 }
 
-fn flop_of(ladder: &[LadderPoint], size: Size) -> Option<f64> {
+/// The FLOP per epoch of `size`'s point on the ladder.
+pub fn flop_of(ladder: &[LadderPoint], size: Size) -> Option<f64> {
     ladder
         .iter()
         .find(|p| p.size == size)

@@ -74,8 +74,18 @@ pub struct ScalePlan {
 }
 
 pub fn plan(settings: &ScaleSettings) -> anyhow::Result<ScalePlan> {
+    plan_on(settings, || plan::columns(&settings.devices))
+}
+
+/// [`plan`], with the columns `columns` gives once the sizes are valid: `hwbench report` passes
+/// the ones its train-compare run planned, so that the devices, the companion and PyTorch are
+/// probed once.
+pub fn plan_on(
+    settings: &ScaleSettings,
+    columns: impl FnOnce() -> anyhow::Result<Columns>,
+) -> anyhow::Result<ScalePlan> {
     let sizes = ladder::sorted(&settings.sizes).map_err(crate::error::UsageError)?;
-    let columns = plan::columns(&settings.devices)?;
+    let columns = columns()?;
     let mut cpu = crate::info::cpu::probe(&Root::from_env());
     peaks::fill_cpu(&mut cpu);
     Ok(ScalePlan {

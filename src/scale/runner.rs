@@ -11,11 +11,9 @@ use super::results::{
 };
 use super::{analysis, verdict};
 use crate::info::peaks;
-use crate::process;
-use crate::redact::outside_line;
 use crate::stats::Spread;
 use crate::train::DeviceSpec;
-use crate::train::conversation::{REASON_CHARS, Reply, WorkerFailure, signal_name, talk_to_worker};
+use crate::train::conversation::{Reply, starting, talk_to_worker};
 use crate::train::plan::{Column, WorkerCommand};
 use crate::train::protocol::{
     Job, LadderRequest, NextPoint, PROTOCOL, PointMeasured, ScaleCheck, ScaleEvent, WorkerRequest,
@@ -46,19 +44,12 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
             result.peak_gflops = Some(gflops);
             result.peak_basis = Some(basis);
         }
-        match (&column.worker, process::stop_signal()) {
-            (_, Some(signal)) => {
-                result.status = DeviceStatus::Interrupted;
-                result.reason = Some(format!(
-                    "interrupted ({}) before it started",
-                    signal_name(signal)
-                ));
+        match starting(column) {
+            Ok(command) => climb(plan, column, command, &bar, &mut result),
+            Err((status, reason)) => {
+                result.status = status;
+                result.reason = Some(reason);
             }
-            (Err(reason), None) => {
-                result.status = DeviceStatus::NotRun;
-                result.reason = Some(reason.clone());
-            }
-            (Ok(command), None) => climb(plan, column, command, &bar, &mut result),
         }
         // Every point has its line, tried or not.
         let tried = result.points.len();
@@ -159,21 +150,11 @@ fn climb(
         })
     });
     bar.set_position(start + plan.ladder.len() as u64);
-    let failure = match outcome {
-        Ok(()) => return,
-        Err(WorkerFailure::Stopped(signal)) => {
-            result.status = DeviceStatus::Interrupted;
-            format!("interrupted ({})", signal_name(signal))
-        }
-        Err(failure) => {
-            result.status = if result.facts.is_none() {
-                DeviceStatus::NotRun
-            } else {
-                DeviceStatus::Failed
-            };
-            outside_line(&failure.to_string(), REASON_CHARS)
-        }
+    let Err(failure) = outcome else {
+        return;
     };
+    let (status, failure) = failure.outcome(result.facts.is_some());
+    result.status = status;
     // The point in progress failed with the worker; the others were never tried.
     if let Some(size) = asked.filter(|size| result.points.iter().all(|p| p.size != *size)) {
         let status = match result.status {
@@ -216,23 +197,13 @@ fn point_result(m: PointMeasured) -> PointResult {
 
 /// The GPU's FP32 peak, found by the name the worker saw among the GPUs NVML listed.
 fn gpu_peak(plan: &ScalePlan, name: Option<&str>) -> Option<(f64, String)> {
-    let mut gpu = plan
+    let gpu = plan
         .columns
         .gpus
         .devices
         .iter()
-        .find(|g| g.name.is_some() && g.name.as_deref() == name)?
-        .clone();
-    peaks::fill_gpu(&mut gpu);
-    let tflops = gpu.fp32_peak_tflops?;
-    Some((
-        tflops * 1e3,
-        format!(
-            "{} CUDA cores × 2 FLOP per cycle × {} MHz (maximum SM clock, NVML)",
-            gpu.cuda_cores.unwrap_or_default(),
-            gpu.sm_clock_max_mhz.unwrap_or_default()
-        ),
-    ))
+        .find(|g| g.name.is_some() && g.name.as_deref() == name)?;
+    peaks::gpu_peak(gpu)
 }
 
 /// Which point comes next for one column.
@@ -260,7 +231,7 @@ impl<'a> Steps<'a> {
         // bound while the device gets more efficient with size, which it does up the ladder.
         let last = points.iter().rev().find_map(|p| {
             let seconds = p.median_s()?;
-            let flop = self.flop(p)?;
+            let flop = analysis::flop_of(self.ladder, p.size)?;
             Some((seconds, flop))
         });
         let over_budget = points.last().map(|p| p.status) == Some(PointStatus::OverBudget);
@@ -311,13 +282,6 @@ impl<'a> Steps<'a> {
             };
         }
         stop
-    }
-
-    fn flop(&self, point: &PointResult) -> Option<f64> {
-        self.ladder
-            .iter()
-            .find(|p| p.size == point.size)
-            .map(|p| p.flop_per_epoch)
     }
 }
 

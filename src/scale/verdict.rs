@@ -26,7 +26,7 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
                 c.slower,
                 units::flop(flop),
                 units::flop(course),
-                round_ratio(flop / course)
+                units::round_ratio(flop / course)
             ),
             _ => format!(
                 "{} is ahead of {} at {} only within the noise: neither pays off on this ladder.",
@@ -112,35 +112,4 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
         lines.push("No point was measured on two devices: nothing to compare.".to_string());
     }
     lines
-}
-
-/// A large ratio rounded to two significant digits, with thousands separated: 270,000.
-fn round_ratio(ratio: f64) -> String {
-    if !ratio.is_finite() || ratio < 1.0 {
-        return format!("{ratio:.1}");
-    }
-    let magnitude = 10f64.powi(ratio.log10().floor() as i32 - 1).max(1.0);
-    let rounded = ((ratio / magnitude).round() * magnitude) as u64;
-    let digits = rounded.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ratios_read_with_two_significant_digits() {
-        assert_eq!(round_ratio(273_456.0), "270,000");
-        assert_eq!(round_ratio(8.4), "8");
-        assert_eq!(round_ratio(63.0), "63");
-        assert_eq!(round_ratio(1234.0), "1,200");
-    }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::plan::WorkerCommand;
+use super::plan::{Column, WorkerCommand};
 use super::protocol::{Message, PROTOCOL, WorkerRequest};
+use super::results::DeviceStatus;
 use crate::process::{self, describe_exit, last_line, without_path};
 use crate::redact::outside_line;
 
@@ -39,6 +40,42 @@ pub enum WorkerFailure {
     Invalid(String),
     #[error("interrupted ({})", signal_name(*.0))]
     Stopped(i32),
+}
+
+impl WorkerFailure {
+    /// The status and reason of a column whose worker failed; `started`: the column had measured
+    /// something before.
+    pub fn outcome(&self, started: bool) -> (DeviceStatus, String) {
+        match self {
+            Self::Stopped(signal) => (
+                DeviceStatus::Interrupted,
+                format!("interrupted ({})", signal_name(*signal)),
+            ),
+            failure => {
+                let status = if started {
+                    DeviceStatus::Failed
+                } else {
+                    DeviceStatus::NotRun
+                };
+                (status, outside_line(&failure.to_string(), REASON_CHARS))
+            }
+        }
+    }
+}
+
+/// A planned column's worker command, or the status and reason of a column that does not start:
+/// a stop signal came before it, or its worker cannot run here.
+pub fn starting(column: &Column) -> Result<&WorkerCommand, (DeviceStatus, String)> {
+    if let Some(signal) = process::stop_signal() {
+        return Err((
+            DeviceStatus::Interrupted,
+            format!("interrupted ({}) before it started", signal_name(signal)),
+        ));
+    }
+    column
+        .worker
+        .as_ref()
+        .map_err(|reason| (DeviceStatus::NotRun, reason.clone()))
 }
 
 /// How people know a stop signal.

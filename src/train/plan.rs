@@ -110,6 +110,7 @@ impl TrainSettings {
 
 /// The columns of a run (device × framework, each with its worker's command or why it cannot
 /// run), decided once for any job.
+#[derive(Clone)]
 pub struct Columns {
     pub columns: Vec<Column>,
     /// Columns asked for but left out, one line each; copied into the report's `notes`.
@@ -127,12 +128,7 @@ pub struct Plan {
     pub policies: Vec<SyncPolicy>,
     pub repeats: u32,
     pub warmup_epochs: u64,
-    pub columns: Vec<Column>,
-    /// Columns asked for but left out, one line each; copied into the report's `notes`.
-    pub notes: Vec<String>,
-    /// The GPUs as NVML reported them while planning (empty when no CUDA column was possible):
-    /// their UUIDs and serials are what redaction must keep out of worker messages.
-    pub gpus: GpuSection,
+    pub columns: Columns,
     /// See [`TrainSettings::time_budget`].
     pub time_budget: Option<Duration>,
 }
@@ -164,6 +160,7 @@ pub fn timed_epochs(
 
 /// One planned column: the device, what trains on it, and how its worker starts (or why it
 /// cannot).
+#[derive(Clone)]
 pub struct Column {
     pub device: DeviceSpec,
     pub framework: Framework,
@@ -197,11 +194,7 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
     let policies = no_duplicates(&settings.sync_every, "--sync-every", |p| {
         p.every.to_string()
     })?;
-    let Columns {
-        columns,
-        notes,
-        gpus,
-    } = columns(&settings.devices)?;
+    let columns = columns(&settings.devices)?;
     Ok(Plan {
         data: data::prepare(settings.split_seed),
         config: TrainConfig {
@@ -215,8 +208,6 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
         repeats: settings.repeats,
         warmup_epochs: settings.warmup_epochs,
         columns,
-        notes,
-        gpus,
         time_budget: settings.time_budget,
     })
 }

@@ -40,13 +40,13 @@ pub fn climb(
         },
         memory_free_mib: spec.free_memory_mib(&device),
     })?;
+    let kernels = Kernels::chosen(&device, request.kernels);
     loop {
         let step = next()?;
         let Some(size) = step.size else {
             return emit(ScaleEvent::Finished);
         };
         size.check().map_err(anyhow::Error::msg)?;
-        let kernels = Kernels::chosen(&device, request.kernels);
         let measured = measure(request, size, step.max_epoch_s, &device, kernels, &mut emit)?;
         emit(ScaleEvent::Point(measured))?;
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::conversation::{REASON_CHARS, Reply, WorkerFailure, signal_name, talk_to_worker};
+use super::conversation::{Reply, starting, talk_to_worker};
 use super::plan::{Column, Plan, WorkerCommand, timed_epochs};
 use super::protocol::{
     CompareJob, Event, EventCheck, Job, PROTOCOL, Progress, SessionRequest, TimedRuns,
@@ -18,8 +18,6 @@ use super::results::{
     TrainCompareReport,
 };
 use super::{SyncPolicy, analysis, verdict};
-use crate::process;
-use crate::redact::outside_line;
 
 /// Runs every column in turn. Stops early, keeping what finished, when a stop signal arrives
 /// (see `process::catch_stop_signals`).
@@ -28,33 +26,21 @@ pub fn run_plan(plan: &Plan) -> TrainCompareReport {
     let started = Instant::now();
     let deadline = plan.time_budget.map(|budget| started + budget);
     let mut devices = Vec::new();
-    for (index, column) in plan.columns.iter().enumerate() {
+    for (index, column) in plan.columns.columns.iter().enumerate() {
         progress.start_column(index);
         let share = Share {
             started,
             deadline,
-            columns_left: plan.columns[index..]
+            columns_left: plan.columns.columns[index..]
                 .iter()
                 .filter(|c| c.worker.is_ok())
                 .count()
                 .max(1),
         };
-        let result = if let Some(signal) = process::stop_signal() {
-            DeviceResult::stopped(
-                column.device,
-                column.framework,
-                DeviceStatus::Interrupted,
-                format!("interrupted ({}) before it started", signal_name(signal)),
-            )
-        } else {
-            match &column.worker {
-                Ok(command) => run_column(plan, column, command, &progress, share),
-                Err(reason) => DeviceResult::stopped(
-                    column.device,
-                    column.framework,
-                    DeviceStatus::NotRun,
-                    reason.clone(),
-                ),
+        let result = match starting(column) {
+            Ok(command) => run_column(plan, column, command, &progress, share),
+            Err((status, reason)) => {
+                DeviceResult::stopped(column.device, column.framework, status, reason)
             }
         };
         devices.push(result);
@@ -84,7 +70,7 @@ pub fn run_plan(plan: &Plan) -> TrainCompareReport {
         complete,
         devices,
         verdict: Vec::new(),
-        notes: plan.notes.clone(),
+        notes: plan.columns.notes.clone(),
     };
     analysis::add_derived_figures(&mut report);
     report.verdict = verdict::conclusions(&report);
@@ -111,10 +97,12 @@ impl RunProgress {
             policies: plan.policies.clone(),
             warmup_epochs: plan.warmup_epochs.clamp(1, plan.config.epochs),
             repeats: u64::from(plan.repeats),
-            timed: RefCell::new(vec![plan.config.epochs; plan.columns.len()]),
+            timed: RefCell::new(vec![plan.config.epochs; plan.columns.columns.len()]),
             current: Cell::new(0),
         };
-        progress.bar.set_length(progress.offset(plan.columns.len()));
+        progress
+            .bar
+            .set_length(progress.offset(plan.columns.columns.len()));
         progress
     }
 
@@ -278,20 +266,11 @@ fn run_column(
         .filter(|(_, list)| !list.is_empty())
         .map(|(policy, list)| PolicyResult::from_runs(policy, list))
         .collect();
-    match outcome {
-        Ok(()) => {}
-        Err(WorkerFailure::Stopped(signal)) => {
-            result.status = DeviceStatus::Interrupted;
-            result.reason = Some(format!("interrupted ({})", signal_name(signal)));
-        }
-        Err(failure) => {
-            result.status = if result.policies.is_empty() && result.facts.is_none() {
-                DeviceStatus::NotRun
-            } else {
-                DeviceStatus::Failed
-            };
-            result.reason = Some(outside_line(&failure.to_string(), REASON_CHARS));
-        }
+    if let Err(failure) = outcome {
+        let started = !result.policies.is_empty() || result.facts.is_some();
+        let (status, reason) = failure.outcome(started);
+        result.status = status;
+        result.reason = Some(reason);
     }
     result
 }
