@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use candle_core::Device;
 use candle_nn::{Optimizer, SGD};
 use criterion::{Criterion, criterion_group, criterion_main};
-use hwbench::train::data;
-use hwbench::train::device::cpu::limit_threads;
-use hwbench::train::model::{InitWeights, Mlp};
-use hwbench::train::session::Prepared;
-use hwbench::train::{SyncPolicy, TrainConfig};
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::data;
+use hwbench::engine::device::cpu::limit_threads;
+use hwbench::engine::model::{InitWeights, Mlp};
+use hwbench::engine::session::Prepared;
+use hwbench::train::protocol::TrainConfig;
 
 use common::trained_epochs;
 

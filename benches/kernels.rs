@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use candle_core::Device;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::device::cpu::{keep_freed_memory, limit_threads};
+use hwbench::engine::fused::Kernels;
+use hwbench::engine::session::Prepared;
+use hwbench::engine::synthetic;
 use hwbench::scale::ladder;
-use hwbench::train::device::cpu::{keep_freed_memory, limit_threads};
-use hwbench::train::fused::Kernels;
-use hwbench::train::session::Prepared;
-use hwbench::train::synthetic;
-use hwbench::train::{SyncPolicy, TrainConfig};
+use hwbench::train::protocol::TrainConfig;
 
 use common::trained_epochs;
 
@@ -36,7 +37,7 @@ fn kernels_by_size(c: &mut Criterion) {
         };
         for threads in [1, cores] {
             limit_threads(threads);
-            for kernels in [Kernels::Fused, Kernels::Composed] {
+            for kernels in [Kernels::Fused, Kernels::Stock] {
                 let prepared = Prepared::rows(&x, &y, Device::Cpu, kernels).unwrap();
                 let id = BenchmarkId::new(format!("{}/cpu×{threads}", kernels.name()), size);
                 group.bench_function(id, |b| {

@@ -5,8 +5,8 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
-use hwbench::train::fused::Kernels;
-use hwbench::train::{
+use hwbench::engine::fused::Kernels;
+use hwbench::engine::{
     data,
     model::{Batch, InitWeights, Mlp},
 };
@@ -16,7 +16,7 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::Cpu;
     let b = Batch::new(&d.train_x, &d.train_y, &dev)?;
     let init = InitWeights::reference();
-    for k in [Kernels::Fused, Kernels::Composed] {
+    for k in [Kernels::Fused, Kernels::Stock] {
         let m = Mlp::with_kernels(&init, &dev, k)?;
         let mut sgd = SGD::new(m.vars(), 0.01)?;
         let n = 20000;

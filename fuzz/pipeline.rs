@@ -8,15 +8,17 @@
 //! message and checked the way the parent checks a companion's. Whatever a file holds, hwbench must answer with an error or a
 //! result, never a panic.
 
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::device::DeviceSpec;
+use hwbench::engine::model::InitWeights;
+use hwbench::engine::protocol::Message;
+use hwbench::engine::synthetic::Size;
 use hwbench::fleet::Node;
 use hwbench::redact::Redactor;
 use hwbench::render::{self, Format, Render, Style};
 use hwbench::saved::{self, Saved, Typed};
-use hwbench::train::protocol::{
-    EventCheck, Message, NextPoint, PointTiming, ScaleCheck, ScaleEvent, SessionRequest,
-};
-use hwbench::train::synthetic::Size;
-use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig, model::InitWeights};
+use hwbench::scale::protocol::{NextPoint, PointTiming, ScaleCheck, ScaleEvent};
+use hwbench::train::protocol::{Event, EventCheck, SessionRequest, TrainConfig};
 
 /// Both targets' work on one input.
 pub fn run(data: &[u8]) {
@@ -91,7 +93,7 @@ pub fn worker_messages(data: &[u8]) {
         max_epoch_s: 1.0,
     });
     for line in text.lines() {
-        if let Ok(Message::Event(event)) = serde_json::from_str::<Message>(line) {
+        if let Ok(Message::Event(event)) = serde_json::from_str::<Message<Event>>(line) {
             let _ = check.check(&event);
         }
         if let Ok(Message::Event(event)) = serde_json::from_str::<Message<ScaleEvent>>(line) {

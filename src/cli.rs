@@ -8,17 +8,18 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, OutputSettings};
+use crate::engine::columns::DeviceSettings;
+use crate::engine::device::DeviceChoice;
+use crate::engine::fused::KernelChoice;
+use crate::engine::synthetic::Size;
+use crate::engine::{SyncPolicy, limits};
 use crate::error::{self, Interrupted, UsageError};
 use crate::info::findings::Severity;
 use crate::output::Destination;
 use crate::render::Format;
 use crate::scale::ScaleSettings;
-use crate::train::device::DeviceChoice;
-use crate::train::plan::{DeviceSettings, TrainSettings};
-use crate::train::protocol::KernelChoice;
-use crate::train::synthetic::Size;
-use crate::train::worker;
-use crate::train::{SyncPolicy, limits};
+use crate::train::plan::TrainSettings;
+use crate::worker;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,6 +80,9 @@ pub struct OutputArgs {
 pub struct InfoArgs {
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The hwbench-cuda companion to describe [default: $HWBENCH_CUDA, else next to hwbench].
+    #[arg(long, value_name = "PATH")]
+    pub cuda_companion: Option<PathBuf>,
     /// Exit 1 when a finding of at least this severity exists (after writing the report): for a
     /// Slurm prolog or a Kubernetes readiness check.
     #[arg(long, value_enum, value_name = "SEVERITY")]
@@ -96,26 +100,31 @@ pub enum FailOn {
 pub struct TrainArgs {
     #[command(flatten)]
     pub devices: DeviceArgs,
-    /// Epochs of the course's run (1 to 100000000); given, every timed run trains them all
-    /// [default: 20000, timed within --time-budget].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=limits::EPOCHS))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=limits::EPOCHS), help = format!(
+        "Epochs of the course's run (1 to {}); given, every timed run trains them all [default: {}, timed within --time-budget]",
+        limits::EPOCHS, TrainSettings::EPOCHS
+    ))]
     pub epochs: Option<u64>,
     /// SGD learning rate (finite, > 0).
-    #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
+    #[arg(long, default_value_t = TrainSettings::LR, value_parser = parse_lr)]
     pub lr: f64,
-    /// Hidden units, 1 to 4096 [default: 10, or what --init-weights holds].
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=limits::HIDDEN as i64))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=limits::HIDDEN as i64), help = format!(
+        "Hidden units, 1 to {} [default: {}, or what --init-weights holds]",
+        limits::HIDDEN, TrainSettings::HIDDEN
+    ))]
     pub hidden: Option<u16>,
     /// Read the loss back every k epochs, one row group each; 0 = only once at the end.
-    #[arg(long, value_delimiter = ',', default_value = "1,100,2000,0")]
+    #[arg(long, value_delimiter = ',', default_value = sync_every_default())]
     pub sync_every: Vec<SyncPolicy>,
-    /// Timed runs per device and policy (after an untimed warm-up); given, the time budget is
-    /// off [default: 3].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::REPEATS)))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::REPEATS)), help = format!(
+        "Timed runs per device and policy (after an untimed warm-up); given, the time budget is off [default: {}]",
+        TrainSettings::REPEATS
+    ))]
     pub repeats: Option<u32>,
-    /// Seconds the default run may take: each column times as many epochs as its share allows (at
-    /// least 1000) and the 20000-epoch totals are derived from them; 0 = no budget.
-    #[arg(long, value_name = "SECONDS", default_value_t = TrainSettings::TIME_BUDGET.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = TrainSettings::TIME_BUDGET.as_secs(), help = format!(
+        "Seconds the default run may take: each column times as many epochs as its share allows (at least {}) and the {}-epoch totals are derived from them; 0 = no budget",
+        crate::train::plan::MIN_TIMED_EPOCHS, TrainSettings::EPOCHS
+    ))]
     pub time_budget: u64,
     /// The course's loop exactly: every timed run trains all --epochs (no time budget).
     #[arg(long, conflicts_with_all = ["time_budget", "quick"])]
@@ -131,7 +140,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE.safetensors")]
     pub init_weights: Option<PathBuf>,
     /// random_state of scikit-learn's train_test_split(test_size=0.2).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = TrainSettings::SPLIT_SEED)]
     pub split_seed: u32,
     /// Also write every device's loss curve as an SVG chart.
     #[arg(long, value_name = "PATH.svg")]
@@ -158,13 +167,13 @@ pub struct ScaleArgs {
     #[arg(long)]
     pub quick: bool,
     /// Seed of the synthetic rows and initial weights (the same on every device and in PyTorch).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = ScaleSettings::SEED)]
     pub seed: u32,
     /// SGD learning rate (finite, > 0).
-    #[arg(long, default_value_t = 0.01, value_parser = parse_lr)]
+    #[arg(long, default_value_t = ScaleSettings::LR, value_parser = parse_lr)]
     pub lr: f64,
-    /// candle's CPU kernels: auto (hwbench's choice per size), fused (hwbench's own ops) or stock
-    /// (candle's operations), to measure one against the other.
+    /// candle's kernels: auto (the device's own: hwbench's fused ops on the CPU, candle's
+    /// operations on CUDA), fused or stock, to measure one against the other.
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernels: KernelChoice,
     /// Also write time per epoch against FLOP per epoch (log–log) as an SVG chart.
@@ -181,6 +190,18 @@ fn parse_epoch_seconds(text: &str) -> Result<f64, String> {
             "'{text}' is not a number of seconds: give a number above 0 and at most 3600, e.g. 0.5"
         )),
     }
+}
+
+/// `--sync-every`'s default, as typed: "1,100,2000,0".
+fn sync_every_default() -> &'static str {
+    static TYPED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TYPED.get_or_init(|| {
+        TrainSettings::SYNC_EVERY
+            .iter()
+            .map(|p| p.every.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
 }
 
 fn quick_help() -> String {
@@ -205,7 +226,7 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "PATH")]
     pub cuda_companion: Option<PathBuf>,
     /// Seconds a device's worker may stay silent before it is called hung and stopped.
-    #[arg(long, default_value_t = 300, value_parser = parse_seconds)]
+    #[arg(long, default_value_t = DeviceSettings::WORKER_TIMEOUT.as_secs(), value_parser = parse_seconds)]
     pub worker_timeout: u64,
     /// Also run the reference PyTorch loop (shipped inside hwbench) on the CPU and every CUDA
     /// device, with the same data, weights, epochs and sync policies.
@@ -469,6 +490,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 FailOn::Warning => Severity::Warning,
                 FailOn::Error => Severity::Error,
             }),
+            args.cuda_companion.as_deref(),
         ),
         Command::TrainCompare(args) => commands::train_compare(
             &args.settings(),

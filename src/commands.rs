@@ -1,6 +1,7 @@
 //! What each subcommand does, from plain settings to an exit code. `cli` parses the command line
 //! into these settings; the rooms below (`info`, `train`, `scale`, `bug_report`, `diff`, `fleet`)
-//! do the work; every command ends through [`emit`].
+//! do the work. A benchmark command reads plan → run → analyse → redact → emit, and nothing more;
+//! every command ends through [`emit`].
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -9,18 +10,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::bug_report::BugReport;
+use crate::engine::columns::Columns;
+use crate::engine::measured::RunOutcome;
 use crate::error::{ColumnErrors, Interrupted};
 use crate::info::findings::{self, Severity};
-use crate::info::{self, GpuSource, Root};
+use crate::info::machine::Machine;
 use crate::output::Destination;
+use crate::process::signal_name;
 use crate::redact::Redactor;
 use crate::render::{self, Format, Render, Style};
-use crate::scale::{self, ScaleReport, ScaleSettings};
-use crate::train::conversation::signal_name;
-use crate::train::plan::{self, Plan, TrainSettings};
-use crate::train::results::DeviceStatus;
-use crate::train::{TrainCompareReport, plot, runner};
-use crate::{diff, fleet, process, saved};
+use crate::scale::{self, ScaleSettings};
+use crate::train::plan::TrainSettings;
+use crate::{diff, fleet, info, process, saved, train};
 
 /// Where and how a command's report goes.
 #[derive(Clone, Debug)]
@@ -105,9 +106,17 @@ fn finished(complete: bool) -> Outcome {
 }
 
 /// `hwbench info`: exit 1 when `fail_on` is given and a finding of at least that severity exists.
-pub fn info(output: &OutputSettings, fail_on: Option<Severity>) -> anyhow::Result<ExitCode> {
+pub fn info(
+    output: &OutputSettings,
+    fail_on: Option<Severity>,
+    cuda_companion: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
-    let report = collect_info(output.redact);
+    let machine = Machine::probe(cuda_companion);
+    let mut report = info_report(&machine);
+    if output.redact {
+        report.redact(&Redactor::for_this_machine());
+    }
     let failing: Vec<String> = report
         .findings
         .iter()
@@ -126,86 +135,85 @@ pub fn info(output: &OutputSettings, fail_on: Option<Severity>) -> anyhow::Resul
     emit(&report, destination, output.format, outcome)
 }
 
-/// The machine with its findings, redacted when asked (redaction works the findings out again
-/// from what the report may show, so that they name no process).
-fn collect_info(redact: bool) -> info::InfoReport {
-    let mut report = info::collect(&GpuSource::from_env(), &Root::from_env());
+/// The machine with its findings, assessed on the true values (redaction works the findings out
+/// again from what the report may show, so that they name no process).
+fn info_report(machine: &Machine) -> info::InfoReport {
+    let mut report = info::collect(machine);
     report.findings = findings::assess(&report);
-    if redact {
-        report.redact(&Redactor::for_this_machine());
-    }
     report
 }
 
-/// `hwbench train-compare`.
+/// The redactor for a report of this machine's runs: its own secrets and its GPUs'.
+fn run_redactor(columns: &Columns) -> Redactor {
+    Redactor::for_this_machine().with(columns.gpus.secrets())
+}
+
+/// `hwbench train-compare`: plan → run → analyse → redact → emit.
 pub fn train_compare(
     settings: &TrainSettings,
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = planned(|| plan::plan(settings))?;
-    let (destination, plot_destination) = open_destinations(output, plot_path)?;
-    let report = train(&plan, output.redact);
-    let labels: Vec<(String, &str, Option<String>)> = report
-        .devices
-        .iter()
-        .map(|d| (d.label.clone(), d.status.words(), d.reason.clone()))
-        .collect();
-    let nothing_trained = report
-        .devices
-        .iter()
-        .all(|d| matches!(d.status, DeviceStatus::NotRun | DeviceStatus::Failed));
-    let wrong: Vec<String> = report
-        .devices
-        .iter()
-        .filter(|d| d.status == DeviceStatus::WrongResults)
-        .map(|d| {
-            format!(
-                "{} computed wrong results: {}",
-                d.label,
-                d.reason.as_deref().unwrap_or("its losses are not cpu×1's")
-            )
-        })
-        .collect();
-    let run = Run {
-        complete: report.complete,
-        nothing_trained,
-        columns: labels,
-        wrong,
-    };
+    let (_machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
+        train::plan::plan(settings, machine)
+    })?;
+    let destinations = open_destinations(output, plot_path)?;
+    let mut report = train::runner::run(&plan);
+    train::analyse(&mut report);
+    if output.redact {
+        report.redact(&run_redactor(&plan.columns));
+    }
     finish_run(
         &report,
-        &run,
-        destination,
-        plot_destination,
-        plot_path,
+        report.complete,
+        report.outcome(),
+        destinations,
         output.format,
-        plot::svg,
+        train::plot::svg,
     )
 }
 
-/// The report's and the plot's destinations, opened before the run: a bad path fails now, not
-/// after it.
-fn open_destinations(
-    output: &OutputSettings,
+/// `hwbench scale`: plan → run → analyse → redact → emit.
+pub fn scale(
+    settings: &ScaleSettings,
     plot_path: Option<&Path>,
-) -> anyhow::Result<(Destination, Option<Destination>)> {
-    let destination = output.open()?;
-    let plot = plot_path
-        .map(|path| Destination::open(Some(path), "--plot"))
-        .transpose()?;
-    Ok((destination, plot))
+    output: &OutputSettings,
+) -> anyhow::Result<ExitCode> {
+    let (_machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
+        scale::plan::plan(settings, machine)
+    })?;
+    let destinations = open_destinations(output, plot_path)?;
+    let mut report = scale::runner::run(&plan);
+    scale::analyse(&mut report);
+    if output.redact {
+        report.redact(&run_redactor(&plan.columns));
+    }
+    finish_run(
+        &report,
+        report.complete,
+        report.outcome(),
+        destinations,
+        output.format,
+        scale::plot::svg,
+    )
 }
 
-/// What a finished run says about itself, for [`finish_run`].
-struct Run<'a> {
-    complete: bool,
-    /// No column trained at all: the report holds only reasons.
-    nothing_trained: bool,
-    /// Each column's label, status and reason.
-    columns: Vec<(String, &'a str, Option<String>)>,
-    /// One line per column that computed wrong results.
-    wrong: Vec<String>,
+/// The report's and the plot's destinations (with the plot's path, for messages), opened before
+/// the run: a bad path fails now, not after it.
+struct Destinations<'a> {
+    report: Destination,
+    plot: Option<(Destination, &'a Path)>,
+}
+
+fn open_destinations<'a>(
+    output: &OutputSettings,
+    plot_path: Option<&'a Path>,
+) -> anyhow::Result<Destinations<'a>> {
+    let report = output.open()?;
+    let plot = plot_path
+        .map(|path| Destination::open(Some(path), "--plot").map(|d| (d, path)))
+        .transpose()?;
+    Ok(Destinations { report, plot })
 }
 
 /// Ends a training command: the report (to stdout only when nothing trained, so that a file with an
@@ -213,37 +221,28 @@ struct Run<'a> {
 /// one line per column when nothing trained or a column computed wrong results.
 fn finish_run<R: Render>(
     report: &R,
-    run: &Run,
-    destination: Destination,
-    plot_destination: Option<Destination>,
-    plot_path: Option<&Path>,
+    complete: bool,
+    run: RunOutcome,
+    destinations: Destinations,
     format: Format,
     draw: fn(&R) -> anyhow::Result<String>,
 ) -> anyhow::Result<ExitCode> {
-    let outcome = finished(run.complete);
-    if run.nothing_trained {
-        if destination.is_stdout() {
-            emit(report, destination, format, Outcome::Done)?;
+    let outcome = finished(complete);
+    if let RunOutcome::NothingTrained(lines) = run {
+        if destinations.report.is_stdout() {
+            emit(report, destinations.report, format, Outcome::Done)?;
         }
-        let lines = run
-            .columns
-            .iter()
-            .map(|(label, status, reason)| {
-                let reason = reason.as_deref().unwrap_or("no reason given");
-                format!("{label} {status}: {reason}")
-            })
-            .collect();
         return Err(ColumnErrors(lines).into());
     }
     // The plot goes to PATH.partial too when the run was stopped.
-    let plot_destination = plot_destination.map(|d| match outcome {
-        Outcome::Stopped(_) => d.for_partial_report(),
-        _ => d,
+    let plot = destinations.plot.map(|(d, path)| match outcome {
+        Outcome::Stopped(_) => (d.for_partial_report(), path),
+        _ => (d, path),
     });
     // The report first: whatever happens to the plot, the run is kept.
-    let ending = emit(report, destination, format, outcome);
-    if let (Some(plot_destination), Some(path)) = (plot_destination, plot_path) {
-        let written = draw(report).and_then(|svg| plot_destination.write(&svg));
+    let ending = emit(report, destinations.report, format, outcome);
+    if let Some((destination, path)) = plot {
+        let written = draw(report).and_then(|svg| destination.write(&svg));
         written.with_context(|| {
             format!(
                 "the report was written, but not the plot (--plot {})",
@@ -253,128 +252,57 @@ fn finish_run<R: Render>(
     }
     let code = ending?;
     // A column that computed wrong results makes the run a failure, its report the evidence.
-    if !run.wrong.is_empty() {
-        return Err(ColumnErrors(run.wrong.clone()).into());
+    if let RunOutcome::WrongResults(lines) = run {
+        return Err(ColumnErrors(lines).into());
     }
     Ok(code)
 }
 
-/// `hwbench scale`.
-pub fn scale(
-    settings: &ScaleSettings,
-    plot_path: Option<&Path>,
-    output: &OutputSettings,
-) -> anyhow::Result<ExitCode> {
-    let plan = planned(|| scale::plan::plan(settings))?;
-    let (destination, plot_destination) = open_destinations(output, plot_path)?;
-    let report = climb(&plan, output.redact);
-    let run = scale_run(&report);
-    finish_run(
-        &report,
-        &run,
-        destination,
-        plot_destination,
-        plot_path,
-        output.format,
-        scale::plot::svg,
-    )
-}
-
-/// Climbs the ladder on every column, stopping early on a stop signal.
-fn climb(plan: &scale::plan::ScalePlan, redact: bool) -> ScaleReport {
-    let mut report = scale::runner::run(plan);
-    if redact {
-        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
-    }
-    report
-}
-
-fn scale_run(report: &ScaleReport) -> Run<'_> {
-    let measured = |c: &scale::results::ScaleColumn| {
-        c.points
-            .iter()
-            .any(|p| p.status == scale::results::PointStatus::Measured)
-    };
-    Run {
-        complete: report.complete,
-        nothing_trained: report
-            .devices
-            .iter()
-            .all(|c| !measured(c) && c.status != DeviceStatus::Interrupted),
-        // A column that ran but measured no point says why through its first point.
-        columns: report
-            .devices
-            .iter()
-            .map(|c| {
-                let why = c
-                    .reason
-                    .clone()
-                    .or_else(|| c.points.first().and_then(|p| p.reason.clone()));
-                let status = match c.status {
-                    DeviceStatus::Ok => "measured no point",
-                    other => other.words(),
-                };
-                (c.label.clone(), status, why)
-            })
-            .collect(),
-        wrong: report
-            .devices
-            .iter()
-            .filter_map(|c| {
-                let (size, loss, expected, reference) =
-                    scale::analysis::loss_disagreement(report, c)?;
-                Some(format!(
-                    "{} computed wrong results: its first loss at {size} is {loss}, {reference}'s {expected}",
-                    c.label
-                ))
-            })
-            .collect(),
-    }
-}
-
-/// Plans with stop signals caught, so that Ctrl-C or SIGTERM from here on leaves nothing behind.
-fn planned<P>(plan: impl FnOnce() -> anyhow::Result<P>) -> anyhow::Result<P> {
+/// Probes the machine and plans with stop signals caught, so that Ctrl-C or SIGTERM from here on
+/// leaves nothing behind.
+fn planned<P>(
+    cuda_companion: Option<&Path>,
+    plan: impl FnOnce(&Machine) -> anyhow::Result<P>,
+) -> anyhow::Result<(Machine, P)> {
     process::catch_stop_signals().context("cannot catch Ctrl-C and SIGTERM")?;
-    let plan = plan()?;
+    let machine = Machine::probe(cuda_companion);
+    let plan = plan(&machine)?;
     if let Some(signal) = process::stop_signal() {
         return Err(Interrupted { signal }.into());
     }
-    Ok(plan)
-}
-
-/// Trains, stopping early on a stop signal (the report then says it is incomplete).
-fn train(plan: &Plan, redact: bool) -> TrainCompareReport {
-    let mut report = runner::run_plan(plan);
-    if redact {
-        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
-    }
-    report
+    Ok((machine, plan))
 }
 
 /// `hwbench report`: `info`, a quick `train-compare`, a quick `scale` and the versions, in one
-/// document.
+/// document — all of one machine, probed once.
 pub fn report(
     settings: &TrainSettings,
     scaling: &ScaleSettings,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let plan = planned(|| plan::plan(settings))?;
-    // The same device options: the scale run's columns are the ones just planned.
-    let scale_plan = scale::plan::plan_on(scaling, || Ok(plan.columns.clone()))?;
+    let (machine, (plan, scale_plan)) =
+        planned(settings.devices.cuda_companion.as_deref(), |machine| {
+            let plan = train::plan::plan(settings, machine)?;
+            // The same device options: the scale run's columns are the ones just planned.
+            let scale_plan = scale::plan::plan_on(scaling, plan.columns.clone(), machine)?;
+            Ok((plan, scale_plan))
+        })?;
     let destination = output.open()?;
-    let machine = collect_info(false);
-    let training = runner::run_plan(&plan);
+    let info = info_report(&machine);
+    let mut training = train::runner::run(&plan);
+    train::analyse(&mut training);
     // After a stop signal, the scale run is left out rather than started.
-    let scaled = process::stop_signal()
-        .is_none()
-        .then(|| scale::runner::run(&scale_plan));
+    let scaled = process::stop_signal().is_none().then(|| {
+        let mut scaled = scale::runner::run(&scale_plan);
+        scale::analyse(&mut scaled);
+        scaled
+    });
     let complete = training.complete && scaled.as_ref().is_some_and(|s| s.complete);
-    let outcome = finished(complete);
-    let mut report = BugReport::new(machine, training, scaled);
+    let mut report = BugReport::new(info, training, scaled);
     if output.redact {
-        report.redact(&Redactor::for_this_machine().with(plan.columns.gpus.secrets()));
+        report.redact(&run_redactor(&plan.columns));
     }
-    emit(&report, destination, output.format, outcome)
+    emit(&report, destination, output.format, finished(complete))
 }
 
 /// `hwbench diff`: exit 0 when the reports agree, 1 when they differ, 2 on bad input.

@@ -1,9 +1,9 @@
-//! The `hwbench-cuda` companion: where it is, what it was built for, and the version of the worker
-//! protocol every worker (hwbench's own, the companion, the PyTorch script) must speak.
+//! The `hwbench-cuda` companion: where it is, and what it was built for (its `describe` answer,
+//! which names the worker protocol it speaks: `engine::protocol::PROTOCOL`).
 //!
 //! The companion links CUDA, so it cannot even start where the NVIDIA driver is missing; `hwbench`
 //! never links CUDA and only ever talks to it as another process. `info` asks it to describe
-//! itself; `train` starts it as the worker of CUDA columns.
+//! itself; `train-compare` and `scale` start it as the worker of CUDA columns.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,13 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::protocol::PROTOCOL;
 use crate::process::{QuickRunError, last_line, run_with_timeout, without_path};
 use crate::redact::outside_line;
 
-/// The worker protocol's version (messages: `train::protocol`). Bumped whenever a message
-/// changes shape; a worker that speaks another version is refused with one line.
-pub const PROTOCOL: u32 = 3;
-
+/// The companion's file name.
 pub const EXECUTABLE: &str = "hwbench-cuda";
 /// Environment variable naming the companion executable.
 pub const ENV: &str = "HWBENCH_CUDA";
@@ -154,15 +152,15 @@ pub fn missing_library(line: &str) -> Option<String> {
     })
 }
 
-/// Finds the companion and asks it to describe itself (a short-lived process).
-pub fn status(explicit: Option<&Path>) -> CompanionStatus {
-    let (path, found) = match locate(explicit) {
-        Ok(found) => found,
+/// Asks the companion [`locate`] found to describe itself (a short-lived process).
+pub fn status(located: &Result<(PathBuf, &'static str), String>) -> CompanionStatus {
+    let (path, found) = match located {
+        Ok((path, found)) => (path, *found),
         Err(detail) => {
             return CompanionStatus {
                 available: false,
                 found: None,
-                detail,
+                detail: detail.clone(),
                 build: None,
             };
         }
@@ -173,7 +171,7 @@ pub fn status(explicit: Option<&Path>) -> CompanionStatus {
         detail,
         build: None,
     };
-    match describe(&path) {
+    match describe(path) {
         Ok(build) if build.protocol != PROTOCOL => unavailable(format!(
             "{EXECUTABLE} speaks protocol {}, hwbench speaks {}: install matching versions",
             build.protocol, PROTOCOL

@@ -183,3 +183,13 @@ pub fn describe_exit(status: ExitStatus) -> String {
         (None, None) => "the worker stopped early".to_string(),
     }
 }
+
+/// How people know a stop signal.
+pub fn signal_name(signal: i32) -> String {
+    match signal {
+        libc::SIGINT => "Ctrl-C".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        other => format!("signal {other}"),
+    }
+}

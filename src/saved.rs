@@ -16,7 +16,7 @@ use crate::bug_report::{self, BugReport};
 use crate::error::UsageError;
 use crate::info::{self, InfoReport};
 use crate::scale::{self, ScaleReport};
-use crate::train::{TrainCompareReport, results};
+use crate::train::results::{self, TrainCompareReport};
 
 /// The largest report hwbench reads back (a real one is a few hundred kilobytes).
 pub const MAX_REPORT_BYTES: u64 = 256 << 20;

@@ -170,6 +170,37 @@ pub fn round_ratio(ratio: f64) -> String {
     out
 }
 
+/// A `width`-character sketch of the curve on a log scale.
+pub fn sparkline(curve: &[(u64, f32)], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let logs: Vec<f64> = curve
+        .iter()
+        .map(|&(_, v)| v)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| f64::from(v).ln())
+        .collect();
+    if logs.len() < 2 {
+        return NA.to_string();
+    }
+    let (lo, hi) = logs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let width = width.min(logs.len());
+    (0..width)
+        .map(|i| {
+            let v = logs[i * (logs.len() - 1) / (width - 1).max(1)];
+            let level = if hi > lo {
+                ((v - lo) / (hi - lo) * 7.0).round() as usize
+            } else {
+                0
+            };
+            BARS[level.min(7)]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use hwbench::train::session::{self, Length, Prepared};
-use hwbench::train::{SyncPolicy, TrainConfig};
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::session::{self, Length, Prepared};
+use hwbench::train::protocol::TrainConfig;
 
 /// `epochs` epochs through `session::train`, the loop every worker runs, timed by its own clock
 /// (read after synchronising the device).
@@ -15,7 +16,8 @@ pub fn trained_epochs(
 ) -> Duration {
     let trained = session::train(
         prepared,
-        config,
+        &config.init,
+        config.lr,
         policy,
         Length::Epochs(epochs),
         false,

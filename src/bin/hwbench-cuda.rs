@@ -1,11 +1,12 @@
 //! `hwbench-cuda`: the CUDA companion. It links CUDA, so it lives apart from `hwbench`, which
-//! starts it for each CUDA column of `train-compare` and asks it to `describe` itself for `info`.
+//! starts it as the worker of each CUDA column (`train-compare`, `scale`, `report`) and asks it
+//! to `describe` itself for `info`.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
-        Some("worker") => ExitCode::from(hwbench::train::worker::serve()),
+        Some("worker") => ExitCode::from(hwbench::worker::serve()),
         Some("describe") => {
             let build = hwbench::companion::this_build();
             println!("{}", serde_json::to_string(&build).expect("serialisable"));
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "hwbench-cuda is started by `hwbench train-compare`; usage: hwbench-cuda worker | describe | --version"
+                "hwbench-cuda is started by `hwbench train-compare` and `hwbench scale`; usage: hwbench-cuda worker | describe | --version"
             );
             ExitCode::from(2)
         }

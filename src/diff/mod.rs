@@ -17,8 +17,8 @@ use crate::redact::Redactor;
 use crate::saved::{Kind, Saved};
 use crate::scale::ScaleReport;
 use crate::stats::Spread;
-use crate::train::TrainCompareReport;
-use walk::Walk;
+use crate::train::results::TrainCompareReport;
+pub use walk::{FieldDifference, Walk};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -70,15 +70,6 @@ pub struct DiffReport {
     pub findings: Vec<FindingChange>,
     /// True when nothing differs beyond measurement noise.
     pub same: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FieldDifference {
-    /// Where the field is, e.g. "gpu.devices[0].name".
-    pub path: String,
-    /// `null` when the field is missing from that report.
-    pub a: Option<String>,
-    pub b: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! How a [`DiffReport`] reads: the differing fields, then per-epoch costs as ratios.
 
 use super::DiffReport;
+use crate::engine::SyncPolicy;
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::train::SyncPolicy;
 use crate::units::{factor, micros};
 
 impl Render for DiffReport {

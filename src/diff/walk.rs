@@ -6,8 +6,19 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::FieldDifference;
+use serde::{Deserialize, Serialize};
+
 use crate::redact::Redactor;
+
+/// One field whose values differ between the two reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldDifference {
+    /// Where the field is, e.g. "gpu.devices[0].name".
+    pub path: String,
+    /// `null` when the field is missing from that report.
+    pub a: Option<String>,
+    pub b: Option<String>,
+}
 
 /// How many differences are listed; the rest are counted.
 pub const LISTED: usize = 10_000;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::measured::DeviceFacts;
 use crate::error::UsageError;
 use crate::info::InfoReport;
 use crate::info::findings::{Finding, Severity};
@@ -16,8 +17,7 @@ use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
 use crate::stats::Spread;
-use crate::train::TrainCompareReport;
-use crate::train::results::DeviceFacts;
+use crate::train::results::TrainCompareReport;
 use crate::units::{factor, gib_rounded, micros};
 
 pub const SCHEMA_VERSION: u32 = 1;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gpu::GpuSection;
-use crate::companion::{self, CompanionStatus};
+use crate::companion::CompanionStatus;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct BuildInfo {
@@ -17,8 +17,9 @@ pub struct BuildInfo {
 }
 
 impl BuildInfo {
-    pub fn current(gpu: &GpuSection) -> Self {
-        let cuda_companion = companion::status(None);
+    /// This build, with the companion as the machine's probe found it.
+    pub fn current(gpu: &GpuSection, cuda_companion: &CompanionStatus) -> Self {
+        let cuda_companion = cuda_companion.clone();
         let gpus_not_supported = gpu
             .devices
             .iter()

@@ -8,6 +8,7 @@ pub mod cpu;
 pub mod cuda_libs;
 pub mod findings;
 pub mod gpu;
+pub mod machine;
 pub mod peaks;
 pub mod show;
 pub mod system;
@@ -160,22 +161,19 @@ impl GpuSource {
     }
 }
 
-/// Runs every probe and works out the peaks. Never fails: what cannot be read is marked
-/// unavailable. Findings come last (`findings::assess`), once the report is redacted or not.
-pub fn collect(gpu_source: &GpuSource, root: &Root) -> InfoReport {
-    let mut gpu = gpu_source.probe();
-    for device in &mut gpu.devices {
-        peaks::fill_gpu(device);
-    }
-    let mut cpu = cpu::probe(root);
-    peaks::fill_cpu(&mut cpu);
+/// The report of `machine`, with what is left to probe (memory, OS, CUDA libraries). Never
+/// fails: what cannot be read is marked unavailable. Findings come last (`findings::assess`), once
+/// the report is redacted or not.
+pub fn collect(machine: &machine::Machine) -> InfoReport {
+    let gpu = machine.gpus().clone();
+    let root = &machine.root;
     InfoReport {
         schema_version: SCHEMA_VERSION,
         kind: "info".to_string(),
         redacted: false,
         findings: Vec::new(),
-        build: build::BuildInfo::current(&gpu),
-        cpu,
+        build: build::BuildInfo::current(&gpu, machine.companion_status()),
+        cpu: machine.cpu.clone(),
         memory: system::probe_memory(root),
         os: system::probe_os(),
         gpu,

@@ -1,18 +1,37 @@
 //! Figures computed from what the workers measured: throughput and share of peak per point,
 //! where each device starts to beat another beyond noise, where the fixed per-epoch cost stops
-//! dominating, and whether every device computed the same first loss.
+//! dominating, and whether every device computed the same first loss (a column that did not is
+//! marked `wrong_results`).
 
 use super::results::{Crossover, LadderPoint, PointStatus, ScaleColumn, ScaleReport};
-use crate::train::Framework;
-use crate::train::results::DeviceStatus;
-use crate::train::synthetic::Size;
+use crate::engine::Framework;
+use crate::engine::measured::DeviceStatus;
+use crate::engine::synthetic::Size;
 
 /// Two first losses disagree when they differ by more than this share (float32 rounding over a
 /// thousand-term sum stays near 10⁻⁶; TF32 or a wrong kernel is 10⁻³ or more).
 pub const LOSS_AGREEMENT: f64 = 1e-3;
 
-/// Adds throughput, share of peak and the crossovers.
+/// Adds throughput, share of peak and the crossovers, and marks the columns whose first losses
+/// disagree with the reference column's as computing wrong results.
 pub fn add_derived_figures(report: &mut ScaleReport) {
+    let wrong: Vec<(usize, String)> = report
+        .devices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let (size, loss, expected, reference) = loss_disagreement(report, c)?;
+            Some((
+                i,
+                format!("its first loss at {size} is {loss}, {reference}'s {expected}"),
+            ))
+        })
+        .collect();
+    for (i, reason) in wrong {
+        let column = &mut report.devices[i];
+        column.status = DeviceStatus::WrongResults;
+        column.reason = Some(reason);
+    }
     for column in &mut report.devices {
         let peak = column.peak_gflops;
         for point in &mut column.points {
@@ -181,10 +200,10 @@ pub fn loss_disagreement<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::device::DeviceSpec;
     use crate::scale::ladder;
     use crate::scale::results::PointResult;
     use crate::stats::Spread;
-    use crate::train::DeviceSpec;
 
     fn column(label: &str, times: &[(f64, f64)]) -> ScaleColumn {
         ScaleColumn {

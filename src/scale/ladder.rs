@@ -7,7 +7,7 @@
 //! point on).
 
 use super::results::LadderPoint;
-use crate::train::synthetic::Size;
+use crate::engine::synthetic::Size;
 
 const fn size(inputs: usize, hidden: usize, classes: usize, rows: usize) -> Size {
     Size {

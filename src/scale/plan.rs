@@ -1,13 +1,14 @@
 //! From what the user asked for ([`ScaleSettings`]) to what will run ([`ScalePlan`]): the ladder,
-//! the timing of each point, and the columns — planned by `train::plan::columns`, exactly as for
+//! the timing of each point, and the columns — planned by `engine::columns`, exactly as for
 //! `train-compare`.
 
+use super::protocol::PointTiming;
+use crate::engine::columns::{self, Columns, DeviceSettings};
+use crate::engine::device::cuda::MATMUL_PRECISION;
+use crate::engine::fused::KernelChoice;
+use crate::engine::synthetic::Size;
 use crate::info::cpu::CpuReport;
-use crate::info::{Root, peaks};
-use crate::train::device::cuda::MATMUL_PRECISION;
-use crate::train::plan::{self, Columns, DeviceSettings};
-use crate::train::protocol::{KernelChoice, PointTiming};
-use crate::train::synthetic::Size;
+use crate::info::machine::Machine;
 
 use super::ladder;
 use super::results::LadderPoint;
@@ -28,6 +29,8 @@ pub struct ScaleSettings {
 impl ScaleSettings {
     /// An epoch may take this long before a device stops climbing.
     pub const MAX_EPOCH_S: f64 = 1.0;
+    pub const SEED: u32 = 0;
+    pub const LR: f64 = 0.01;
 
     /// What `hwbench scale` does with no options: the default ladder, each point timed over at
     /// least 0.2 s and 3 epochs, 3 times.
@@ -42,8 +45,8 @@ impl ScaleSettings {
                 min_run_s: 0.2,
                 warmup_s: 0.1,
             },
-            seed: 0,
-            lr: 0.01,
+            seed: Self::SEED,
+            lr: Self::LR,
             kernels: KernelChoice::Auto,
         }
     }
@@ -73,27 +76,36 @@ pub struct ScalePlan {
     pub cpu: CpuReport,
 }
 
-pub fn plan(settings: &ScaleSettings) -> anyhow::Result<ScalePlan> {
-    plan_on(settings, || plan::columns(&settings.devices))
+/// Validates the settings and decides every column on `machine`, before anything trains.
+pub fn plan(settings: &ScaleSettings, machine: &Machine) -> anyhow::Result<ScalePlan> {
+    let sizes = ladder::sorted(&settings.sizes).map_err(crate::error::UsageError)?;
+    let columns = columns::columns(&settings.devices, machine)?;
+    Ok(plan_with(settings, sizes, columns, machine))
 }
 
-/// [`plan`], with the columns `columns` gives once the sizes are valid: `hwbench report` passes
-/// the ones its train-compare run planned, so that the devices, the companion and PyTorch are
-/// probed once.
+/// [`plan`] on columns already decided: `hwbench report` passes the ones its train-compare run
+/// planned on the same machine, so that PyTorch is probed once.
 pub fn plan_on(
     settings: &ScaleSettings,
-    columns: impl FnOnce() -> anyhow::Result<Columns>,
+    columns: Columns,
+    machine: &Machine,
 ) -> anyhow::Result<ScalePlan> {
     let sizes = ladder::sorted(&settings.sizes).map_err(crate::error::UsageError)?;
-    let columns = columns()?;
-    let mut cpu = crate::info::cpu::probe(&Root::from_env());
-    peaks::fill_cpu(&mut cpu);
-    Ok(ScalePlan {
+    Ok(plan_with(settings, sizes, columns, machine))
+}
+
+fn plan_with(
+    settings: &ScaleSettings,
+    sizes: Vec<Size>,
+    columns: Columns,
+    machine: &Machine,
+) -> ScalePlan {
+    ScalePlan {
         ladder: ladder::points(&sizes),
         settings: settings.clone(),
         columns,
-        cpu,
-    })
+        cpu: machine.cpu.clone(),
+    }
 }
 
 /// The FLOP formula, as the report states it.

@@ -5,7 +5,7 @@ use plotters::prelude::*;
 
 use super::ladder::flop_per_epoch;
 use super::results::ScaleReport;
-use crate::train::synthetic::Size;
+use crate::engine::synthetic::Size;
 
 /// Draws the chart as an SVG document.
 pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {

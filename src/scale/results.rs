@@ -3,12 +3,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::protocol::PointTiming;
+use crate::engine::Framework;
+use crate::engine::device::DeviceSpec;
+use crate::engine::fused::KernelChoice;
+use crate::engine::measured::{ColumnOutcome, DeviceFacts, DeviceStatus, RunOutcome};
+use crate::engine::synthetic::Size;
 use crate::redact::Redactor;
 use crate::stats::Spread;
-use crate::train::protocol::{KernelChoice, PointTiming};
-use crate::train::results::{DeviceFacts, DeviceStatus};
-use crate::train::synthetic::Size;
-use crate::train::{DeviceSpec, Framework};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -186,6 +188,29 @@ pub struct Crossover {
 }
 
 impl ScaleReport {
+    /// What the run comes to: nothing trained when no column measured a point (a column stopped
+    /// by a signal counts as trained: its report is kept), wrong results when a column's first
+    /// losses disagree with the reference's (`analysis`).
+    pub fn outcome(&self) -> RunOutcome {
+        RunOutcome::of(self.devices.iter().map(|c| {
+            ColumnOutcome {
+                label: &c.label,
+                status: c.status,
+                status_words: match c.status {
+                    DeviceStatus::Ok => "measured no point",
+                    other => other.words(),
+                },
+                // A column that ran but measured no point says why through its first point.
+                reason: c
+                    .reason
+                    .as_deref()
+                    .or_else(|| c.points.first().and_then(|p| p.reason.as_deref())),
+                trained: c.status == DeviceStatus::Interrupted
+                    || c.points.iter().any(|p| p.status == PointStatus::Measured),
+            }
+        }))
+    }
+
     /// Replaces identifying values in every free-text field that came from a worker or the
     /// machine (names, reasons) and in the verdict and notes that quote them.
     pub fn redact(&mut self, redactor: &Redactor) {

@@ -5,27 +5,29 @@
 
 use indicatif::ProgressBar;
 
+use super::analysis;
 use super::plan::{FLOP_FORMULA, ScalePlan, cuda_matmul};
+use super::protocol::{
+    LadderRequest, NextPoint, PointMeasured, ScaleCheck, ScaleEvent, ScaleRequest,
+};
 use super::results::{
     LadderPoint, PointResult, PointStatus, SCHEMA_VERSION, ScaleColumn, ScaleConfig, ScaleReport,
 };
-use super::{analysis, verdict};
+use crate::engine::columns::{Column, WorkerCommand};
+use crate::engine::conversation::{Reply, starting, talk_to_worker};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::DeviceStatus;
+use crate::engine::protocol::WorkerRequest;
 use crate::info::peaks;
+use crate::progress::progress_bar;
 use crate::stats::Spread;
-use crate::train::DeviceSpec;
-use crate::train::conversation::{Reply, starting, talk_to_worker};
-use crate::train::plan::{Column, WorkerCommand};
-use crate::train::protocol::{
-    Job, LadderRequest, NextPoint, PROTOCOL, PointMeasured, ScaleCheck, ScaleEvent, WorkerRequest,
-};
-use crate::train::results::DeviceStatus;
-use crate::train::runner::progress_bar;
 use crate::units;
 
 /// A point is tried only when its estimated memory fits in this share of what was free.
 const MEMORY_HEADROOM: f64 = 0.9;
 
-/// Runs every column up the ladder. Stops early, keeping the finished points, on a stop signal.
+/// Runs every column up the ladder and gathers the measurements (`analysis` works out the rest).
+/// Stops early, keeping the finished points, on a stop signal.
 pub fn run(plan: &ScalePlan) -> ScaleReport {
     let bar = progress_bar();
     let runnable = plan
@@ -45,7 +47,7 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
             result.peak_basis = Some(basis);
         }
         match starting(column) {
-            Ok(command) => climb(plan, column, command, &bar, &mut result),
+            Ok(command) => run_column(plan, column, command, &bar, &mut result),
             Err((status, reason)) => {
                 result.status = status;
                 result.reason = Some(reason);
@@ -61,7 +63,7 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
     bar.finish_and_clear();
 
     let settings = &plan.settings;
-    let mut report = ScaleReport {
+    ScaleReport {
         schema_version: SCHEMA_VERSION,
         kind: "scale".to_string(),
         redacted: false,
@@ -83,14 +85,11 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         crossovers: Vec::new(),
         verdict: Vec::new(),
         notes: plan.columns.notes.clone(),
-    };
-    analysis::add_derived_figures(&mut report);
-    report.verdict = verdict::conclusions(&report);
-    report
+    }
 }
 
 /// One column's worker, asked for each point the device can take.
-fn climb(
+fn run_column(
     plan: &ScalePlan,
     column: &Column,
     command: &WorkerCommand,
@@ -98,16 +97,13 @@ fn climb(
     result: &mut ScaleColumn,
 ) {
     let settings = &plan.settings;
-    let request = WorkerRequest {
-        protocol: PROTOCOL,
-        job: Job::Scale(LadderRequest {
-            device: column.device,
-            seed: settings.seed,
-            lr: settings.lr,
-            timing: settings.timing,
-            kernels: settings.kernels,
-        }),
-    };
+    let request = WorkerRequest::new(ScaleRequest::Scale(LadderRequest {
+        device: column.device,
+        seed: settings.seed,
+        lr: settings.lr,
+        timing: settings.timing,
+        kernels: settings.kernels,
+    }));
     let start = bar.position();
     let label = result.label.clone();
     bar.set_message(format!("{label}: starting"));
@@ -294,7 +290,7 @@ mod tests {
         ladder::points(&ladder::DEFAULT)
     }
 
-    fn measured(size: crate::train::synthetic::Size, seconds: f64) -> PointResult {
+    fn measured(size: crate::engine::synthetic::Size, seconds: f64) -> PointResult {
         PointResult {
             epoch_s: Spread::of([seconds]),
             ..PointResult::not_measured(size, PointStatus::Measured, None)

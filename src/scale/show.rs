@@ -6,7 +6,7 @@ use super::results::{PointResult, PointStatus, ScaleColumn, ScaleReport};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::train::show::sparkline;
+use crate::units::sparkline;
 use crate::units::{factor, flop, gflops, memory, micros, millis, percent, seconds};
 
 impl Render for ScaleReport {
@@ -190,8 +190,8 @@ impl Render for ScaleReport {
         }
         for c in &self.devices {
             let framework = match c.framework {
-                crate::train::Framework::Candle => "candle",
-                crate::train::Framework::Pytorch => "pytorch",
+                crate::engine::Framework::Candle => "candle",
+                crate::engine::Framework::Pytorch => "pytorch",
             };
             for p in c
                 .points

@@ -5,8 +5,8 @@
 use super::analysis::{self, best_share, fixed_cost, loss_disagreement};
 use super::ladder::flop_per_epoch;
 use super::results::ScaleReport;
-use crate::train::Framework;
-use crate::train::synthetic::Size;
+use crate::engine::Framework;
+use crate::engine::synthetic::Size;
 use crate::units;
 
 pub fn conclusions(report: &ScaleReport) -> Vec<String> {

@@ -2,8 +2,10 @@
 //! column's losses against `cpu×1`'s), the marginal cost of one sync on each device, each device's
 //! speed relative to `cpu×1`, and whether it learnt.
 
-use super::results::{DeviceResult, DeviceStatus, Disagreement, LossRise, TrainCompareReport};
-use super::{DeviceSpec, Framework, SyncPolicy};
+use super::results::{DeviceResult, Disagreement, LossRise, TrainCompareReport};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::DeviceStatus;
+use crate::engine::{Framework, SyncPolicy};
 
 /// Fills in every derived figure of the report.
 pub fn add_derived_figures(report: &mut TrainCompareReport) {

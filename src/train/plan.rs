@@ -1,47 +1,17 @@
 //! From what the user asked for ([`TrainSettings`]) to what will run ([`Plan`]): the training
-//! problem, the data, and one column per device and framework with the command of its worker,
-//! or the reason it cannot run. Everything is checked here, before anything trains.
+//! problem, the data, and the columns (`engine::columns`, with the command of each worker or the
+//! reason it cannot run). Everything is checked here, before anything trains.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::data::{self, Dataset};
-use super::device::{DeviceChoice, cpu, cuda};
-use super::model::InitWeights;
-use super::pytorch::{self, Torch};
-use super::{DeviceSpec, Framework, SyncPolicy, TrainConfig};
-use crate::companion;
+use super::protocol::TrainConfig;
+use crate::engine::SyncPolicy;
+use crate::engine::columns::{self, Columns, DeviceSettings, no_duplicates};
+use crate::engine::data::{self, Dataset};
+use crate::engine::model::InitWeights;
 use crate::error::UsageError;
-use crate::info::GpuSource;
-use crate::info::gpu::GpuSection;
-
-/// Which devices train and how their workers start: shared by `train-compare`, `report` and
-/// `scale`.
-#[derive(Clone, Debug)]
-pub struct DeviceSettings {
-    /// Devices as named (`cpu`, `cuda:N`); empty: the CPU and every usable CUDA GPU.
-    pub choices: Vec<DeviceChoice>,
-    /// One CPU column per thread count; empty: 1 and the usable CPUs.
-    pub cpu_threads: Vec<usize>,
-    /// The `hwbench-cuda` companion; `None`: `$HWBENCH_CUDA`, else next to hwbench.
-    pub cuda_companion: Option<PathBuf>,
-    /// Longest silence of a worker before it is called hung.
-    pub worker_timeout: Duration,
-    /// `Some(python)`: also run the PyTorch loop with that interpreter.
-    pub pytorch: Option<PathBuf>,
-}
-
-impl Default for DeviceSettings {
-    fn default() -> Self {
-        Self {
-            choices: Vec::new(),
-            cpu_threads: Vec::new(),
-            cuda_companion: None,
-            worker_timeout: Duration::from_secs(300),
-            pytorch: None,
-        }
-    }
-}
+use crate::info::machine::Machine;
 
 /// What a training run should do, as plain values: from the command line, or one of the
 /// constructors below.
@@ -74,6 +44,19 @@ impl TrainSettings {
     pub const QUICK_WARMUP_EPOCHS: u64 = 200;
     /// The default run fits in this, on any machine.
     pub const TIME_BUDGET: Duration = Duration::from_secs(60);
+    pub const LR: f64 = 0.01;
+    /// The course's hidden units.
+    pub const HIDDEN: usize = 10;
+    /// Every epoch (the course's `loss.item()`), every 100, every 2000, and never.
+    pub const SYNC_EVERY: [SyncPolicy; 4] = [
+        SyncPolicy::EVERY_EPOCH,
+        SyncPolicy { every: 100 },
+        SyncPolicy { every: 2000 },
+        SyncPolicy::NEVER,
+    ];
+    pub const REPEATS: u32 = 3;
+    /// The course's `train_test_split(random_state=42)`.
+    pub const SPLIT_SEED: u32 = 42;
 
     /// What `hwbench train-compare` does with no options.
     pub fn standard() -> Self {
@@ -81,18 +64,13 @@ impl TrainSettings {
             devices: DeviceSettings::default(),
             epochs: Self::EPOCHS,
             warmup_epochs: Self::WARMUP_EPOCHS,
-            lr: 0.01,
+            lr: Self::LR,
             hidden: None,
-            sync_every: vec![
-                SyncPolicy::EVERY_EPOCH,
-                SyncPolicy { every: 100 },
-                SyncPolicy { every: 2000 },
-                SyncPolicy::NEVER,
-            ],
-            repeats: 3,
+            sync_every: Self::SYNC_EVERY.to_vec(),
+            repeats: Self::REPEATS,
             seed: None,
             init_weights: None,
-            split_seed: 42,
+            split_seed: Self::SPLIT_SEED,
             time_budget: Some(Self::TIME_BUDGET),
         }
     }
@@ -108,18 +86,6 @@ impl TrainSettings {
     }
 }
 
-/// The columns of a run (device × framework, each with its worker's command or why it cannot
-/// run), decided once for any job.
-#[derive(Clone)]
-pub struct Columns {
-    pub columns: Vec<Column>,
-    /// Columns asked for but left out, one line each; copied into the report's `notes`.
-    pub notes: Vec<String>,
-    /// The GPUs as NVML reported them while planning (empty when no CUDA column was possible):
-    /// their UUIDs and serials are what redaction must keep out of worker messages.
-    pub gpus: GpuSection,
-}
-
 /// Everything needed to run the experiment, validated.
 pub struct Plan {
     pub config: TrainConfig,
@@ -127,6 +93,7 @@ pub struct Plan {
     pub data: Dataset,
     pub policies: Vec<SyncPolicy>,
     pub repeats: u32,
+    /// Epochs of each warm-up: the settings', capped at the course's epochs (decided here only).
     pub warmup_epochs: u64,
     pub columns: Columns,
     /// See [`TrainSettings::time_budget`].
@@ -158,43 +125,13 @@ pub fn timed_epochs(
     fit.clamp(MIN_TIMED_EPOCHS.min(epochs), epochs)
 }
 
-/// One planned column: the device, what trains on it, and how its worker starts (or why it
-/// cannot).
-#[derive(Clone)]
-pub struct Column {
-    pub device: DeviceSpec,
-    pub framework: Framework,
-    pub worker: Result<WorkerCommand, String>,
-}
-
-/// How to start a worker.
-#[derive(Clone, Debug)]
-pub struct WorkerCommand {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    /// Longest silence tolerated between two messages before the worker is called hung.
-    pub timeout: Duration,
-    /// A script for `program` (an interpreter): written to a private temporary folder for the
-    /// run and passed as the last argument.
-    pub script: Option<&'static str>,
-}
-
-/// What planning found out about this machine, asked once each and only when needed.
-struct Found {
-    timeout: Duration,
-    companion: Result<(PathBuf, &'static str), String>,
-    gpus: GpuSection,
-    torch: Option<(PathBuf, Torch)>,
-}
-
-/// Validates the settings and decides every column, before anything trains.
-pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
+/// Validates the settings and decides every column on `machine`, before anything trains.
+pub fn plan(settings: &TrainSettings, machine: &Machine) -> anyhow::Result<Plan> {
     let init = initial_weights(settings)?;
     let policies = no_duplicates(&settings.sync_every, "--sync-every", |p| {
         p.every.to_string()
     })?;
-    let columns = columns(&settings.devices)?;
+    let columns = columns::columns(&settings.devices, machine)?;
     Ok(Plan {
         data: data::prepare(settings.split_seed),
         config: TrainConfig {
@@ -206,164 +143,9 @@ pub fn plan(settings: &TrainSettings) -> anyhow::Result<Plan> {
         },
         policies,
         repeats: settings.repeats,
-        warmup_epochs: settings.warmup_epochs,
+        warmup_epochs: settings.warmup_epochs.clamp(1, settings.epochs),
         columns,
         time_budget: settings.time_budget,
-    })
-}
-
-/// Decides every column the device settings ask for: which exist here, and how each one's worker
-/// starts.
-pub fn columns(settings: &DeviceSettings) -> anyhow::Result<Columns> {
-    let choices = no_duplicates(&settings.choices, "--devices", DeviceChoice::to_string)?;
-    let threads = no_duplicates(&settings.cpu_threads, "--cpu-threads", usize::to_string)?;
-
-    let wants_cpu = choices.is_empty()
-        || choices.contains(&DeviceChoice::Cpu)
-        || choices.contains(&DeviceChoice::All);
-    let mut notes = Vec::new();
-    let mut devices: Vec<DeviceSpec> = Vec::new();
-    if wants_cpu {
-        let usable = crate::info::cpu::probe(&crate::info::Root::from_env())
-            .usable_cpus
-            .unwrap_or(1);
-        let threads = match threads.is_empty() {
-            true if usable > 1 => vec![1, usable],
-            true => vec![1],
-            false => threads,
-        };
-        if let Some(most) = threads.iter().copied().filter(|&t| t > usable).max() {
-            notes.push(format!(
-                "cpu×{most} runs more threads than the {usable} CPU{} this process may use: they take turns, which slows every epoch of that column.",
-                if usable == 1 { "" } else { "s" }
-            ));
-        }
-        devices.extend(threads.iter().map(|&threads| DeviceSpec::Cpu { threads }));
-    }
-
-    let companion = companion::locate(settings.cuda_companion.as_deref());
-    let asked_cuda: Vec<usize> = choices
-        .iter()
-        .filter_map(|c| match c {
-            DeviceChoice::Cuda(n) => Some(*n),
-            DeviceChoice::Cpu | DeviceChoice::All => None,
-        })
-        .collect();
-    let every_gpu = choices.is_empty() || choices.contains(&DeviceChoice::All);
-    // The GPUs are asked for once, and only when a CUDA column may come of it: one was named, or
-    // all were and this install can train on CUDA.
-    let gpus = if !asked_cuda.is_empty() || (every_gpu && companion.is_ok()) {
-        GpuSource::from_env().probe()
-    } else {
-        GpuSection::default()
-    };
-    let visible = std::env::var("CUDA_VISIBLE_DEVICES").ok();
-    for &ordinal in &asked_cuda {
-        if let Some(why) = cuda::missing(ordinal, &gpus, visible.as_deref()) {
-            return Err(UsageError::new(why).into());
-        }
-    }
-    let ordinals = if choices.contains(&DeviceChoice::All) {
-        (0..cuda::visible_count(&gpus, visible.as_deref())).collect()
-    } else if choices.is_empty() {
-        let (ordinals, note) = cuda::distinct_models(&gpus, visible.as_deref());
-        notes.extend(note);
-        ordinals
-    } else {
-        asked_cuda
-    };
-    devices.extend(
-        ordinals
-            .into_iter()
-            .map(|ordinal| DeviceSpec::Cuda { ordinal }),
-    );
-
-    let timeout = settings.worker_timeout;
-    let torch = match &settings.pytorch {
-        Some(python) => match pytorch::probe(python, timeout) {
-            Ok(torch) => Some((python.clone(), torch)),
-            Err(why) => {
-                notes.push(format!("No PyTorch columns: {why}."));
-                None
-            }
-        },
-        None => None,
-    };
-    let found = Found {
-        timeout,
-        companion,
-        gpus,
-        torch,
-    };
-
-    let mut columns: Vec<(DeviceSpec, Framework)> = devices
-        .iter()
-        .map(|&device| (device, Framework::Candle))
-        .collect();
-    if found.torch.is_some() {
-        columns.extend(
-            pytorch::devices(&devices)
-                .into_iter()
-                .map(|device| (device, Framework::Pytorch)),
-        );
-    }
-    let columns = columns
-        .into_iter()
-        .map(|(device, framework)| Column {
-            device,
-            framework,
-            worker: worker_command(device, framework, &found),
-        })
-        .collect();
-    Ok(Columns {
-        columns,
-        notes,
-        gpus: found.gpus,
-    })
-}
-
-/// The one place a worker's command is made: which program trains `framework` on `device`,
-/// with which arguments, or why it cannot.
-fn worker_command(
-    device: DeviceSpec,
-    framework: Framework,
-    found: &Found,
-) -> Result<WorkerCommand, String> {
-    let (program, args, env, script) = match framework {
-        Framework::Candle => {
-            let (program, env) = match device {
-                DeviceSpec::Cpu { .. } => (cpu::worker_program()?, Vec::new()),
-                DeviceSpec::Cuda { .. } => (
-                    cuda::worker_program(&found.companion)?,
-                    companion::environment(),
-                ),
-            };
-            (program, vec!["worker"], env, None)
-        }
-        Framework::Pytorch => {
-            let (python, torch) = found
-                .torch
-                .as_ref()
-                .ok_or("PyTorch was not found (--with-pytorch)")?;
-            torch.can_train_on(device)?;
-            let version = (
-                "HWBENCH_VERSION".to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            );
-            (
-                python.clone(),
-                vec!["-I"],
-                vec![version],
-                Some(pytorch::SCRIPT),
-            )
-        }
-    };
-    Ok(WorkerCommand {
-        program,
-        args: args.into_iter().map(str::to_string).collect(),
-        env,
-        timeout: found.timeout,
-        script,
     })
 }
 
@@ -381,29 +163,12 @@ fn initial_weights(settings: &TrainSettings) -> anyhow::Result<InitWeights> {
         }
         return Ok(init);
     }
-    let hidden = settings.hidden.unwrap_or(10);
+    let hidden = settings.hidden.unwrap_or(TrainSettings::HIDDEN);
     Ok(match settings.seed {
         Some(seed) => InitWeights::from_seed(seed, hidden),
-        None if hidden == 10 => InitWeights::reference(),
+        None if hidden == TrainSettings::HIDDEN => InitWeights::reference(),
         None => InitWeights::from_seed(0, hidden),
     })
-}
-
-fn no_duplicates<T: Clone + PartialEq>(
-    values: &[T],
-    flag: &str,
-    show: impl Fn(&T) -> String,
-) -> anyhow::Result<Vec<T>> {
-    for (i, value) in values.iter().enumerate() {
-        if values[..i].contains(value) {
-            return Err(UsageError::new(format!(
-                "{flag} lists {} twice: give each once",
-                show(value)
-            ))
-            .into());
-        }
-    }
-    Ok(values.to_vec())
 }
 
 #[cfg(test)]

@@ -1,53 +1,43 @@
-//! The worker protocol, version [`PROTOCOL`]: what the parent asks a worker and what the worker
-//! answers, as JSON lines — and the checks both sides make, since either may be something else
-//! than hwbench (a stale companion, a broken Python install, a hostile file).
+//! The `compare` job of the worker protocol (`train-compare`): the request, the events of one
+//! session, and what the parent checks of them. The envelope (version, `hello`, `error`) is
+//! `engine::protocol`'s.
 //!
-//! The parent writes one [`WorkerRequest`] line to the worker's stdin; the worker answers on stdout
-//! with `hello` first, then the events of its job, or `error` with a one-line reason. Two jobs:
-//!
-//! - `compare` (`train-compare`): the [`Event`]s of one session — `ready`, `progress` at least
-//!   every [`HEARTBEAT`] while training, `calibrated` (answered with [`TimedRuns`]), one `run` per
-//!   timed run, `finished`.
-//! - `scale` (`hwbench scale`): `ready` with the device's free memory, then for each
-//!   [`NextPoint`] the parent sends, `progress` heartbeats and one `point`; `finished` after the
-//!   parent sends a `NextPoint` without a size ([`ScaleEvent`]).
-//!
-//! hwbench's own workers, the `hwbench-cuda` companion and the PyTorch script
-//! (`pytorch_worker.py`) all speak it.
+//! The worker answers `ready`, `progress` at least every `HEARTBEAT` while training,
+//! `calibrated` (answered with [`TimedRuns`]), one `run` per timed run, `finished`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::data::{CLASSES, Dataset, FEATURES};
-pub use super::fused::KernelChoice;
-use super::results::{DeviceFacts, DeviceOutcome, RunResult};
-use super::synthetic::Size;
-use super::{DeviceSpec, SyncPolicy, TrainConfig, limits};
-pub use crate::companion::PROTOCOL;
-
-/// A worker says it is alive at least this often while it trains.
-pub const HEARTBEAT: Duration = Duration::from_secs(2);
+use super::results::DeviceOutcome;
+use crate::engine::data::{CLASSES, Dataset, FEATURES};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::{DeviceFacts, RunResult};
+use crate::engine::model::InitWeights;
+use crate::engine::protocol::{check_lr, non_negative, optional_loss};
+use crate::engine::{SyncPolicy, limits};
 
 /// Most points of a loss curve a worker sends (the first, the last and the highest included).
 pub const CURVE_POINTS: usize = 2048;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WorkerRequest {
-    pub protocol: u32,
-    #[serde(flatten)]
-    pub job: Job,
+/// The training problem, identical on every device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub hidden: usize,
+    pub lr: f64,
+    pub epochs: u64,
+    /// `random_state` of scikit-learn's `train_test_split(test_size=0.2)`.
+    pub split_seed: u32,
+    pub init: InitWeights,
 }
 
-/// What a worker is asked to do.
+/// The job as the envelope carries it: `{"job": "compare", "session": …, "data": …}`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
-pub enum Job {
+pub enum CompareRequest {
     /// One device's `train-compare` session.
     Compare(Box<CompareJob>),
-    /// One device's climb up a `hwbench scale` ladder, a point at a time.
-    Scale(LadderRequest),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,80 +45,6 @@ pub struct CompareJob {
     pub session: SessionRequest,
     /// The split and scaled rows, prepared once by the parent for every worker.
     pub data: Dataset,
-}
-
-/// What a `scale` worker needs for every point: each makes its own data from `seed`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LadderRequest {
-    pub device: DeviceSpec,
-    pub seed: u32,
-    pub lr: f64,
-    pub timing: PointTiming,
-    /// Which CPU kernels candle uses (the PyTorch worker ignores it).
-    #[serde(default)]
-    pub kernels: KernelChoice,
-}
-
-/// How each point is timed: a warm-up of at least one epoch after the cold one (up to
-/// `warmup_s`), then `repeats` timed runs of at least `min_epochs` epochs and `min_run_s` seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PointTiming {
-    pub repeats: u32,
-    pub min_epochs: u64,
-    pub min_run_s: f64,
-    pub warmup_s: f64,
-}
-
-/// The parent's word for the next step of a ladder: train this size (unless an epoch takes longer
-/// than `max_epoch_s`), or, without a size, finish.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct NextPoint {
-    pub size: Option<Size>,
-    pub max_epoch_s: f64,
-}
-
-/// What a `scale` worker reports.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum ScaleEvent {
-    Ready {
-        #[serde(flatten)]
-        facts: DeviceFacts,
-        /// Memory free for this worker on the device when it opened, in MiB (RAM: available
-        /// memory within the cgroup limit; GPU: free device memory).
-        memory_free_mib: Option<f64>,
-    },
-    /// A heartbeat while a point trains.
-    Progress {
-        epoch: u64,
-    },
-    Point(PointMeasured),
-    Finished,
-}
-
-/// One point as a worker measured it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PointMeasured {
-    pub size: Size,
-    /// The kernels that ran: "fused", "stock" (candle's operations), "PyTorch".
-    pub kernels: String,
-    /// The first (cold) epoch, in seconds.
-    pub cold_epoch_s: f64,
-    /// An epoch after the cold one, from the warm-up, in seconds.
-    pub warm_epoch_s: f64,
-    /// Set when an epoch took longer than the parent's `max_epoch_s`: no timed runs follow.
-    #[serde(default)]
-    pub over_budget: bool,
-    /// Epochs of each timed run.
-    pub epochs: u64,
-    /// Each timed run's wall time, in seconds (clock read after synchronising the device).
-    pub runs_s: Vec<f64>,
-    /// The loss of the first epoch (the same on every device up to rounding: a check of the
-    /// arithmetic at this size) and of the last epoch of the last run.
-    pub first_loss: Option<f32>,
-    pub final_loss: Option<f32>,
-    /// The worker's memory after the point (see `memory_kind` of the device), in MiB.
-    pub memory_mib: Option<f64>,
 }
 
 /// What one device's session does.
@@ -154,24 +70,6 @@ pub const WARMUP_LIMIT: Duration = Duration::from_secs(1);
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct TimedRuns {
     pub epochs: u64,
-}
-
-/// One line from a worker; `E` is its job's events ([`Event`] or [`ScaleEvent`]).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Message<E = Event> {
-    Hello {
-        protocol: u32,
-        hwbench_version: String,
-        /// "cpu", "cuda" or "pytorch": what this worker executable can train with.
-        backend: String,
-    },
-    Error {
-        message: String,
-    },
-    /// What the job measured (tagged by `event` like the others).
-    #[serde(untagged)]
-    Event(E),
 }
 
 /// What a session reports, in order: `ready` once, `progress` and `run` as it trains, `finished`
@@ -211,7 +109,7 @@ impl SessionRequest {
             }
         };
         within("epochs", c.epochs, limits::EPOCHS)?;
-        within("warm-up epochs", self.warmup_epochs, limits::EPOCHS)?;
+        within("warm-up epochs", self.warmup_epochs, c.epochs)?;
         within("hidden units", c.hidden as u64, limits::HIDDEN as u64)?;
         within(
             "repeats",
@@ -226,12 +124,7 @@ impl SessionRequest {
         if let DeviceSpec::Cpu { threads } = self.device {
             within("threads", threads as u64, limits::THREADS as u64)?;
         }
-        if !(c.lr.is_finite() && c.lr > 0.0) {
-            return Err(format!(
-                "the learning rate {} is not a finite number > 0",
-                c.lr
-            ));
-        }
+        check_lr(c.lr)?;
         let h = c.hidden;
         let init = &c.init;
         if init.hidden != h
@@ -313,12 +206,13 @@ impl<'a> EventCheck<'a> {
                 }
             }
             Event::Ready(facts) => {
+                non_negative("open_ms", facts.open_ms)?;
                 for (name, value) in [
-                    ("open_ms", facts.open_ms),
                     ("setup_ms", facts.setup_ms),
                     ("first_epoch_ms", facts.first_epoch_ms),
                 ] {
-                    non_negative(name, value)?;
+                    // A session measures both: a compare worker that leaves them out is broken.
+                    non_negative(name, value.ok_or(format!("{name} was not measured"))?)?;
                 }
                 self.ready = true;
             }
@@ -426,151 +320,11 @@ impl<'a> EventCheck<'a> {
     }
 }
 
-impl LadderRequest {
-    /// Whether a worker can do what it is asked, before it opens the device.
-    pub fn check(&self) -> Result<(), String> {
-        if let DeviceSpec::Cpu { threads } = self.device
-            && !(1..=limits::THREADS).contains(&threads)
-        {
-            return Err(format!(
-                "threads {threads} is not between 1 and {}",
-                limits::THREADS
-            ));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!(
-                "the learning rate {} is not a finite number > 0",
-                self.lr
-            ));
-        }
-        let t = &self.timing;
-        if !(1..=limits::REPEATS).contains(&t.repeats) || !(1..=1_000_000).contains(&t.min_epochs) {
-            return Err(format!(
-                "{} repeats of at least {} epochs is not a timing this worker runs",
-                t.repeats, t.min_epochs
-            ));
-        }
-        for (name, seconds) in [("min_run_s", t.min_run_s), ("warmup_s", t.warmup_s)] {
-            if !(seconds.is_finite() && (0.0..=3600.0).contains(&seconds)) {
-                return Err(format!(
-                    "{name} {seconds} is not between 0 and 3600 seconds"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What the parent checks of every event a `scale` worker sends: the point it asked for, timed
-/// as asked, with finite numbers.
-pub struct ScaleCheck {
-    timing: PointTiming,
-    ready: bool,
-    /// The point asked for and not yet answered.
-    asked: Option<NextPoint>,
-}
-
-impl ScaleCheck {
-    pub fn new(timing: PointTiming) -> Self {
-        Self {
-            timing,
-            ready: false,
-            asked: None,
-        }
-    }
-
-    /// The parent asked for `next`.
-    pub fn asked(&mut self, next: NextPoint) {
-        self.asked = Some(next);
-    }
-
-    /// The first thing wrong with `event`, in one line.
-    pub fn check(&mut self, event: &ScaleEvent) -> Result<(), String> {
-        match event {
-            ScaleEvent::Ready {
-                facts,
-                memory_free_mib,
-            } => {
-                non_negative("open_ms", facts.open_ms)?;
-                if let Some(mib) = memory_free_mib {
-                    non_negative("memory_free_mib", *mib)?;
-                }
-                self.ready = true;
-            }
-            ScaleEvent::Progress { .. } => {}
-            ScaleEvent::Point(point) => {
-                let asked = self.asked.take().and_then(|next| next.size);
-                if !self.ready || asked != Some(point.size) {
-                    return Err(format!(
-                        "the worker measured {}, which was not asked for",
-                        point.size
-                    ));
-                }
-                self.check_point(point)?;
-            }
-            ScaleEvent::Finished => {
-                if self.asked.is_some_and(|next| next.size.is_some()) {
-                    return Err("the worker finished before measuring its point".to_string());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_point(&self, point: &PointMeasured) -> Result<(), String> {
-        non_negative("cold_epoch_s", point.cold_epoch_s)?;
-        non_negative("warm_epoch_s", point.warm_epoch_s)?;
-        let expected = if point.over_budget {
-            0
-        } else {
-            self.timing.repeats as usize
-        };
-        if point.runs_s.len() != expected {
-            return Err(format!(
-                "the worker sent {} timed runs of {}, not {expected}",
-                point.runs_s.len(),
-                point.size
-            ));
-        }
-        if !point.over_budget && point.epochs < self.timing.min_epochs {
-            return Err(format!(
-                "the worker timed {} epochs per run, fewer than the {} asked for",
-                point.epochs, self.timing.min_epochs
-            ));
-        }
-        for &seconds in &point.runs_s {
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(format!("a run took {seconds} s, not a positive time"));
-            }
-        }
-        if let Some(mib) = point.memory_mib {
-            non_negative("memory_mib", mib)?;
-        }
-        optional_loss("first_loss", point.first_loss)?;
-        optional_loss("final_loss", point.final_loss)
-    }
-}
-
-fn non_negative(name: &str, value: f64) -> Result<(), String> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(format!("{name} {value} is not a finite number ≥ 0"))
-    }
-}
-
-fn optional_loss(name: &str, value: Option<f32>) -> Result<(), String> {
-    match value {
-        Some(v) if !(v.is_finite() && v >= 0.0) => {
-            Err(format!("{name} {v} is not a finite loss ≥ 0"))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Message = crate::engine::protocol::Message<Event>;
 
     #[test]
     fn events_and_control_messages_share_one_tag() {

@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DeviceSpec, Framework, SyncPolicy};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::{ColumnOutcome, DeviceFacts, DeviceStatus, RunOutcome, RunResult};
+use crate::engine::{Framework, SyncPolicy};
 use crate::redact::Redactor;
 use crate::stats::Spread;
 
@@ -44,35 +46,6 @@ pub struct RunConfig {
     /// Where the initial weights came from.
     pub init: String,
     pub policies: Vec<SyncPolicy>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceStatus {
-    /// Every policy ran.
-    Ok,
-    /// The device could not be used; `reason` says why.
-    NotRun,
-    /// The worker failed part-way; the finished policies are kept.
-    Failed,
-    /// Ctrl-C stopped it; the finished policies are kept.
-    Interrupted,
-    /// It trained, but its losses are not cpu×1's: its arithmetic is wrong (`reason` and
-    /// `wrong_results` say where), so its timings are not comparable.
-    WrongResults,
-}
-
-impl DeviceStatus {
-    /// As people read it: "not run", "wrong results".
-    pub fn words(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::NotRun => "not run",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-            Self::WrongResults => "wrong results",
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -167,56 +140,6 @@ pub struct PolicyResult {
     /// null.
     pub sync_cost_below_us: Option<f64>,
     pub diverged_at: Option<u64>,
-}
-
-/// Facts about the device, known once the first warm-up run is done.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeviceFacts {
-    /// CPU model or GPU name, as the worker sees it.
-    pub name: Option<String>,
-    /// What trains, with its version: "candle 0.11.1", "PyTorch 2.5.1" (absent in older reports).
-    #[serde(default)]
-    pub framework: Option<String>,
-    /// Creating the device (for CUDA: the context), in milliseconds.
-    pub open_ms: f64,
-    /// Data and parameters onto the device, in milliseconds.
-    pub setup_ms: f64,
-    /// The very first epoch on this device (cold: first allocations, kernel loading), in ms.
-    pub first_epoch_ms: f64,
-    /// Whether the first epoch paid for compiling GPU kernels: the state of the driver's compute
-    /// cache before the device was opened ("cold: …", "warm: …"); absent on the CPU.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_cache: Option<String>,
-    /// Tensor operations candle runs per epoch on this device (forward, backward, update, the
-    /// loss buffer; views included), counted: on a GPU each is at most one kernel launch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operations_per_epoch: Option<u64>,
-}
-
-/// One timed training run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunResult {
-    pub policy: SyncPolicy,
-    /// 1-based repeat number.
-    pub repeat: u32,
-    /// Epochs trained (fewer than asked only when the loss diverged).
-    pub epochs: u64,
-    /// Wall time from the first epoch to the final readback, synchronised, in seconds.
-    pub total_s: f64,
-    /// Readbacks of the loss to the host, the final one included.
-    pub syncs: u64,
-    /// Time spent inside the readback calls, in seconds. On an asynchronous device this includes
-    /// waiting for the queued work to finish.
-    pub readback_s: f64,
-    /// Epoch whose loss was NaN or infinite, if any; training stops there.
-    pub diverged_at: Option<u64>,
-    pub final_loss: Option<f32>,
-}
-
-impl RunResult {
-    pub fn per_epoch_us(&self) -> f64 {
-        self.total_s * 1e6 / self.epochs.max(1) as f64
-    }
 }
 
 /// What the device ends with, after all its runs.
@@ -324,6 +247,18 @@ impl DeviceResult {
 }
 
 impl TrainCompareReport {
+    /// What the run comes to: nothing trained when every column was not run or failed before
+    /// finishing a policy's runs, wrong results when the correctness gate failed a column.
+    pub fn outcome(&self) -> RunOutcome {
+        RunOutcome::of(self.devices.iter().map(|d| ColumnOutcome {
+            label: &d.label,
+            status: d.status,
+            status_words: d.status.words(),
+            reason: d.reason.as_deref(),
+            trained: !matches!(d.status, DeviceStatus::NotRun | DeviceStatus::Failed),
+        }))
+    }
+
     /// Replaces the identifying values `redactor` knows in every free-text field.
     pub fn redact(&mut self, redactor: &Redactor) {
         self.for_each_text(|text| *text = redactor.text(text));
@@ -345,33 +280,6 @@ impl TrainCompareReport {
             }
         }
     }
-}
-
-/// Up to `points` of a whole curve (index 0 = epoch 1) as (epoch, loss) pairs, evenly spaced,
-/// finite losses only, always including the last finite epoch.
-pub fn sample_curve(curve: &[f32], points: usize) -> Vec<(u64, f32)> {
-    let step = curve.len().div_ceil(points.max(1)).max(1);
-    let mut sampled: Vec<(u64, f32)> = (0..curve.len())
-        .step_by(step)
-        .map(|i| (i as u64 + 1, curve[i]))
-        .filter(|(_, loss)| loss.is_finite())
-        .collect();
-    if let Some(last) = curve.iter().rposition(|v| v.is_finite())
-        && sampled.last().map(|(e, _)| *e) != Some(last as u64 + 1)
-    {
-        sampled.push((last as u64 + 1, curve[last]));
-    }
-    sampled
-}
-
-/// The highest finite loss of a whole curve: (epoch, loss).
-pub fn curve_peak(curve: &[f32]) -> Option<(u64, f32)> {
-    curve
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.is_finite())
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, &v)| (i as u64 + 1, v))
 }
 
 /// Up to `points` of an already sampled curve, evenly spaced, the last point kept.

@@ -1,27 +1,27 @@
-//! The parent side of a run: one worker process per planned column, one after another (never in
-//! parallel, so that they do not disturb each other's timings), and what they say gathered into a
-//! [`TrainCompareReport`].
+//! The parent side of `train-compare`: one worker process per planned column, one after another
+//! (never in parallel, so that they do not disturb each other's timings), and what they measure
+//! gathered into a [`TrainCompareReport`] — measurements only: `analysis` works out the rest.
 
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 
-use super::conversation::{Reply, starting, talk_to_worker};
-use super::plan::{Column, Plan, WorkerCommand, timed_epochs};
+use super::plan::{Plan, timed_epochs};
 use super::protocol::{
-    CompareJob, Event, EventCheck, Job, PROTOCOL, Progress, SessionRequest, TimedRuns,
-    WorkerRequest,
+    CompareJob, CompareRequest, Event, EventCheck, Progress, SessionRequest, TimedRuns,
 };
-use super::results::{
-    DeviceResult, DeviceStatus, PolicyResult, RunConfig, RunResult, SCHEMA_VERSION,
-    TrainCompareReport,
-};
-use super::{SyncPolicy, analysis, verdict};
+use super::results::{DeviceResult, PolicyResult, RunConfig, SCHEMA_VERSION, TrainCompareReport};
+use crate::engine::SyncPolicy;
+use crate::engine::columns::{Column, WorkerCommand};
+use crate::engine::conversation::{Reply, starting, talk_to_worker};
+use crate::engine::measured::{DeviceStatus, RunResult};
+use crate::engine::protocol::WorkerRequest;
+use crate::progress::progress_bar;
 
 /// Runs every column in turn. Stops early, keeping what finished, when a stop signal arrives
 /// (see `process::catch_stop_signals`).
-pub fn run_plan(plan: &Plan) -> TrainCompareReport {
+pub fn run(plan: &Plan) -> TrainCompareReport {
     let progress = RunProgress::new(plan);
     let started = Instant::now();
     let deadline = plan.time_budget.map(|budget| started + budget);
@@ -50,7 +50,7 @@ pub fn run_plan(plan: &Plan) -> TrainCompareReport {
     let complete = devices
         .iter()
         .all(|d| d.status != DeviceStatus::Interrupted);
-    let mut report = TrainCompareReport {
+    TrainCompareReport {
         schema_version: SCHEMA_VERSION,
         kind: "train-compare".to_string(),
         redacted: false,
@@ -60,7 +60,7 @@ pub fn run_plan(plan: &Plan) -> TrainCompareReport {
             lr: plan.config.lr,
             epochs: plan.config.epochs,
             repeats: plan.repeats,
-            warmup_epochs: plan.warmup_epochs.min(plan.config.epochs),
+            warmup_epochs: plan.warmup_epochs,
             split_seed: plan.config.split_seed,
             train_rows: plan.data.train_rows(),
             test_rows: plan.data.test_rows(),
@@ -71,10 +71,7 @@ pub fn run_plan(plan: &Plan) -> TrainCompareReport {
         devices,
         verdict: Vec::new(),
         notes: plan.columns.notes.clone(),
-    };
-    analysis::add_derived_figures(&mut report);
-    report.verdict = verdict::conclusions(&report);
-    report
+    }
 }
 
 /// The progress bar, counted in epochs (warm-ups included), moved by each worker's heartbeats;
@@ -95,7 +92,7 @@ impl RunProgress {
         let progress = Self {
             bar,
             policies: plan.policies.clone(),
-            warmup_epochs: plan.warmup_epochs.clamp(1, plan.config.epochs),
+            warmup_epochs: plan.warmup_epochs,
             repeats: u64::from(plan.repeats),
             timed: RefCell::new(vec![plan.config.epochs; plan.columns.columns.len()]),
             current: Cell::new(0),
@@ -156,22 +153,6 @@ impl RunProgress {
     }
 }
 
-/// A progress bar on stderr (none on a dumb terminal, which cannot move its cursor back).
-pub fn progress_bar() -> ProgressBar {
-    let target = if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    ProgressBar::with_draw_target(None, target).with_style(
-        ProgressStyle::with_template(
-            "{msg:28} [{bar:30}] {percent:>3}%, {elapsed}, about {eta} left",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    )
-}
-
 /// What a column may spend: the run's deadline, shared by the columns still to run.
 #[derive(Clone, Copy)]
 struct Share {
@@ -203,13 +184,10 @@ fn run_column(
         plan.policies.iter().map(|&p| (p, Vec::new())).collect();
     progress.bar.set_message(format!("{label}: warming up"));
     let mut check = EventCheck::new(&session);
-    let request = WorkerRequest {
-        protocol: PROTOCOL,
-        job: Job::Compare(Box::new(CompareJob {
-            session: session.clone(),
-            data: plan.data.clone(),
-        })),
-    };
+    let request = WorkerRequest::new(CompareRequest::Compare(Box::new(CompareJob {
+        session: session.clone(),
+        data: plan.data.clone(),
+    })));
     let outcome = talk_to_worker(command, &request, &|| progress.tick(), |event| {
         check.check(&event)?;
         Ok(match event {

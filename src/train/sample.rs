@@ -1,8 +1,10 @@
 //! Report-shaped data from chosen timings, for the tests of everything that reads a
 //! [`TrainCompareReport`] (verdict, table, bug report, diff, fleet) without training anything.
 
-use super::results::{DeviceResult, PolicyResult, RunConfig, RunResult, SCHEMA_VERSION};
-use super::{DeviceSpec, Framework, SyncPolicy, TrainCompareReport, analysis};
+use super::results::{DeviceResult, PolicyResult, RunConfig, SCHEMA_VERSION, TrainCompareReport};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::RunResult;
+use crate::engine::{Framework, SyncPolicy};
 
 /// Epochs of every sample run.
 pub const EPOCHS: u64 = 1000;
@@ -71,6 +73,6 @@ pub fn report(devices: Vec<DeviceResult>) -> TrainCompareReport {
         verdict: Vec::new(),
         notes: Vec::new(),
     };
-    analysis::add_derived_figures(&mut report);
+    super::analysis::add_derived_figures(&mut report);
     report
 }

@@ -1,10 +1,11 @@
 //! How a [`TrainCompareReport`] reads: one column per device, rows grouped by sync policy.
 
-use super::results::{DeviceResult, DeviceStatus, PolicyResult, TrainCompareReport};
+use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
+use crate::engine::measured::DeviceStatus;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::{factor, mib, micros, millis, percent, seconds, spread_micros};
+use crate::units::{factor, mib, micros, millis, percent, seconds, sparkline, spread_micros};
 
 impl Render for TrainCompareReport {
     fn document(&self) -> Document {
@@ -76,10 +77,10 @@ impl Render for TrainCompareReport {
             }
         }
         rows.push(row("setup (data + params)", &|d| {
-            opt(d.facts.as_ref().map(|f| millis(f.setup_ms)))
+            opt(d.facts.as_ref().and_then(|f| f.setup_ms).map(millis))
         }));
         rows.push(row("first epoch (cold)", &|d| {
-            opt(d.facts.as_ref().map(|f| millis(f.first_epoch_ms)))
+            opt(d.facts.as_ref().and_then(|f| f.first_epoch_ms).map(millis))
         }));
         if measured.iter().any(|d| {
             d.facts
@@ -273,35 +274,4 @@ fn status(d: &DeviceResult) -> String {
 
 fn opt(value: Option<String>) -> String {
     value.unwrap_or_else(|| NA.to_string())
-}
-
-/// A `width`-character sketch of the curve on a log scale.
-pub fn sparkline(curve: &[(u64, f32)], width: usize) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let logs: Vec<f64> = curve
-        .iter()
-        .map(|&(_, v)| v)
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map(|v| f64::from(v).ln())
-        .collect();
-    if logs.len() < 2 {
-        return NA.to_string();
-    }
-    let (lo, hi) = logs
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    let width = width.min(logs.len());
-    (0..width)
-        .map(|i| {
-            let v = logs[i * (logs.len() - 1) / (width - 1).max(1)];
-            let level = if hi > lo {
-                ((v - lo) / (hi - lo) * 7.0).round() as usize
-            } else {
-                0
-            };
-            BARS[level.min(7)]
-        })
-        .collect()
 }

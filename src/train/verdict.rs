@@ -1,7 +1,9 @@
 //! The plain-language answer to the exercise, drawn from this run's numbers only.
 
-use super::results::{DeviceResult, DeviceStatus, PolicyResult, TrainCompareReport};
-use super::{DeviceSpec, Framework, SyncPolicy};
+use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
+use crate::engine::device::DeviceSpec;
+use crate::engine::measured::DeviceStatus;
+use crate::engine::{Framework, SyncPolicy};
 use crate::units::micros;
 
 /// The conclusions, one paragraph each: what is fastest and why, threads, PyTorch, syncs, and

@@ -1,118 +1,141 @@
-//! The worker side of the protocol (`hwbench worker`, `hwbench-cuda worker`): introduce itself,
-//! read one request, do its job (a `train-compare` session, or a `scale` ladder a point at a
-//! time), and report each step as it is measured.
+//! The worker side of `train-compare`: one device's share of the experiment, measured inside a
+//! worker process — a warm-up run and timed repeats for every sync policy, reported as they are
+//! measured.
 
-use std::io::{BufRead, Write};
+use std::time::Instant;
 
-use super::protocol::{Job, Message, NextPoint, PROTOCOL, TimedRuns, WorkerRequest};
-use super::{point, session};
+use super::protocol::{CURVE_POINTS, Event, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT};
+use super::results::DeviceOutcome;
+use crate::engine::data::Dataset;
+use crate::engine::measured::{DeviceFacts, curve_peak, sample_curve};
+use crate::engine::session::{self, Length, Opened, Prepared};
 
-/// Answers one request read from stdin. Returns the process exit code.
-pub fn serve() -> u8 {
-    // Panics are reported on the protocol (below), not as a message on stderr.
-    std::panic::set_hook(Box::new(|_| {}));
-    let backend = if candle_core::utils::cuda_is_available() {
-        "cuda"
-    } else {
-        "cpu"
-    };
-    let mut out = std::io::stdout().lock();
-    let mut send = |message: &dyn erased::Line| -> anyhow::Result<()> {
-        out.write_all(message.line()?.as_bytes())?;
-        out.flush()?;
-        Ok(())
-    };
-    let hello: Message = Message::Hello {
-        protocol: PROTOCOL,
-        hwbench_version: env!("CARGO_PKG_VERSION").to_string(),
-        backend: backend.to_string(),
-    };
-    if send(&hello).is_err() {
-        return 1;
-    }
-    let result = read_request().and_then(|request| {
-        let refused =
-            |why: String| anyhow::anyhow!("hwbench asked for something this worker refuses: {why}");
-        let device = match &request.job {
-            Job::Compare(job) => {
-                job.session.check(&job.data).map_err(refused)?;
-                job.session.device
-            }
-            Job::Scale(ladder) => {
-                ladder.check().map_err(refused)?;
-                ladder.device
-            }
-        };
-        device.prepare_process();
-        // A panic (a library's bug, a thread that cannot start) is reported like any error.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &request.job {
-            Job::Compare(job) => session::measure(
-                &job.session,
-                &job.data,
-                |event| send(&Message::Event(event)),
-                read_line_as::<TimedRuns>,
-            ),
-            Job::Scale(ladder) => point::climb(
-                ladder,
-                |event| send(&Message::Event(event)),
-                read_line_as::<NextPoint>,
-            ),
-        }))
-        .unwrap_or_else(|panic| {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown cause");
-            Err(anyhow::anyhow!("the worker failed: {why}"))
+/// Trains and times the whole session on `data`, reporting each step through `emit` as soon as
+/// it is measured. When the request asks to calibrate, `timed_runs` is asked, after the warm-ups,
+/// how many epochs each timed run trains.
+pub fn run_session(
+    request: &SessionRequest,
+    data: &Dataset,
+    mut emit: impl FnMut(Event) -> anyhow::Result<()>,
+    mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
+) -> anyhow::Result<()> {
+    let spec = request.device;
+    let Opened {
+        device,
+        open_ms,
+        kernel_cache,
+    } = session::open(spec)?;
+
+    let started = Instant::now();
+    let prepared = Prepared::new(data, device)?;
+    // The parameters' first trip to the device belongs to the setup cost too.
+    let first_model = prepared.model(&request.config.init)?;
+    prepared.device.synchronize()?;
+    let setup_ms = started.elapsed().as_secs_f64() * 1e3;
+    drop(first_model);
+
+    let cfg = &request.config;
+    let warmup_epochs = request.warmup_epochs;
+    // Heartbeats, so that the parent can tell a long run from a hung worker.
+    let progress = |policy, repeat, epoch| {
+        Event::Progress(Progress {
+            policy,
+            repeat,
+            epoch,
         })
-    });
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            // One line: candle's errors can carry a backtrace after the message.
-            let message = format!("{e:#}");
-            let message = message
-                .lines()
-                .next()
-                .unwrap_or("failed")
-                .trim()
-                .to_string();
-            let _ = send(&Message::<()>::Error { message });
-            1
+    };
+    let mut costs = Vec::new();
+    for (i, &policy) in request.policies.iter().enumerate() {
+        let warmup = session::train(
+            &prepared,
+            &cfg.init,
+            cfg.lr,
+            policy,
+            Length::Until {
+                epochs: warmup_epochs,
+                limit: WARMUP_LIMIT,
+                at_least: 10,
+            },
+            i == 0,
+            &mut |epoch| emit(progress(policy, 0, epoch)),
+        )?;
+        // The first warm-up's first epoch is the cold one: it is not what an epoch costs.
+        let first = warmup.first_epoch.unwrap_or_default().as_secs_f64();
+        let warm_epochs = warmup
+            .result
+            .epochs
+            .saturating_sub(u64::from(i == 0))
+            .max(1);
+        costs.push((warmup.result.total_s - first).max(0.0) * 1e6 / warm_epochs as f64);
+        if i == 0 {
+            emit(Event::Ready(DeviceFacts {
+                name: spec.name(&prepared.device),
+                framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
+                open_ms,
+                setup_ms: Some(setup_ms),
+                first_epoch_ms: Some(first * 1e3),
+                kernel_cache: kernel_cache.clone(),
+                operations_per_epoch: session::operations_per_epoch(&prepared, &cfg.init, cfg.lr)
+                    .ok(),
+            }))?;
         }
     }
-}
-
-/// The next line of stdin, as JSON of type `T`.
-fn read_line_as<T: serde::de::DeserializeOwned>() -> anyhow::Result<T> {
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("unreadable request from hwbench: {e}"))
-}
-
-fn read_request() -> anyhow::Result<WorkerRequest> {
-    let request: WorkerRequest = read_line_as()?;
-    if request.protocol != PROTOCOL {
-        anyhow::bail!(
-            "hwbench speaks worker protocol {}, this worker speaks {PROTOCOL}: install matching versions",
-            request.protocol
-        );
-    }
-    Ok(request)
-}
-
-/// One protocol message as a JSON line, whatever its event type.
-mod erased {
-    pub trait Line {
-        fn line(&self) -> anyhow::Result<String>;
-    }
-
-    impl<T: serde::Serialize> Line for T {
-        fn line(&self) -> anyhow::Result<String> {
-            let mut line = serde_json::to_string(self)?;
-            line.push('\n');
-            Ok(line)
+    let epochs = if request.calibrate {
+        emit(Event::Calibrated {
+            per_epoch_us: costs,
+        })?;
+        timed_runs()?.epochs.clamp(1, cfg.epochs)
+    } else {
+        cfg.epochs
+    };
+    // Timed runs are interleaved, one of every policy per round, so that slow drifts of a shared
+    // machine (clock changes, neighbours) weigh on every policy alike instead of on one.
+    let mut last = None;
+    let mut memory: Option<(f64, &str)> = None;
+    for repeat in 1..=request.repeats {
+        for &policy in &request.policies {
+            let mut trained = session::train(
+                &prepared,
+                &cfg.init,
+                cfg.lr,
+                policy,
+                Length::Epochs(epochs),
+                false,
+                &mut |epoch| emit(progress(policy, repeat, epoch)),
+            )?;
+            trained.result.repeat = repeat;
+            emit(Event::Run(trained.result.clone()))?;
+            // Memory is looked at after every run: the highest is this device's peak.
+            if let Some((mib, kind)) = spec.memory_mib(&prepared.device)
+                && memory.is_none_or(|(most, _)| mib > most)
+            {
+                memory = Some((mib, kind));
+            }
+            last = Some(trained);
         }
     }
+
+    let (final_loss, test_accuracy, curve) = match last {
+        Some(trained) => (
+            trained.result.final_loss,
+            prepared
+                .test
+                .as_ref()
+                .map(|test| trained.model.accuracy(test))
+                .transpose()?,
+            trained.curve,
+        ),
+        None => (None, None, Vec::new()),
+    };
+    let memory = memory.or_else(|| spec.memory_mib(&prepared.device));
+    emit(Event::Finished(DeviceOutcome {
+        final_loss,
+        test_accuracy,
+        loss_curve: sample_curve(&curve, CURVE_POINTS),
+        loss_peak: curve_peak(&curve),
+        peak_memory_mib: memory.map(|(mib, _)| mib),
+        memory_kind: memory
+            .map_or(spec.memory_kind(), |(_, kind)| kind)
+            .to_string(),
+    }))
 }

@@ -4,9 +4,10 @@
 use std::process::Output;
 
 use hwbench::bug_report::{BugReport, GITHUB_LIMIT};
+use hwbench::engine::Framework;
+use hwbench::engine::device::DeviceSpec;
 use hwbench::render::Render;
 use hwbench::train::sample;
-use hwbench::train::{DeviceSpec, Framework};
 use serde_json::Value;
 
 use crate::util::{self, Dir, hwbench};

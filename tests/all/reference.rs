@@ -3,9 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
-use hwbench::train::data;
-use hwbench::train::fused::Kernels;
-use hwbench::train::model::{Batch, InitWeights, Mlp};
+use hwbench::engine::data;
+use hwbench::engine::fused::Kernels;
+use hwbench::engine::model::{Batch, InitWeights, Mlp};
 use serde_json::Value;
 
 fn reference() -> Value {
@@ -148,7 +148,7 @@ fn candle_reproduces_pytorch_loss_at_every_recorded_epoch() {
 #[test]
 fn fused_and_composed_kernels_agree() {
     let (fused, fused_accuracy) = train(Kernels::Fused, 500);
-    let (composed, composed_accuracy) = train(Kernels::Composed, 500);
+    let (composed, composed_accuracy) = train(Kernels::Stock, 500);
     for (epoch, (a, b)) in fused.iter().zip(&composed).enumerate() {
         assert!(
             (a - b).abs() < 1e-5,
@@ -163,11 +163,11 @@ fn fused_and_composed_kernels_agree() {
 /// a wide margin: the tolerance is at least 100× the difference float32 rounding makes here.
 #[test]
 fn the_correctness_gate_passes_the_composed_kernels_with_a_margin() {
+    use hwbench::engine::measured::sample_curve;
     use hwbench::train::analysis::{GATE_RELATIVE, first_disagreement};
-    use hwbench::train::results::sample_curve;
     let epochs = epochs_to_check();
     let (fused, _) = train(Kernels::Fused, epochs);
-    let (composed, _) = train(Kernels::Composed, epochs);
+    let (composed, _) = train(Kernels::Stock, epochs);
     let worst = fused
         .iter()
         .zip(&composed)

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use candle_nn::{Optimizer, SGD};
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::fused::Kernels;
+use hwbench::engine::model::{Batch, Mlp};
+use hwbench::engine::session::{self, Length, Prepared};
+use hwbench::engine::synthetic::{self, Size};
 use hwbench::scale::ladder;
-use hwbench::train::fused::Kernels;
-use hwbench::train::model::{Batch, Mlp};
-use hwbench::train::synthetic::{self, Size};
 use serde_json::Value;
 
 use crate::util::{self, Dir, fixture, hwbench, run};
@@ -41,7 +43,7 @@ fn fused_and_stock_kernels_give_the_same_losses_at_every_size() {
         "5:300:7:200".parse().unwrap(),
     ] {
         let fused = losses(size, Kernels::Fused, 8);
-        let stock = losses(size, Kernels::Composed, 8);
+        let stock = losses(size, Kernels::Stock, 8);
         for (epoch, (f, s)) in fused.iter().zip(&stock).enumerate() {
             let gap = (f - s).abs() / s.abs();
             assert!(gap < 2e-5, "{size} epoch {}: {f} vs {s}", epoch + 1);
@@ -51,28 +53,46 @@ fn fused_and_stock_kernels_give_the_same_losses_at_every_size() {
 }
 
 #[test]
-fn the_course_point_trains_with_train_compares_loop() {
-    // Not a number compared, the code: scale's worker trains each point with session::train on
-    // a session::Prepared, the one training loop of both commands.
-    let point = include_str!("../../src/train/point.rs");
-    let uses = point
-        .lines()
-        .find(|l| l.starts_with("use super::session::"))
-        .expect("point.rs uses the session module");
-    assert!(
-        uses.contains("Prepared") && uses.contains(" train}"),
-        "{uses}"
+fn a_scale_point_trains_with_the_engines_loop() {
+    // Behaviour, not source text: the first loss `hwbench scale` reports at a size is the one the
+    // engine's training loop (`session::train`, which train-compare's worker runs too) computes
+    // from the same seed's rows and weights, to the last bit.
+    let (seed, lr, size) = (5, 0.02, Size::COURSE);
+    let (x, y) = synthetic::rows(seed, size);
+    let prepared = Prepared::rows(&x, &y, Device::Cpu, Kernels::Fused).unwrap();
+    let trained = session::train(
+        &prepared,
+        &synthetic::init_weights(seed, size),
+        lr,
+        SyncPolicy::NEVER,
+        Length::Epochs(1),
+        false,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    let report = util::run_json(
+        &[
+            "scale",
+            "--quick",
+            "--devices",
+            "cpu",
+            "--cpu-threads",
+            "1",
+            "--sizes",
+            &size.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--lr",
+            &lr.to_string(),
+            "--format",
+            "json",
+        ],
+        &[],
     );
-    assert!(point.contains("Prepared::rows("));
-    let mut loops = Vec::new();
-    for entry in std::fs::read_dir("src/train").unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.contains("sgd.backward_step(&loss)") {
-            loops.push(path.file_name().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    assert_eq!(loops, ["session.rs"], "one training loop only");
+    let reported = report["devices"][0]["points"][0]["first_loss"]
+        .as_f64()
+        .expect("a first loss");
+    assert_eq!(reported as f32, trained.curve[0]);
     assert_eq!(ladder::DEFAULT[0], Size::COURSE);
 }
 
@@ -353,7 +373,7 @@ fn the_pytorch_worker_hashes_like_hwbench() {
     // The integer hash behind every synthetic value, computed by pytorch_worker.py's own
     // functions on Python integers (no torch needed): the values synthetic.rs pins.
     let dir = Dir::new();
-    let script = dir.write("worker.py", hwbench::train::pytorch::SCRIPT);
+    let script = dir.write("worker.py", hwbench::engine::pytorch::SCRIPT);
     let output = std::process::Command::new("python3")
         .args([
             "-I",

@@ -4,35 +4,34 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use hwbench::train::data;
-use hwbench::train::model::InitWeights;
-use hwbench::train::protocol::{CompareJob, Job, PROTOCOL, SessionRequest, WorkerRequest};
-use hwbench::train::{DeviceSpec, SyncPolicy, TrainConfig};
+use hwbench::engine::SyncPolicy;
+use hwbench::engine::data;
+use hwbench::engine::device::DeviceSpec;
+use hwbench::engine::model::InitWeights;
+use hwbench::engine::protocol::WorkerRequest;
+use hwbench::train::protocol::{CompareJob, CompareRequest, SessionRequest, TrainConfig};
 use serde_json::Value;
 
 use crate::util::hwbench;
 
-fn request(epochs: u64) -> WorkerRequest {
-    WorkerRequest {
-        protocol: PROTOCOL,
-        job: Job::Compare(Box::new(CompareJob {
-            session: SessionRequest {
-                device: DeviceSpec::Cpu { threads: 1 },
-                config: TrainConfig {
-                    hidden: 10,
-                    lr: 0.01,
-                    epochs,
-                    split_seed: 42,
-                    init: InitWeights::reference(),
-                },
-                policies: vec![SyncPolicy::NEVER],
-                repeats: 1,
-                warmup_epochs: 1,
-                calibrate: false,
+fn request(epochs: u64) -> WorkerRequest<CompareRequest> {
+    WorkerRequest::new(CompareRequest::Compare(Box::new(CompareJob {
+        session: SessionRequest {
+            device: DeviceSpec::Cpu { threads: 1 },
+            config: TrainConfig {
+                hidden: 10,
+                lr: 0.01,
+                epochs,
+                split_seed: 42,
+                init: InitWeights::reference(),
             },
-            data: data::prepare(42),
-        })),
-    }
+            policies: vec![SyncPolicy::NEVER],
+            repeats: 1,
+            warmup_epochs: 1,
+            calibrate: false,
+        },
+        data: data::prepare(42),
+    })))
 }
 
 /// Sends `request` (a JSON line) to a worker; returns its exit code and messages.

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::plan::{Column, WorkerCommand};
+use super::columns::{Column, WorkerCommand};
+use super::measured::DeviceStatus;
 use super::protocol::{Message, PROTOCOL, WorkerRequest};
-use super::results::DeviceStatus;
-use crate::process::{self, describe_exit, last_line, without_path};
+use crate::process::{self, describe_exit, last_line, signal_name, without_path};
 use crate::redact::outside_line;
 
 /// Reasons and worker messages are cut to this many characters.
@@ -78,16 +78,6 @@ pub fn starting(column: &Column) -> Result<&WorkerCommand, (DeviceStatus, String
         .map_err(|reason| (DeviceStatus::NotRun, reason.clone()))
 }
 
-/// How people know a stop signal.
-pub fn signal_name(signal: i32) -> String {
-    match signal {
-        libc::SIGINT => "Ctrl-C".to_string(),
-        libc::SIGTERM => "SIGTERM".to_string(),
-        libc::SIGHUP => "SIGHUP".to_string(),
-        other => format!("signal {other}"),
-    }
-}
-
 /// What the parent does after an event: nothing, answer the worker, or end the conversation (the
 /// worker finished).
 pub enum Reply<R> {
@@ -100,9 +90,9 @@ pub enum Reply<R> {
 /// checks it: an `Err` is an impossible event), until the job is done, the worker fails, stays
 /// silent past its timeout, or a stop signal arrives. `tick` is called while waiting. The worker
 /// and every process it started are gone when this returns.
-pub fn talk_to_worker<E: DeserializeOwned, R: Serialize>(
+pub fn talk_to_worker<J: Serialize, E: DeserializeOwned, R: Serialize>(
     command: &WorkerCommand,
-    request: &WorkerRequest,
+    request: &WorkerRequest<J>,
     tick: &dyn Fn(),
     mut on_event: impl FnMut(E) -> Result<Reply<R>, String>,
 ) -> Result<(), WorkerFailure> {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use super::DeviceSpec;
+use super::device::DeviceSpec;
 use crate::process::{QuickRunError, last_line, run_with_timeout};
 
 /// The PyTorch worker.

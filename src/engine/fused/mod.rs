@@ -30,7 +30,7 @@ pub enum Kernels {
     /// The hand-written CPU ops (only on the CPU).
     Fused,
     /// candle's stock operations (any device).
-    Composed,
+    Stock,
 }
 
 impl Kernels {
@@ -38,14 +38,14 @@ impl Kernels {
         if device.is_cpu() {
             Self::Fused
         } else {
-            Self::Composed
+            Self::Stock
         }
     }
 
     /// What `choice` means on `device`: the fused ops exist only on the CPU.
     pub fn chosen(device: &candle_core::Device, choice: KernelChoice) -> Self {
         match choice {
-            KernelChoice::Stock => Self::Composed,
+            KernelChoice::Stock => Self::Stock,
             KernelChoice::Auto | KernelChoice::Fused => Self::for_device(device),
         }
     }
@@ -54,13 +54,15 @@ impl Kernels {
     pub fn name(self) -> &'static str {
         match self {
             Self::Fused => "fused",
-            Self::Composed => "stock",
+            Self::Stock => "stock",
         }
     }
 }
 
-/// Which CPU kernels the candle model uses at a size: chosen by measurement (`auto`), or forced
-/// (to measure one against the other).
+/// Which kernels the candle model is asked to use (`--kernels`): `auto` follows the device — the
+/// fused ops on the CPU, where hwbench has its own, candle's stock operations elsewhere — and
+/// `fused` or `stock` force one (the fused ops exist only on the CPU: `fused` elsewhere is
+/// `stock`), to measure one against the other.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelChoice {
@@ -76,7 +78,7 @@ pub enum KernelChoice {
 pub fn linear_relu(x: &Tensor, w: &Tensor, kernels: Kernels) -> Result<Tensor> {
     match kernels {
         Kernels::Fused => x.apply_op2(w, LinearRelu),
-        Kernels::Composed => x.matmul(w)?.relu(),
+        Kernels::Stock => x.matmul(w)?.relu(),
     }
 }
 
@@ -100,7 +102,7 @@ pub fn linear_cross_entropy(
                 probabilities: Mutex::new(None),
             },
         ),
-        Kernels::Composed => {
+        Kernels::Stock => {
             candle_nn::loss::cross_entropy(&h.matmul(w)?.broadcast_add(bias)?, targets)
         }
     }

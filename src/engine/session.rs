@@ -1,5 +1,5 @@
-//! One device's share of the experiment, measured inside a worker process: a warm-up run and
-//! timed repeats for every sync policy.
+//! The training loop every job runs inside a worker process: open a device, put rows on it, and
+//! train from given weights for a given length, timing honestly.
 //!
 //! Honest timing on an asynchronous device: the clock is read only after `synchronize()`, and
 //! every run ends with a readback of the whole loss curve, which waits for all queued work.
@@ -9,14 +9,13 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, SGD};
 
+use super::SyncPolicy;
 use super::data::Dataset;
+use super::device::DeviceSpec;
 use super::fused::Kernels;
+use super::measured::RunResult;
 use super::model::{Batch, InitWeights, Mlp};
-use super::protocol::{
-    CURVE_POINTS, Event, HEARTBEAT, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT,
-};
-use super::results::{DeviceFacts, DeviceOutcome, RunResult, curve_peak, sample_curve};
-use super::{DeviceSpec, SyncPolicy, TrainConfig};
+use super::protocol::HEARTBEAT;
 
 /// The data on the device, and the kernels its models use.
 pub struct Prepared {
@@ -59,133 +58,6 @@ impl Prepared {
     }
 }
 
-/// Trains and times the whole session on `data`, reporting each step through `emit` as soon as
-/// it is measured. When the request asks to calibrate, `timed_runs` is asked, after the warm-ups,
-/// how many epochs each timed run trains.
-pub fn measure(
-    request: &SessionRequest,
-    data: &Dataset,
-    mut emit: impl FnMut(Event) -> anyhow::Result<()>,
-    mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
-) -> anyhow::Result<()> {
-    let spec = request.device;
-    let Opened {
-        device,
-        open_ms,
-        kernel_cache,
-    } = open(spec)?;
-
-    let started = Instant::now();
-    let prepared = Prepared::new(data, device)?;
-    // The parameters' first trip to the device belongs to the setup cost too.
-    let first_model = prepared.model(&request.config.init)?;
-    prepared.device.synchronize()?;
-    let setup_ms = started.elapsed().as_secs_f64() * 1e3;
-    drop(first_model);
-
-    let cfg = &request.config;
-    let warmup_epochs = request.warmup_epochs.clamp(1, cfg.epochs);
-    // Heartbeats, so that the parent can tell a long run from a hung worker.
-    let progress = |policy, repeat, epoch| {
-        Event::Progress(Progress {
-            policy,
-            repeat,
-            epoch,
-        })
-    };
-    let mut costs = Vec::new();
-    for (i, &policy) in request.policies.iter().enumerate() {
-        let warmup = train(
-            &prepared,
-            cfg,
-            policy,
-            Length::Until {
-                epochs: warmup_epochs,
-                limit: WARMUP_LIMIT,
-                at_least: 10,
-            },
-            i == 0,
-            &mut |epoch| emit(progress(policy, 0, epoch)),
-        )?;
-        // The first warm-up's first epoch is the cold one: it is not what an epoch costs.
-        let first = warmup.first_epoch.unwrap_or_default().as_secs_f64();
-        let warm_epochs = warmup
-            .result
-            .epochs
-            .saturating_sub(u64::from(i == 0))
-            .max(1);
-        costs.push((warmup.result.total_s - first).max(0.0) * 1e6 / warm_epochs as f64);
-        if i == 0 {
-            emit(Event::Ready(DeviceFacts {
-                name: spec.name(&prepared.device),
-                framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
-                open_ms,
-                setup_ms,
-                first_epoch_ms: first * 1e3,
-                kernel_cache: kernel_cache.clone(),
-                operations_per_epoch: operations_per_epoch(&prepared, cfg).ok(),
-            }))?;
-        }
-    }
-    let epochs = if request.calibrate {
-        emit(Event::Calibrated {
-            per_epoch_us: costs,
-        })?;
-        timed_runs()?.epochs.clamp(1, cfg.epochs)
-    } else {
-        cfg.epochs
-    };
-    // Timed runs are interleaved, one of every policy per round, so that slow drifts of a shared
-    // machine (clock changes, neighbours) weigh on every policy alike instead of on one.
-    let mut last = None;
-    let mut memory: Option<(f64, &str)> = None;
-    for repeat in 1..=request.repeats {
-        for &policy in &request.policies {
-            let mut trained = train(
-                &prepared,
-                cfg,
-                policy,
-                Length::Epochs(epochs),
-                false,
-                &mut |epoch| emit(progress(policy, repeat, epoch)),
-            )?;
-            trained.result.repeat = repeat;
-            emit(Event::Run(trained.result.clone()))?;
-            // Memory is looked at after every run: the highest is this device's peak.
-            if let Some((mib, kind)) = spec.memory_mib(&prepared.device)
-                && memory.is_none_or(|(most, _)| mib > most)
-            {
-                memory = Some((mib, kind));
-            }
-            last = Some(trained);
-        }
-    }
-
-    let (final_loss, test_accuracy, curve) = match last {
-        Some(trained) => (
-            trained.result.final_loss,
-            prepared
-                .test
-                .as_ref()
-                .map(|test| trained.model.accuracy(test))
-                .transpose()?,
-            trained.curve,
-        ),
-        None => (None, None, Vec::new()),
-    };
-    let memory = memory.or_else(|| spec.memory_mib(&prepared.device));
-    emit(Event::Finished(DeviceOutcome {
-        final_loss,
-        test_accuracy,
-        loss_curve: sample_curve(&curve, CURVE_POINTS),
-        loss_peak: curve_peak(&curve),
-        peak_memory_mib: memory.map(|(mib, _)| mib),
-        memory_kind: memory
-            .map_or(spec.memory_kind(), |(_, kind)| kind)
-            .to_string(),
-    }))
-}
-
 /// A device as a worker opened it.
 pub struct Opened {
     pub device: Device,
@@ -223,14 +95,14 @@ pub enum Length {
 
 /// How many tensor operations one epoch runs, counted by candle's tensor serial numbers: every
 /// operation makes a tensor.
-fn operations_per_epoch(p: &Prepared, cfg: &TrainConfig) -> anyhow::Result<u64> {
+pub fn operations_per_epoch(p: &Prepared, init: &InitWeights, lr: f64) -> anyhow::Result<u64> {
     let serial = || -> anyhow::Result<u64> {
         let probe = Tensor::zeros(1, DType::F32, &p.device)?;
         let id = format!("{:?}", probe.id());
         Ok(id.trim_matches(|c: char| !c.is_ascii_digit()).parse()?)
     };
-    let model = p.model(&cfg.init)?;
-    let mut sgd = SGD::new(model.vars(), cfg.lr)?;
+    let model = p.model(init)?;
+    let mut sgd = SGD::new(model.vars(), lr)?;
     let losses = Tensor::zeros(1, DType::F32, &p.device)?;
     let before = serial()?;
     let loss = model.loss(&p.train)?;
@@ -244,16 +116,18 @@ pub struct Trained {
     pub result: RunResult,
     pub curve: Vec<f32>,
     pub model: Mlp,
-    first_epoch: Option<Duration>,
+    /// The first epoch, synchronised, when the run was asked to time it.
+    pub first_epoch: Option<Duration>,
 }
 
-/// One training run from the initial weights. The loss of every epoch is kept on the device in a
+/// One training run from `init` with SGD at `lr`. The loss of every epoch is kept on the device in a
 /// preallocated buffer (identical work under every policy); the policy only decides how often it is
 /// also read back to the host, so the difference between policies is the cost of those readbacks.
 /// `heartbeat` hears the epoch reached at least every [`HEARTBEAT`] (checked after every epoch).
 pub fn train(
     p: &Prepared,
-    cfg: &TrainConfig,
+    init: &InitWeights,
+    lr: f64,
     policy: SyncPolicy,
     length: Length,
     time_first_epoch: bool,
@@ -267,8 +141,8 @@ pub fn train(
             at_least,
         } => (epochs, Some((limit, at_least))),
     };
-    let model = p.model(&cfg.init)?;
-    let mut sgd = SGD::new(model.vars(), cfg.lr)?;
+    let model = p.model(init)?;
+    let mut sgd = SGD::new(model.vars(), lr)?;
     let losses = Tensor::zeros(epochs as usize, DType::F32, &p.device)?;
     let mut readback = Duration::ZERO;
     let mut syncs = 0;

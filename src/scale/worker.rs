@@ -1,15 +1,15 @@
 //! The worker side of `hwbench scale`: open the device once, then train each size the parent
-//! sends with the same loop as `train-compare` (`session::train`), timed the same way.
+//! sends with the engine's loop (`engine::session::train`, as `train-compare` does), timed the
+//! same way.
 
 use std::time::Duration;
 
-use super::SyncPolicy;
-use super::TrainConfig;
-use super::fused::Kernels;
 use super::protocol::{LadderRequest, NextPoint, PointMeasured, ScaleEvent};
-use super::results::DeviceFacts;
-use super::session::{self, Length, Opened, Prepared, Trained, train};
-use super::synthetic::{self, Size};
+use crate::engine::SyncPolicy;
+use crate::engine::fused::Kernels;
+use crate::engine::measured::DeviceFacts;
+use crate::engine::session::{self, Length, Opened, Prepared, Trained};
+use crate::engine::synthetic::{self, Size};
 
 /// The most epochs one timed run trains (the course's model at its fastest needs about 10,000 for
 /// a fifth of a second).
@@ -17,7 +17,7 @@ const MOST_EPOCHS: u64 = 10_000_000;
 
 /// Opens the device, says it is ready, and measures each point the parent asks for until it asks
 /// for none.
-pub fn climb(
+pub fn run_ladder(
     request: &LadderRequest,
     mut emit: impl FnMut(ScaleEvent) -> anyhow::Result<()>,
     mut next: impl FnMut() -> anyhow::Result<NextPoint>,
@@ -33,8 +33,9 @@ pub fn climb(
             name: spec.name(&device),
             framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
             open_ms,
-            setup_ms: 0.0,
-            first_epoch_ms: 0.0,
+            // Measured per point instead: each size makes its own data, and has its cold epoch.
+            setup_ms: None,
+            first_epoch_ms: None,
             kernel_cache,
             operations_per_epoch: None,
         },
@@ -65,18 +66,13 @@ fn measure(
         let (features, labels) = synthetic::rows(request.seed, size);
         Prepared::rows(&features, &labels, device.clone(), kernels)?
     };
-    let config = TrainConfig {
-        hidden: size.hidden,
-        lr: request.lr,
-        epochs: MOST_EPOCHS,
-        split_seed: 0,
-        init: synthetic::init_weights(request.seed, size),
-    };
+    let init = synthetic::init_weights(request.seed, size);
     let timing = request.timing;
     let mut run = |length| -> anyhow::Result<Trained> {
-        train(
+        session::train(
             &prepared,
-            &config,
+            &init,
+            request.lr,
             SyncPolicy::NEVER,
             length,
             false,

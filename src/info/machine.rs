@@ -1,0 +1,70 @@
+//! The machine a command runs on, probed once and handed to everything that needs it: planning
+//! (which columns exist), `scale` (the CPU's FP32 peak), `info` and `report` (what the machine
+//! is). Built from the user's settings (`--cuda-companion`) and the test seams, which are read
+//! here and nowhere else: `HWBENCH_ROOT`, `HWBENCH_GPU_FIXTURE`, `CUDA_VISIBLE_DEVICES`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use super::cpu::{self, CpuReport};
+use super::gpu::GpuSection;
+use super::{GpuSource, Root, peaks};
+use crate::companion::{self, CompanionStatus};
+
+/// What this machine is, as far as a command needs to know. The GPUs and the companion's
+/// `describe` cost a library load and a process start: each is asked the first time it is needed,
+/// and then kept.
+pub struct Machine {
+    /// Where `/proc`, `/sys` and `/etc` are read from.
+    pub root: Root,
+    /// The CPU, with its theoretical peaks.
+    pub cpu: CpuReport,
+    /// `CUDA_VISIBLE_DEVICES` as this process was started with it.
+    pub cuda_visible_devices: Option<String>,
+    /// Where the `hwbench-cuda` companion is and how it was found, or why there is none.
+    pub companion: Result<(PathBuf, &'static str), String>,
+    gpu_source: GpuSource,
+    gpus: OnceLock<GpuSection>,
+    companion_status: OnceLock<CompanionStatus>,
+}
+
+impl Machine {
+    /// Reads the CPU now; the GPUs and the companion's self-description when first asked.
+    /// `cuda_companion`: the user's `--cuda-companion`, else `$HWBENCH_CUDA`, else next to hwbench.
+    pub fn probe(cuda_companion: Option<&Path>) -> Self {
+        let root = Root::from_env();
+        let mut cpu = cpu::probe(&root);
+        peaks::fill_cpu(&mut cpu);
+        Self {
+            root,
+            cpu,
+            cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+            companion: companion::locate(cuda_companion),
+            gpu_source: GpuSource::from_env(),
+            gpus: OnceLock::new(),
+            companion_status: OnceLock::new(),
+        }
+    }
+
+    /// The NVIDIA GPUs (NVML, or the recorded fixture), with their theoretical peaks.
+    pub fn gpus(&self) -> &GpuSection {
+        self.gpus.get_or_init(|| {
+            let mut gpus = self.gpu_source.probe();
+            for device in &mut gpus.devices {
+                peaks::fill_gpu(device);
+            }
+            gpus
+        })
+    }
+
+    /// The companion as `info` reports it: found where, built for what, or why it cannot start.
+    pub fn companion_status(&self) -> &CompanionStatus {
+        self.companion_status
+            .get_or_init(|| companion::status(&self.companion))
+    }
+
+    /// CPUs this process may use (at least 1).
+    pub fn usable_cpus(&self) -> usize {
+        self.cpu.usable_cpus.unwrap_or(1).max(1)
+    }
+}

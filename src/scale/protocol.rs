@@ -1,0 +1,218 @@
+//! The `scale` job of the worker protocol (`hwbench scale`): the request, the events of one
+//! device's climb up the ladder, and what the parent checks of them. The envelope (version,
+//! `hello`, `error`) is `engine::protocol`'s.
+//!
+//! The worker says `ready` with the device's free memory, then for each [`NextPoint`] the parent
+//! sends, `progress` heartbeats and one `point`; `finished` after the parent sends a `NextPoint`
+//! without a size.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::device::DeviceSpec;
+use crate::engine::fused::KernelChoice;
+use crate::engine::limits;
+use crate::engine::measured::DeviceFacts;
+use crate::engine::protocol::{check_lr, non_negative, optional_loss};
+use crate::engine::synthetic::Size;
+
+/// The job as the envelope carries it: `{"job": "scale", "device": …, "seed": …, …}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum ScaleRequest {
+    /// One device's climb up a ladder, a point at a time.
+    Scale(LadderRequest),
+}
+
+/// What a `scale` worker needs for every point: each makes its own data from `seed`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LadderRequest {
+    pub device: DeviceSpec,
+    pub seed: u32,
+    pub lr: f64,
+    pub timing: PointTiming,
+    /// Which CPU kernels candle uses (the PyTorch worker ignores it).
+    #[serde(default)]
+    pub kernels: KernelChoice,
+}
+
+/// How each point is timed: a warm-up of at least one epoch after the cold one (up to
+/// `warmup_s`), then `repeats` timed runs of at least `min_epochs` epochs and `min_run_s` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointTiming {
+    pub repeats: u32,
+    pub min_epochs: u64,
+    pub min_run_s: f64,
+    pub warmup_s: f64,
+}
+
+/// The parent's word for the next step of a ladder: train this size (unless an epoch takes longer
+/// than `max_epoch_s`), or, without a size, finish.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct NextPoint {
+    pub size: Option<Size>,
+    pub max_epoch_s: f64,
+}
+
+/// What a `scale` worker reports.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ScaleEvent {
+    Ready {
+        #[serde(flatten)]
+        facts: DeviceFacts,
+        /// Memory free for this worker on the device when it opened, in MiB (RAM: available
+        /// memory within the cgroup limit; GPU: free device memory).
+        memory_free_mib: Option<f64>,
+    },
+    /// A heartbeat while a point trains.
+    Progress {
+        epoch: u64,
+    },
+    Point(PointMeasured),
+    Finished,
+}
+
+/// One point as a worker measured it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointMeasured {
+    pub size: Size,
+    /// The kernels that ran: "fused", "stock" (candle's operations), "PyTorch".
+    pub kernels: String,
+    /// The first (cold) epoch, in seconds.
+    pub cold_epoch_s: f64,
+    /// An epoch after the cold one, from the warm-up, in seconds.
+    pub warm_epoch_s: f64,
+    /// Set when an epoch took longer than the parent's `max_epoch_s`: no timed runs follow.
+    #[serde(default)]
+    pub over_budget: bool,
+    /// Epochs of each timed run.
+    pub epochs: u64,
+    /// Each timed run's wall time, in seconds (clock read after synchronising the device).
+    pub runs_s: Vec<f64>,
+    /// The loss of the first epoch (the same on every device up to rounding: a check of the
+    /// arithmetic at this size) and of the last epoch of the last run.
+    pub first_loss: Option<f32>,
+    pub final_loss: Option<f32>,
+    /// The worker's memory after the point (see `memory_kind` of the device), in MiB.
+    pub memory_mib: Option<f64>,
+}
+
+impl LadderRequest {
+    /// Whether a worker can do what it is asked, before it opens the device.
+    pub fn check(&self) -> Result<(), String> {
+        if let DeviceSpec::Cpu { threads } = self.device
+            && !(1..=limits::THREADS).contains(&threads)
+        {
+            return Err(format!(
+                "threads {threads} is not between 1 and {}",
+                limits::THREADS
+            ));
+        }
+        check_lr(self.lr)?;
+        let t = &self.timing;
+        if !(1..=limits::REPEATS).contains(&t.repeats) || !(1..=1_000_000).contains(&t.min_epochs) {
+            return Err(format!(
+                "{} repeats of at least {} epochs is not a timing this worker runs",
+                t.repeats, t.min_epochs
+            ));
+        }
+        for (name, seconds) in [("min_run_s", t.min_run_s), ("warmup_s", t.warmup_s)] {
+            if !(seconds.is_finite() && (0.0..=3600.0).contains(&seconds)) {
+                return Err(format!(
+                    "{name} {seconds} is not between 0 and 3600 seconds"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the parent checks of every event a `scale` worker sends: the point it asked for, timed
+/// as asked, with finite numbers.
+pub struct ScaleCheck {
+    timing: PointTiming,
+    ready: bool,
+    /// The point asked for and not yet answered.
+    asked: Option<NextPoint>,
+}
+
+impl ScaleCheck {
+    pub fn new(timing: PointTiming) -> Self {
+        Self {
+            timing,
+            ready: false,
+            asked: None,
+        }
+    }
+
+    /// The parent asked for `next`.
+    pub fn asked(&mut self, next: NextPoint) {
+        self.asked = Some(next);
+    }
+
+    /// The first thing wrong with `event`, in one line.
+    pub fn check(&mut self, event: &ScaleEvent) -> Result<(), String> {
+        match event {
+            ScaleEvent::Ready {
+                facts,
+                memory_free_mib,
+            } => {
+                non_negative("open_ms", facts.open_ms)?;
+                if let Some(mib) = memory_free_mib {
+                    non_negative("memory_free_mib", *mib)?;
+                }
+                self.ready = true;
+            }
+            ScaleEvent::Progress { .. } => {}
+            ScaleEvent::Point(point) => {
+                let asked = self.asked.take().and_then(|next| next.size);
+                if !self.ready || asked != Some(point.size) {
+                    return Err(format!(
+                        "the worker measured {}, which was not asked for",
+                        point.size
+                    ));
+                }
+                self.check_point(point)?;
+            }
+            ScaleEvent::Finished => {
+                if self.asked.is_some_and(|next| next.size.is_some()) {
+                    return Err("the worker finished before measuring its point".to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_point(&self, point: &PointMeasured) -> Result<(), String> {
+        non_negative("cold_epoch_s", point.cold_epoch_s)?;
+        non_negative("warm_epoch_s", point.warm_epoch_s)?;
+        let expected = if point.over_budget {
+            0
+        } else {
+            self.timing.repeats as usize
+        };
+        if point.runs_s.len() != expected {
+            return Err(format!(
+                "the worker sent {} timed runs of {}, not {expected}",
+                point.runs_s.len(),
+                point.size
+            ));
+        }
+        if !point.over_budget && point.epochs < self.timing.min_epochs {
+            return Err(format!(
+                "the worker timed {} epochs per run, fewer than the {} asked for",
+                point.epochs, self.timing.min_epochs
+            ));
+        }
+        for &seconds in &point.runs_s {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                return Err(format!("a run took {seconds} s, not a positive time"));
+            }
+        }
+        if let Some(mib) = point.memory_mib {
+            non_negative("memory_mib", mib)?;
+        }
+        optional_loss("first_loss", point.first_loss)?;
+        optional_loss("final_loss", point.final_loss)
+    }
+}
