@@ -1,14 +1,15 @@
 //! The collection step of `hwbench info` (every probe and the findings, no
-//! rendering).
+//! rendering): the machine probed afresh each time, as one `hwbench info` does.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hwbench::info::{self, GpuSource, Root, findings};
+use hwbench::info::machine::Machine;
+use hwbench::info::{self, findings};
 
 fn collect(c: &mut Criterion) {
-    let source = GpuSource::Nvml;
-    let root = Root::real();
-    c.bench_function("info/collect", |b| b.iter(|| info::collect(&source, &root)));
-    let report = info::collect(&source, &root);
+    c.bench_function("info/collect", |b| {
+        b.iter(|| info::collect(&Machine::probe(None)))
+    });
+    let report = info::collect(&Machine::probe(None));
     c.bench_function("info/findings", |b| b.iter(|| findings::assess(&report)));
 }
 

@@ -90,33 +90,22 @@ pub fn factor(ratio: f64) -> String {
     }
 }
 
-/// Mebibytes as a whole number: "6 MiB".
-pub fn mib(mib: f64) -> String {
-    if mib.is_finite() {
-        format!("{mib:.0} MiB")
-    } else {
-        NA.to_string()
-    }
-}
-
-/// Memory in the unit that reads best: "36 MiB" below a gibibyte, "2.1 GiB" from there.
+/// Memory a run used or needs, in the unit that reads best: "36 MiB" below a gibibyte, "2.1 GiB"
+/// from there.
 pub fn memory(mib: f64) -> String {
-    if mib.is_finite() && mib >= 1024.0 {
+    if !mib.is_finite() {
+        NA.to_string()
+    } else if mib >= 1024.0 {
         format!("{:.1} GiB", mib / 1024.0)
     } else {
-        self::mib(mib)
+        format!("{mib:.0} MiB")
     }
 }
 
-/// Mebibytes as gibibytes with one decimal: 24064 → "23.5 GiB".
+/// A machine's capacity (RAM, swap, a GPU's memory) as gibibytes with one decimal: 24064 →
+/// "23.5 GiB".
 pub fn gib(mib: u64) -> String {
     format!("{:.1} GiB", mib as f64 / 1024.0)
-}
-
-/// Mebibytes as whole gibibytes: 24064 → "24 GiB" (two nodes of the same kind differ by a few
-/// MiB of memory the firmware keeps).
-pub fn gib_rounded(mib: u64) -> String {
-    format!("{:.0} GiB", mib as f64 / 1024.0)
 }
 
 /// A count of floating-point operations with an SI prefix and three significant digits:
@@ -274,9 +263,10 @@ mod tests {
         assert_eq!(spread_micros(&zero), "0 µs ±0%");
         assert_eq!(percent(f64::NAN), "n/a");
         assert_eq!(factor(1.0234), "1.02×");
-        assert_eq!(mib(6.4), "6 MiB");
+        assert_eq!(memory(6.4), "6 MiB");
+        assert_eq!(memory(2150.0), "2.1 GiB");
+        assert_eq!(memory(f64::NAN), "n/a");
         assert_eq!(gib(24_064), "23.5 GiB");
         assert_eq!(gib(0), "0.0 GiB");
-        assert_eq!(gib_rounded(24_064), "24 GiB");
     }
 }

@@ -13,7 +13,7 @@ use super::SyncPolicy;
 use super::data::Dataset;
 use super::device::DeviceSpec;
 use super::fused::Kernels;
-use super::measured::RunResult;
+use super::measured::{DeviceFacts, RunResult};
 use super::model::{Batch, InitWeights, Mlp};
 use super::protocol::HEARTBEAT;
 
@@ -58,13 +58,12 @@ impl Prepared {
     }
 }
 
-/// A device as a worker opened it.
+/// A device as a worker opened it, with what is known of it so far.
 pub struct Opened {
     pub device: Device,
-    /// Opening it (for CUDA: creating the context), in milliseconds.
-    pub open_ms: f64,
-    /// The driver's compute cache before it opened (see `DeviceSpec::kernel_cache`).
-    pub kernel_cache: Option<String>,
+    /// Its name, candle's version, the time to open it (for CUDA: creating the context) and the
+    /// driver's compute cache before it opened; the rest is for the job to measure.
+    pub facts: DeviceFacts,
 }
 
 /// Opens `spec`, timing it up to a synchronised device.
@@ -74,10 +73,18 @@ pub fn open(spec: DeviceSpec) -> anyhow::Result<Opened> {
     let opened = Instant::now();
     let device = spec.open().map_err(anyhow::Error::msg)?;
     device.synchronize()?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     Ok(Opened {
+        facts: DeviceFacts {
+            name: spec.name(&device),
+            framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
+            open_ms,
+            setup_ms: None,
+            first_epoch_ms: None,
+            kernel_cache,
+            operations_per_epoch: None,
+        },
         device,
-        open_ms: opened.elapsed().as_secs_f64() * 1e3,
-        kernel_cache,
     })
 }
 

@@ -18,7 +18,7 @@ use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
 use crate::stats::Spread;
 use crate::train::results::TrainCompareReport;
-use crate::units::{factor, gib_rounded, micros};
+use crate::units::{factor, micros};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -467,4 +467,10 @@ fn slow_nodes(
             }
         }
     }
+}
+
+/// A node's memory as whole gibibytes, the key nodes are grouped on: 24064 → "24 GiB" (two nodes
+/// of the same kind differ by a few MiB the firmware keeps).
+fn gib_rounded(mib: u64) -> String {
+    format!("{:.0} GiB", mib as f64 / 1024.0)
 }

@@ -499,8 +499,8 @@ fn cuda_visible_devices(report: &InfoReport, add: &mut Add) {
             "env.cuda-visible-devices-hides-all",
             "environment",
             format!(
-                "CUDA_VISIBLE_DEVICES={list:?} with {} GPUs here",
-                gpus.len()
+                "CUDA_VISIBLE_DEVICES={list:?} with {}",
+                gpus_here(gpus.len())
             ),
             "no framework sees a GPU: unset CUDA_VISIBLE_DEVICES or name a GPU that exists",
         );
@@ -515,9 +515,9 @@ fn cuda_visible_devices(report: &InfoReport, add: &mut Add) {
                 "env.cuda-visible-devices-missing",
                 "environment",
                 format!(
-                    "CUDA_VISIBLE_DEVICES names {} that do not exist ({} GPUs here); CUDA stops at the first",
+                    "CUDA_VISIBLE_DEVICES names {} that do not exist ({}); CUDA stops at the first",
                     missing.join(", "),
-                    gpus.len()
+                    gpus_here(gpus.len())
                 ),
                 "name GPUs by index (0 to the GPU count − 1) or by the UUIDs `hwbench info --no-redact` shows",
             );
@@ -654,4 +654,9 @@ fn environment(cpu: &CpuReport, add: &mut Add) {
             );
         }
     }
+}
+
+/// "1 GPU here", "2 GPUs here".
+fn gpus_here(count: usize) -> String {
+    format!("{count} GPU{} here", if count == 1 { "" } else { "s" })
 }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::protocol::{LadderRequest, NextPoint, PointMeasured, ScaleEvent};
 use crate::engine::SyncPolicy;
 use crate::engine::fused::Kernels;
-use crate::engine::measured::DeviceFacts;
 use crate::engine::session::{self, Length, Opened, Prepared, Trained};
 use crate::engine::synthetic::{self, Size};
 
@@ -23,22 +22,11 @@ pub fn run_ladder(
     mut next: impl FnMut() -> anyhow::Result<NextPoint>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
-    let Opened {
-        device,
-        open_ms,
-        kernel_cache,
-    } = session::open(spec)?;
+    // No setup or first epoch for the whole device: each size makes its own data, and has its
+    // cold epoch (`PointMeasured::cold_epoch_s`).
+    let Opened { device, facts } = session::open(spec)?;
     emit(ScaleEvent::Ready {
-        facts: DeviceFacts {
-            name: spec.name(&device),
-            framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
-            open_ms,
-            // Measured per point instead: each size makes its own data, and has its cold epoch.
-            setup_ms: None,
-            first_epoch_ms: None,
-            kernel_cache,
-            operations_per_epoch: None,
-        },
+        facts,
         memory_free_mib: spec.free_memory_mib(&device),
     })?;
     let kernels = Kernels::chosen(&device, request.kernels);

@@ -5,7 +5,7 @@ use crate::engine::measured::DeviceStatus;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::{factor, mib, micros, millis, percent, seconds, sparkline, spread_micros};
+use crate::units::{factor, memory, micros, millis, percent, seconds, sparkline, spread_micros};
 
 impl Render for TrainCompareReport {
     fn document(&self) -> Document {
@@ -101,7 +101,7 @@ impl Render for TrainCompareReport {
         rows.push(row("test accuracy", &|d| {
             opt(d.test_accuracy.map(|a| format!("{:.4}", a)))
         }));
-        rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(mib))));
+        rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(memory))));
         rows.push(row("speed vs cpu×1", &|d| {
             opt(d.speed_vs_cpu1.map(factor))
         }));

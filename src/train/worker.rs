@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::protocol::{CURVE_POINTS, Event, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT};
 use super::results::DeviceOutcome;
 use crate::engine::data::Dataset;
-use crate::engine::measured::{DeviceFacts, curve_peak, sample_curve};
+use crate::engine::measured::{curve_peak, sample_curve};
 use crate::engine::session::{self, Length, Opened, Prepared};
 
 /// Trains and times the whole session on `data`, reporting each step through `emit` as soon as
@@ -20,11 +20,7 @@ pub fn run_session(
     mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
-    let Opened {
-        device,
-        open_ms,
-        kernel_cache,
-    } = session::open(spec)?;
+    let Opened { device, mut facts } = session::open(spec)?;
 
     let started = Instant::now();
     let prepared = Prepared::new(data, device)?;
@@ -68,16 +64,11 @@ pub fn run_session(
             .max(1);
         costs.push((warmup.result.total_s - first).max(0.0) * 1e6 / warm_epochs as f64);
         if i == 0 {
-            emit(Event::Ready(DeviceFacts {
-                name: spec.name(&prepared.device),
-                framework: Some(format!("candle {}", env!("HWBENCH_CANDLE_VERSION"))),
-                open_ms,
-                setup_ms: Some(setup_ms),
-                first_epoch_ms: Some(first * 1e3),
-                kernel_cache: kernel_cache.clone(),
-                operations_per_epoch: session::operations_per_epoch(&prepared, &cfg.init, cfg.lr)
-                    .ok(),
-            }))?;
+            facts.setup_ms = Some(setup_ms);
+            facts.first_epoch_ms = Some(first * 1e3);
+            facts.operations_per_epoch =
+                session::operations_per_epoch(&prepared, &cfg.init, cfg.lr).ok();
+            emit(Event::Ready(facts.clone()))?;
         }
     }
     let epochs = if request.calibrate {

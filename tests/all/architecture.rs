@@ -160,7 +160,7 @@ fn owning_module(path: &str, modules: &BTreeSet<String>) -> Option<String> {
 
 /// Module → the modules it names (itself and its own submodules left out).
 fn import_graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = Path::new(&crate::util::in_repo("src")).to_path_buf();
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let files: Vec<(String, String)> = files

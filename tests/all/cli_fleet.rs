@@ -146,10 +146,7 @@ fn thousands_of_reports_are_read() {
 fn every_field_fleet_groups_on_is_read_from_saved_reports() {
     for saved in [
         util::fixture("reports/info-h100.json"),
-        format!(
-            "{}/fuzz/seeds/train-compare.json",
-            env!("CARGO_MANIFEST_DIR")
-        ),
+        util::in_repo("fuzz/seeds/train-compare.json"),
     ] {
         let dir = Dir::new();
         let report: Value =

@@ -1,9 +1,9 @@
 //! `train-compare --with-pytorch`: PyTorch columns when torch imports, one line when it does not,
 //! and no way for a stray `torch.py` to stand in for PyTorch.
 //!
-//! The run against real PyTorch needs a Python with torch: `HWBENCH_TEST_PYTHON`, else `python3`.
-//! Where neither has it (CI installs no torch: its wheels are gigabytes), that one test says so
-//! and checks nothing more.
+//! The run against real PyTorch needs a Python with torch: `HWBENCH_TEST_PYTHON`, else `python3`
+//! (`.ci/run` installs one). Where neither has it, that test says it skipped — and fails under CI
+//! (see [`torch_python`]).
 
 use std::path::Path;
 use std::process::Command;
@@ -56,6 +56,22 @@ pub fn has_torch(python: &str) -> bool {
         .args(["-I", "-c", "import torch"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The Python with torch for the parity tests: `HWBENCH_TEST_PYTHON`, else `python3`. `None`
+/// (the test says it skipped) where neither has torch — except under CI (`CI` set), where the
+/// parity tests must run: `.ci/run` installs torch, so a missing torch there fails loudly.
+pub fn torch_python() -> Option<String> {
+    let python = std::env::var("HWBENCH_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    if has_torch(&python) {
+        return Some(python);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but {python} cannot import torch: the PyTorch parity tests must run in CI (.ci/run installs torch and sets HWBENCH_TEST_PYTHON)"
+    );
+    eprintln!("skipped: {python} cannot import torch (set HWBENCH_TEST_PYTHON)");
+    None
 }
 
 #[test]
@@ -120,11 +136,9 @@ fn a_torch_py_in_the_working_directory_cannot_hijack_the_run() {
 
 #[test]
 fn pytorch_trains_the_same_model_to_the_same_loss() {
-    let python = std::env::var("HWBENCH_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    if !has_torch(&python) {
-        eprintln!("skipped: {python} cannot import torch (set HWBENCH_TEST_PYTHON)");
+    let Some(python) = torch_python() else {
         return;
-    }
+    };
     let dir = Dir::new();
     let report = train(Path::new(&python), dir.path());
     assert_eq!(labels(&report), ["cpu×1", "pytorch cpu×1"]);

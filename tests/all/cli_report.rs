@@ -163,3 +163,56 @@ fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
     let json = hwbench::render::json::render(&report).unwrap();
     assert!(json.contains("\"index\": 299"));
 }
+
+#[test]
+fn a_companion_given_on_the_command_line_is_the_one_the_whole_report_speaks_of() {
+    // Before: `report --cuda-companion X` trained a CUDA column with X while its info part said
+    // "this install has no CUDA support" (info probed the machine again, without the flag).
+    let dir = Dir::new();
+    let fake = dir.executable(
+        "my-cuda",
+        r#"case "$1" in
+describe) echo '{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"8.0","ptx":true}' ;;
+worker) echo '{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}'; echo '{"event":"error","message":"fake companion: no GPU"}'; exit 1 ;;
+esac"#,
+    );
+    let path = dir.join("report.json");
+    let output = hwbench()
+        .arg("report")
+        .args([
+            "--format",
+            "json",
+            "--cpu-threads",
+            "1",
+            "--devices",
+            "cpu,cuda:0",
+        ])
+        .arg("--cuda-companion")
+        .arg(&fake)
+        .arg("-o")
+        .arg(&path)
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            util::fixture("gpu/two_a100_one_mig.json"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let companion = &json["info"]["build"]["cuda_companion"];
+    assert_eq!(companion["available"], true, "{companion}");
+    assert_eq!(companion["found"], "--cuda-companion");
+    let cuda = &json["train_compare"]["devices"][1];
+    assert_eq!(cuda["label"], "cuda:0");
+    assert!(
+        cuda["reason"].as_str().unwrap().contains("fake companion"),
+        "the CUDA column ran the given companion: {cuda}"
+    );
+    assert!(!text.contains("no CUDA support"), "{text}");
+}

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::util::{self, Dir, hwbench, short_train, tiny_train};
 
 /// A short run (see `util::short_train`) with `args`, as JSON.
-fn run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
+fn short_run_json(args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
     util::run_json(&short_train(&all), env)
@@ -96,30 +96,24 @@ fn a_misshapen_init_weights_file_is_a_usage_error() {
 
 #[test]
 fn the_reference_weights_file_gives_the_default_run() {
-    let reference = format!(
-        "{}/data/torch_iris_seed0_init.safetensors",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let reference = util::in_repo("data/torch_iris_seed0_init.safetensors");
     let stderr = usage_error(&["--hidden", "5", "--init-weights", &reference]);
     assert!(
         stderr.contains("--hidden 5 disagrees with --init-weights"),
         "{stderr}"
     );
-    let json = run_json(
+    let json = short_run_json(
         &[
             "--devices",
             "cpu",
             "--cpu-threads",
             "1",
             "--init-weights",
-            &format!(
-                "{}/data/torch_iris_seed0_init.safetensors",
-                env!("CARGO_MANIFEST_DIR")
-            ),
+            &reference,
         ],
         &[],
     );
-    let default = run_json(&["--devices", "cpu", "--cpu-threads", "1"], &[]);
+    let default = short_run_json(&["--devices", "cpu", "--cpu-threads", "1"], &[]);
     assert_eq!(
         json["devices"][0]["final_loss"],
         default["devices"][0]["final_loss"]
@@ -128,7 +122,7 @@ fn the_reference_weights_file_gives_the_default_run() {
 
 #[test]
 fn a_short_run_reports_every_device_and_policy() {
-    let json = run_json(&["--cpu-threads", "1,2", "--sync-every", "1,50,0"], &[]);
+    let json = short_run_json(&["--cpu-threads", "1,2", "--sync-every", "1,50,0"], &[]);
     assert_eq!(json["kind"], "train-compare");
     assert_eq!(json["complete"], true);
     let devices = json["devices"].as_array().unwrap();
@@ -271,7 +265,7 @@ fn an_unwritable_plot_path_fails_before_training() {
 
 #[test]
 fn a_diverging_run_is_reported_and_the_others_continue() {
-    let json = run_json(
+    let json = short_run_json(
         &[
             "--cpu-threads",
             "1,2",
@@ -379,7 +373,7 @@ fn ctrl_c_to_the_process_group_is_an_interruption_too() {
 #[test]
 fn asking_for_cuda_without_support_reports_the_device_as_not_run() {
     // A machine with a GPU, but an install without the companion.
-    let json = run_json(
+    let json = short_run_json(
         &["--devices", "cpu,cuda:0", "--cpu-threads", "1"],
         &[(
             "HWBENCH_GPU_FIXTURE",
@@ -604,7 +598,7 @@ fn a_plot_that_cannot_be_written_keeps_the_report() {
 
 #[test]
 fn a_loss_that_explodes_without_nan_is_called_not_learning() {
-    let json = run_json(&["--cpu-threads", "1", "--lr", "1e6"], &[]);
+    let json = short_run_json(&["--cpu-threads", "1", "--lr", "1e6"], &[]);
     let device = &json["devices"][0];
     let rise = &device["did_not_learn"];
     assert!(rise["peak_loss"].as_f64().unwrap() > 1000.0 * rise["first_loss"].as_f64().unwrap());
@@ -618,13 +612,13 @@ fn a_loss_that_explodes_without_nan_is_called_not_learning() {
         "{verdict}"
     );
     // A run that learns says nothing of the kind.
-    let fine = run_json(&["--cpu-threads", "1"], &[]);
+    let fine = short_run_json(&["--cpu-threads", "1"], &[]);
     assert!(fine["devices"][0].get("did_not_learn").is_none());
 }
 
 #[test]
 fn more_threads_than_cpus_run_with_a_note() {
-    let json = run_json(&["--cpu-threads", "64", "--epochs", "20"], &[]);
+    let json = short_run_json(&["--cpu-threads", "64", "--epochs", "20"], &[]);
     assert_eq!(json["devices"][0]["status"], "ok");
     let notes = json["notes"].to_string();
     assert!(
@@ -674,7 +668,7 @@ fn under_a_tight_memory_limit_hwbench_fails_without_a_panic() {
 
 /// A fake companion that trains "cuda:0" by replaying cpu×1's loss curve scaled by `factor`.
 fn replaying_companion(dir: &Dir, factor: f64) -> String {
-    let reference = run_json(&["--cpu-threads", "1", "--sync-every", "0"], &[]);
+    let reference = short_run_json(&["--cpu-threads", "1", "--sync-every", "0"], &[]);
     let curve: Vec<Value> = reference["devices"][0]["loss_curve_sampled"]
         .as_array()
         .unwrap()

@@ -256,8 +256,7 @@ fn this_machine_lists_only_what_is_true_here() {
 
 #[test]
 fn every_rule_is_in_the_docs_table() {
-    let docs = std::fs::read_to_string(format!("{}/docs/findings.md", env!("CARGO_MANIFEST_DIR")))
-        .unwrap();
+    let docs = std::fs::read_to_string(crate::util::in_repo("docs/findings.md")).unwrap();
     for (id, severity, _) in RULES {
         assert!(
             docs.contains(&format!("| `{id}` | {} |", severity.name())),

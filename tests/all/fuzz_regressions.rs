@@ -13,7 +13,7 @@ use crate::util::hwbench;
 mod pipeline;
 
 fn files(folder: &str) -> Vec<PathBuf> {
-    let folder = format!("{}/{folder}", env!("CARGO_MANIFEST_DIR"));
+    let folder = crate::util::in_repo(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|entry| entry.unwrap().path())

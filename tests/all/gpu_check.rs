@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::util::{self, Dir};
 
 fn gpu_check(args: &[&str]) -> std::process::Output {
-    let script = format!("{}/scripts/gpu-check.sh", env!("CARGO_MANIFEST_DIR"));
+    let script = crate::util::in_repo("scripts/gpu-check.sh");
     let install = util::bin().parent().unwrap().to_path_buf();
     Command::new("bash")
         .arg(script)

@@ -394,11 +394,9 @@ fn the_pytorch_worker_hashes_like_hwbench() {
 
 #[test]
 fn pytorch_climbs_the_same_ladder_from_the_same_first_loss() {
-    let python = std::env::var("HWBENCH_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string());
-    if !crate::cli_pytorch::has_torch(&python) {
-        eprintln!("skipped: {python} cannot import torch (set HWBENCH_TEST_PYTHON)");
+    let Some(python) = crate::cli_pytorch::torch_python() else {
         return;
-    }
+    };
     let json = util::run_json(
         &[
             "scale",

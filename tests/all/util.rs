@@ -150,7 +150,13 @@ pub fn info_with(gpu_fixture: &str) -> serde_json::Value {
 }
 
 pub fn fixture(path: &str) -> String {
-    format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+    in_repo(&format!("tests/fixtures/{path}"))
+}
+
+/// A path inside this repository, whatever folder the tests run in: the one place test paths
+/// are made.
+pub fn in_repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// An `info` report made only of recorded data, so it renders the same on every machine.
@@ -192,6 +198,13 @@ fn recorded_info(gpu_fixture: &str) -> InfoReport {
     cpu.unavailable
         .insert("max_mhz".into(), "no cpufreq data from the kernel".into());
     let gpu = GpuSection::from_file(std::path::Path::new(&fixture(gpu_fixture)));
+    // The environment each fixture needs: its first GPU by UUID (and, where there are two, the
+    // second by index — a mixed list, which the two-A100 snapshots show a finding for).
+    let first_uuid = gpu.devices.first().and_then(|g| g.uuid.clone());
+    let cuda_visible_devices = match gpu.devices.len() {
+        0 | 1 => first_uuid,
+        _ => first_uuid.map(|uuid| format!("{uuid},1")),
+    };
     InfoReport {
         schema_version: SCHEMA_VERSION,
         kind: "info".to_string(),
@@ -227,7 +240,7 @@ fn recorded_info(gpu_fixture: &str) -> InfoReport {
         },
         gpu,
         cuda_environment: CudaEnvironment {
-            cuda_visible_devices: Some("GPU-1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab,1".into()),
+            cuda_visible_devices,
             cuda_device_order: Some("PCI_BUS_ID".into()),
             cuda_runtime_version: Some("13.0".into()),
             cuda_runtime_library: Some("libcudart.so.13".into()),
