@@ -115,7 +115,14 @@ impl BugReport {
         if let Some(scale) = &mut self.scale {
             scale.redact(&redactor);
         }
-        redactor.apply(&mut self.versions);
+        // The versions are the machine's facts, copied from its parts; the companion's and
+        // PyTorch's came from those programs, and are scrubbed like any outside text.
+        for text in [
+            &mut self.versions.cuda_companion,
+            &mut self.versions.pytorch,
+        ] {
+            text.iter_mut().for_each(|t| *t = redactor.text(t));
+        }
         self.redacted = true;
     }
 }

@@ -1,6 +1,7 @@
 //! What each subcommand does, from plain settings to an exit code. `cli` parses the command line
 //! into these settings; the rooms below (`info`, `train`, `scale`, `bug_report`, `diff`, `fleet`)
-//! do the work. A benchmark command reads plan → run → analyse → redact → emit, and nothing more;
+//! do the work. A benchmark command reads plan → run → redact → analyse → emit, and nothing more
+//! (redacted before it is analysed, so that the verdict quotes only what the report may show);
 //! every command ends through [`emit`].
 
 use std::io::IsTerminal;
@@ -12,7 +13,7 @@ use anyhow::Context;
 use crate::bug_report::BugReport;
 use crate::engine::columns::Columns;
 use crate::engine::measured::RunOutcome;
-use crate::error::{ColumnErrors, Interrupted};
+use crate::error::{ColumnErrors, Interrupted, UsageError};
 use crate::info::findings::{self, Severity};
 use crate::info::machine::Machine;
 use crate::output::Destination;
@@ -41,7 +42,9 @@ impl OutputSettings {
 
     /// The redactor when redacting, for commands that read reports from elsewhere.
     fn redactor(&self) -> Option<Redactor> {
-        self.redact.then(Redactor::for_this_machine)
+        self.redact.then(|| {
+            Redactor::for_hostname(info::system::hostname(&info::Root::from_env()).as_deref())
+        })
     }
 }
 
@@ -115,7 +118,7 @@ pub fn info(
     let machine = Machine::probe(cuda_companion);
     let mut report = info_report(&machine);
     if output.redact {
-        report.redact(&Redactor::for_this_machine());
+        report.redact(&machine.redactor());
     }
     let failing: Vec<String> = report
         .findings
@@ -143,26 +146,26 @@ fn info_report(machine: &Machine) -> info::InfoReport {
     report
 }
 
-/// The redactor for a report of this machine's runs: its own secrets and its GPUs'.
-fn run_redactor(columns: &Columns) -> Redactor {
-    Redactor::for_this_machine().with(columns.gpus.secrets())
+/// The redactor for a report of this machine's runs: its hostname and its GPUs' secrets.
+fn run_redactor(machine: &Machine, columns: &Columns) -> Redactor {
+    machine.redactor().with(columns.gpus.secrets())
 }
 
-/// `hwbench train-compare`: plan → run → analyse → redact → emit.
+/// `hwbench train-compare`: plan → run → redact → analyse → emit.
 pub fn train_compare(
     settings: &TrainSettings,
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let (_machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
+    let (machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
         train::plan::plan(settings, machine)
     })?;
     let destinations = open_destinations(output, plot_path)?;
     let mut report = train::runner::run(&plan);
-    train::analyse(&mut report);
     if output.redact {
-        report.redact(&run_redactor(&plan.columns));
+        report.redact(&run_redactor(&machine, &plan.columns));
     }
+    train::analyse(&mut report);
     finish_run(
         &report,
         report.complete,
@@ -173,21 +176,21 @@ pub fn train_compare(
     )
 }
 
-/// `hwbench scale`: plan → run → analyse → redact → emit.
+/// `hwbench scale`: plan → run → redact → analyse → emit.
 pub fn scale(
     settings: &ScaleSettings,
     plot_path: Option<&Path>,
     output: &OutputSettings,
 ) -> anyhow::Result<ExitCode> {
-    let (_machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
+    let (machine, plan) = planned(settings.devices.cuda_companion.as_deref(), |machine| {
         scale::plan::plan(settings, machine)
     })?;
     let destinations = open_destinations(output, plot_path)?;
     let mut report = scale::runner::run(&plan);
-    scale::analyse(&mut report);
     if output.redact {
-        report.redact(&run_redactor(&plan.columns));
+        report.redact(&run_redactor(&machine, &plan.columns));
     }
+    scale::analyse(&mut report);
     finish_run(
         &report,
         report.complete,
@@ -209,11 +212,31 @@ fn open_destinations<'a>(
     output: &OutputSettings,
     plot_path: Option<&'a Path>,
 ) -> anyhow::Result<Destinations<'a>> {
+    if let (Some(report), Some(plot)) = (&output.path, plot_path)
+        && same_file(report, plot)
+    {
+        return Err(UsageError::new(format!(
+            "-o and --plot both name {}: the plot would overwrite the report; give two files",
+            plot.display()
+        ))
+        .into());
+    }
     let report = output.open()?;
     let plot = plot_path
         .map(|path| Destination::open(Some(path), "--plot").map(|d| (d, path)))
         .transpose()?;
     Ok(Destinations { report, plot })
+}
+
+/// Whether two paths name one file: the same path once made absolute (and through links, where
+/// the file exists).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    a != Path::new("-") && resolve(a) == resolve(b)
 }
 
 /// Ends a training command: the report (to stdout only when nothing trained, so that a file with an
@@ -289,18 +312,19 @@ pub fn report(
         })?;
     let destination = output.open()?;
     let info = info_report(&machine);
-    let mut training = train::runner::run(&plan);
-    train::analyse(&mut training);
+    let training = train::runner::run(&plan);
     // After a stop signal, the scale run is left out rather than started.
-    let scaled = process::stop_signal().is_none().then(|| {
-        let mut scaled = scale::runner::run(&scale_plan);
-        scale::analyse(&mut scaled);
-        scaled
-    });
+    let scaled = process::stop_signal()
+        .is_none()
+        .then(|| scale::runner::run(&scale_plan));
     let complete = training.complete && scaled.as_ref().is_some_and(|s| s.complete);
     let mut report = BugReport::new(info, training, scaled);
     if output.redact {
-        report.redact(&run_redactor(&plan.columns));
+        report.redact(&run_redactor(&machine, &plan.columns));
+    }
+    train::analyse(&mut report.train_compare);
+    if let Some(scaled) = &mut report.scale {
+        scale::analyse(scaled);
     }
     emit(&report, destination, output.format, finished(complete))
 }

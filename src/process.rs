@@ -25,6 +25,11 @@ pub fn catch_stop_signals() -> std::io::Result<()> {
     let received = Arc::new(AtomicUsize::new(0));
     let stopping = Arc::new(AtomicBool::new(false));
     for signal in STOP_SIGNALS {
+        // A signal ignored when hwbench started stays ignored: `nohup hwbench …` must outlive
+        // the terminal.
+        if ignored(signal) {
+            continue;
+        }
         // The first signal sets `stopping`; with it set, the next one exits at once.
         signal_hook::flag::register_conditional_shutdown(
             signal,
@@ -36,6 +41,16 @@ pub fn catch_stop_signals() -> std::io::Result<()> {
     }
     let _ = STOP.set(received);
     Ok(())
+}
+
+/// Whether `signal`'s disposition is "ignore" (as `nohup` leaves SIGHUP).
+fn ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// The signal that asked hwbench to stop, if one has (only once [`catch_stop_signals`] ran).

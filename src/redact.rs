@@ -2,15 +2,20 @@
 //! placeholders, and text from outside (worker output, loader errors, saved files) cut to one
 //! clean line.
 //!
-//! Placeholders depend only on position (GPU index), so two redacted reports from the same kind of
-//! machine still compare field by field. Free text is redacted token by token: a token that is a
-//! known secret (the hostname, a GPU's UUID or serial) becomes its placeholder, and any token that
-//! looks like a GPU or MIG UUID becomes `GPU-redacted` / `MIG-redacted`.
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+//! Redaction works on the structure first: each report replaces the values of its identifying
+//! fields (the hostname, GPU UUIDs and serials) as data, and knows which of its fields hold free
+//! text. Only free text is scrubbed, by [`Redactor::text`]: every known secret wherever it
+//! appears (any characters, any case, inside longer words too), any GPU or MIG UUID in any form,
+//! and home folders (`/home/<user>`, `/Users/<user>`, `$HOME`). Field names and the other values
+//! (an OS called "Debian GNU/Linux" on a host called "Linux") are never touched. Placeholders
+//! depend only on position (GPU index), so two redacted reports from the same kind of machine
+//! still compare field by field.
 
 pub const HOSTNAME: &str = "host-redacted";
+
+/// What a scrubbed text becomes when a secret survives every replacement (a placeholder next to
+/// the text around it can spell a secret again): a text that holds none of them.
+const WHOLE_TEXT: [&str; 3] = ["[redacted]", "*", "-"];
 
 /// Known secrets and their placeholders.
 #[derive(Clone, Debug, Default)]
@@ -19,11 +24,15 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    /// Knows this machine's hostname.
-    pub fn for_this_machine() -> Self {
+    /// Knows `hostname` (this machine's, as its probe read it), and its first label on its own
+    /// when it is a fully qualified name (so that "node01" is found in text too).
+    pub fn for_hostname(hostname: Option<&str>) -> Self {
         let mut redactor = Self::default();
-        if let Some(hostname) = sysinfo::System::host_name() {
-            redactor.add(&hostname, HOSTNAME);
+        if let Some(hostname) = hostname {
+            redactor.add(hostname, HOSTNAME);
+            if let Some((first, _)) = hostname.split_once('.') {
+                redactor.add(first, HOSTNAME);
+            }
         }
         redactor
     }
@@ -37,90 +46,176 @@ impl Redactor {
         self
     }
 
-    /// Adds one secret; a placeholder is never a secret itself.
+    /// Adds one secret (longest first, so that a fully qualified name goes before its first
+    /// label); a placeholder that would spell the secret itself is replaced by one that does not.
     pub fn add(&mut self, secret: &str, placeholder: &str) {
         let secret = secret.trim();
-        if !secret.is_empty() && !self.known.iter().any(|(s, _)| s == secret) {
-            self.known
-                .push((secret.to_string(), placeholder.to_string()));
+        if secret.is_empty() || self.known.iter().any(|(s, _)| s == secret) {
+            return;
         }
+        let placeholder = [placeholder, "[redacted]", "*", "-"]
+            .into_iter()
+            .find(|p| find_folded(p, secret).is_none())
+            .unwrap_or("");
+        self.known
+            .push((secret.to_string(), placeholder.to_string()));
+        self.known
+            .sort_by_key(|(s, _)| std::cmp::Reverse(s.chars().count()));
     }
 
-    /// `text` with every secret token replaced.
+    /// Every identifying value this redactor knows.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.known.iter().map(|(s, _)| s.as_str())
+    }
+
+    /// Free text with every known secret, GPU/MIG UUID and home folder replaced; text that holds
+    /// none of them comes back unchanged.
     pub fn text(&self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while !rest.is_empty() {
-            let start = rest.find(is_token_char).unwrap_or(rest.len());
-            out.push_str(&rest[..start]);
-            rest = &rest[start..];
-            let end = rest.find(|c| !is_token_char(c)).unwrap_or(rest.len());
-            out.push_str(&self.token(&rest[..end]));
-            rest = &rest[end..];
+        let mut out = text.to_string();
+        // A replacement can meet the text around it and spell a secret again: replace until none
+        // is left, a few rounds at most, else give up on the text.
+        for _ in 0..4 {
+            let mut changed = false;
+            for (secret, placeholder) in &self.known {
+                if let Some(replaced) = replace_folded(&out, secret, placeholder) {
+                    out = replaced;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
         }
-        out
+        if self
+            .known
+            .iter()
+            .any(|(s, _)| find_folded(&out, s).is_some())
+        {
+            return WHOLE_TEXT
+                .into_iter()
+                .find(|t| self.known.iter().all(|(s, _)| find_folded(t, s).is_none()))
+                .unwrap_or_default()
+                .to_string();
+        }
+        without_home(&without_uuids(&out))
     }
 
-    fn token(&self, token: &str) -> String {
-        for (secret, placeholder) in &self.known {
-            if token == secret {
-                return placeholder.clone();
-            }
-            // A fully qualified name: "node01.cluster.example" for the secret "node01".
-            if let Some(domain) = token.strip_prefix(secret.as_str())
-                && domain.starts_with('.')
-            {
-                return format!("{placeholder}{domain}");
-            }
-        }
-        for prefix in ["GPU-", "MIG-"] {
-            if let Some(id) = token.strip_prefix(prefix)
-                && looks_like_uuid_or_prefix(id)
-            {
-                return format!("{prefix}redacted");
-            }
-        }
-        token.to_string()
-    }
-
-    /// Every string inside `value` (keys too), redacted.
+    /// Every string value inside `value` scrubbed as free text (field names are left alone).
     pub fn json(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
         match value {
             Value::String(s) => *s = self.text(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
-            Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (key, mut child) in entries {
-                    self.json(&mut child);
-                    map.insert(self.text(&key), child);
-                }
-            }
+            Value::Object(map) => map.values_mut().for_each(|v| self.json(v)),
             _ => {}
         }
     }
+}
 
-    /// Every string of a serde value redacted, through its JSON form.
-    pub fn apply<T: Serialize + DeserializeOwned>(&self, report: &mut T) {
-        let Ok(mut value) = serde_json::to_value(&*report) else {
-            return;
+/// Where `needle` first appears in `text`, ignoring case (Unicode lower case, char by char): the
+/// byte range in `text`.
+fn find_folded(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
+    let needle: String = needle.chars().flat_map(char::to_lowercase).collect();
+    if needle.is_empty() {
+        return None;
+    }
+    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    for &start in &starts {
+        let mut folded = String::new();
+        for (offset, c) in text[start..].char_indices() {
+            folded.extend(c.to_lowercase());
+            if folded.len() >= needle.len() {
+                if folded == needle {
+                    return Some(start..start + offset + c.len_utf8());
+                }
+                break;
+            }
+            if !needle.starts_with(&folded) {
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// `text` with every case-insensitive occurrence of `secret` replaced, or `None` when it has none.
+fn replace_folded(text: &str, secret: &str, placeholder: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    let mut found = false;
+    while let Some(range) = find_folded(rest, secret) {
+        found = true;
+        out.push_str(&rest[..range.start]);
+        out.push_str(placeholder);
+        rest = &rest[range.end..];
+    }
+    found.then(|| out + rest)
+}
+
+/// Any GPU or MIG UUID — `GPU-<uuid>`, `MIG-<uuid>`, the older `MIG-GPU-<uuid>/1/0`, or the
+/// unique prefix `CUDA_VISIBLE_DEVICES` accepts — becomes `GPU-redacted` / `MIG-redacted`,
+/// whatever follows it.
+fn without_uuids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["GPU-", "MIG-"]
+            .iter()
+            .filter_map(|prefix| find_folded(rest, prefix).map(|r| (r, *prefix)))
+            .min_by_key(|(r, _)| r.start);
+        let Some((range, prefix)) = next else {
+            out.push_str(rest);
+            return out;
         };
-        self.json(&mut value);
-        if let Ok(redacted) = serde_json::from_value(value) {
-            *report = redacted;
+        out.push_str(&rest[..range.start]);
+        let mut after = &rest[range.end..];
+        // The older MIG form names its GPU: MIG-GPU-<uuid>/gi/ci.
+        let mig_gpu = prefix == "MIG-" && find_folded(after, "GPU-").is_some_and(|r| r.start == 0);
+        if mig_gpu {
+            after = &after[4..];
+        }
+        let id_len = after
+            .find(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+            .unwrap_or(after.len());
+        let id = after[..id_len].trim_end_matches('-');
+        if id.chars().filter(char::is_ascii_hexdigit).count() >= 4 {
+            out.push_str(prefix);
+            out.push_str("redacted");
+            rest = &after[id.len()..];
+        } else {
+            out.push_str(&rest[range.start..range.end]);
+            rest = &rest[range.end..];
         }
     }
 }
 
-fn is_token_char(c: char) -> bool {
-    c.is_alphanumeric() || matches!(c, '-' | '_' | '.')
-}
-
-/// "9f3c2a71-5b1e-4c7d-8e2a-0d6b4f1a2c3e", or the start of one (`CUDA_VISIBLE_DEVICES` takes
-/// unique prefixes): hex digits and dashes, at least four digits.
-fn looks_like_uuid_or_prefix(text: &str) -> bool {
-    text.chars().filter(char::is_ascii_hexdigit).count() >= 4
-        && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+/// Home folders cut out of free text: "/home/alice/x" → "~/x", "/Users/alice" → "~", and the
+/// value of `$HOME` wherever it is.
+fn without_home(text: &str) -> String {
+    let mut text = text.to_string();
+    if let Some(home) = std::env::var("HOME")
+        .ok()
+        .filter(|h| h.len() > 1 && h != "/root")
+        && text.contains(home.as_str())
+    {
+        text = text.replace(home.as_str(), "~");
+    }
+    for base in ["/home/", "/Users/"] {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find(base) {
+            out.push_str(&rest[..at]);
+            let after = &rest[at + base.len()..];
+            let user_len = after
+                .find(|c: char| c == '/' || c.is_whitespace() || "'\"`:;,)]}".contains(c))
+                .unwrap_or(after.len());
+            out.push('~');
+            rest = &after[user_len..];
+        }
+        out.push_str(rest);
+        text = out;
+    }
+    text
 }
 
 /// Text from outside hwbench (a worker's stderr, a loader's error, a field of a saved file) as
@@ -185,18 +280,74 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_are_replaced_as_whole_tokens() {
-        let mut redactor = Redactor::default();
-        redactor.add("vm", HOSTNAME);
-        redactor.add("GPU-1234", "GPU-redacted-0");
+    fn secrets_are_replaced_wherever_they_are() {
+        let mut redactor = Redactor::for_hostname(Some("vm.example.org"));
+        redactor.add("GPU-1234abcd", "GPU-redacted-0");
         assert_eq!(
-            redactor.text("kvm on vm (vm.example.org), GPU-1234,1"),
-            "kvm on host-redacted (host-redacted.example.org), GPU-redacted-0,1"
+            redactor.text("kvm on VM (vm.example.org), GPU-1234abcd,1"),
+            "khost-redacted on host-redacted (host-redacted), GPU-redacted-0,1"
         );
         assert_eq!(
             redactor.text("MIG-1a2b3c4d-0000-4000-8000-00000000a001 failed"),
             "MIG-redacted failed"
         );
+        // Hostnames that are not one word, and one made of pattern characters.
+        for host in ["node 1", "a+b", ".*", "[x]", "n😀de", "gpu"] {
+            let redactor = Redactor::for_hostname(Some(host));
+            let text = format!("error on {host}: {}.", host.to_uppercase());
+            let scrubbed = redactor.text(&text);
+            assert!(find_folded(&scrubbed, host).is_none(), "{host}: {scrubbed}");
+            assert!(
+                scrubbed.starts_with("error on host-redacted: "),
+                "{scrubbed}"
+            );
+        }
+        // Text without a secret is left alone.
+        let redactor = Redactor::for_hostname(Some("Linux"));
+        assert_eq!(redactor.text("all fine"), "all fine");
+    }
+
+    #[test]
+    fn uuids_in_any_form_are_replaced() {
+        let redactor = Redactor::default();
+        assert_eq!(
+            redactor.text("see GPU-9f3c2a71-5b1e-4c7d-8e2a-0d6b4f1a2c3e."),
+            "see GPU-redacted."
+        );
+        assert_eq!(
+            redactor.text("MIG-GPU-9f3c2a71-5b1e-4c7d-8e2a-0d6b4f1a2c3e/1/0"),
+            "MIG-redacted/1/0"
+        );
+        assert_eq!(redactor.text("gpu-9f3c2a71,1"), "GPU-redacted,1");
+        assert_eq!(redactor.text("GPU-name"), "GPU-name");
+    }
+
+    #[test]
+    fn home_folders_are_cut() {
+        let redactor = Redactor::default();
+        assert_eq!(
+            redactor.text("OSError: /home/alice/.venv/lib/x.so: bad"),
+            "OSError: ~/.venv/lib/x.so: bad"
+        );
+        assert_eq!(redactor.text("(/Users/bob)"), "(~)");
+    }
+
+    #[test]
+    fn a_placeholder_never_spells_the_secret() {
+        for secret in ["redacted", "host", "dh", "-", "*"] {
+            let redactor = Redactor::for_hostname(Some(secret));
+            for text in [
+                format!("{secret}{secret}"),
+                format!("s{secret}h"),
+                "host-redacted".to_string(),
+            ] {
+                let scrubbed = redactor.text(&text);
+                assert!(
+                    find_folded(&scrubbed, secret).is_none(),
+                    "{secret} in {scrubbed} (from {text})"
+                );
+            }
+        }
     }
 
     #[test]

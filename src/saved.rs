@@ -88,6 +88,34 @@ impl Typed {
         }
     }
 
+    /// Every field name of the typed report (nested ones too): hwbench's own vocabulary, which
+    /// redaction leaves alone in `diff`'s field paths.
+    pub fn field_names(&self) -> std::collections::BTreeSet<String> {
+        fn collect(value: &serde_json::Value, names: &mut std::collections::BTreeSet<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    for (key, child) in map {
+                        names.insert(key.clone());
+                        collect(child, names);
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| collect(v, names)),
+                _ => {}
+            }
+        }
+        let value = match self {
+            Self::Info(report) => serde_json::to_value(report),
+            Self::TrainCompare(report) => serde_json::to_value(report),
+            Self::Scale(report) => serde_json::to_value(report),
+            Self::Report(report) => serde_json::to_value(report),
+        };
+        let mut names = std::collections::BTreeSet::new();
+        if let Ok(value) = value {
+            collect(&value, &mut names);
+        }
+        names
+    }
+
     /// The training part: the report itself, or a bug report's quick run.
     pub fn training(&self) -> Option<&TrainCompareReport> {
         match self {

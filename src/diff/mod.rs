@@ -122,10 +122,16 @@ pub fn diff_reports(
             .flatten()
             .fold(r.clone(), |r, machine| r.with(machine.secrets()))
     });
+    let field_names: std::collections::BTreeSet<String> = typed_a
+        .field_names()
+        .into_iter()
+        .chain(typed_b.field_names())
+        .collect();
     let walk = |skip| Walk {
         skip,
         volatile: VOLATILE,
         redactor: redactor.as_ref(),
+        field_names: &field_names,
     };
     let mut fields = match a.kind {
         // Findings are compared as findings (below), not field by field.
@@ -186,7 +192,7 @@ pub fn diff_reports(
         listed: devices
             .into_iter()
             .map(|f| FieldDifference {
-                path: shown(f.path),
+                path: walk::shown_path(&f.path, redactor.as_ref(), &field_names),
                 a: f.a.map(shown),
                 b: f.b.map(shown),
             })
@@ -203,8 +209,8 @@ pub fn diff_reports(
         schema_version: SCHEMA_VERSION,
         kind: "diff".to_string(),
         compared: a.kind.name().to_string(),
-        a: a.name.clone(),
-        b: b.name.clone(),
+        a: shown(a.name.clone()),
+        b: shown(b.name.clone()),
         fields: fields.listed,
         fields_not_listed: fields.not_listed,
         timings,

@@ -65,6 +65,8 @@ pub struct Walk<'a> {
     /// Fields that change by the second, by path with `[]` for any index.
     pub volatile: &'a [&'a str],
     pub redactor: Option<&'a Redactor>,
+    /// Field names never redacted in paths (see `Typed::field_names`).
+    pub field_names: &'a std::collections::BTreeSet<String>,
 }
 
 impl Walk<'_> {
@@ -202,11 +204,32 @@ impl Walk<'_> {
     }
 
     fn shown_path(&self, path: &str) -> String {
-        match self.redactor {
-            Some(redactor) => redactor.text(path),
-            None => path.to_string(),
-        }
+        shown_path(path, self.redactor, self.field_names)
     }
+}
+
+/// A field path as people read it: the report's own field names (and what follows them in
+/// brackets: indices, column labels) as they are — a host called "gpu" does not turn
+/// `gpu.driver_version` into something else — and any other part scrubbed.
+pub fn shown_path(
+    path: &str,
+    redactor: Option<&Redactor>,
+    field_names: &std::collections::BTreeSet<String>,
+) -> String {
+    let Some(redactor) = redactor else {
+        return path.to_string();
+    };
+    path.split('.')
+        .map(|part| {
+            let name = part.split('[').next().unwrap_or(part);
+            if field_names.contains(name) {
+                part.to_string()
+            } else {
+                redactor.text(part)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 enum Shape<'a> {
@@ -334,6 +357,7 @@ mod tests {
             skip: &["skipped"],
             volatile: &["gpu.devices[].temperature_c"],
             redactor: None,
+            field_names: &Default::default(),
         };
         walk.differences(a, b)
             .listed

@@ -217,7 +217,11 @@ pub fn analyse(
         };
         let name = match (&reading, redactor) {
             (Reading::Info(report), Some(_))
-                if report.os.hostname.as_deref() == Some(&node.name) =>
+                if report
+                    .os
+                    .hostname
+                    .as_deref()
+                    .is_some_and(|host| same_first_label(host, &node.name)) =>
             {
                 format!("node-{}", position + 1)
             }
@@ -226,10 +230,20 @@ pub fn analyse(
         names.push(name);
         readings.push(reading);
     }
+    // Every report's own secrets (its hostname, its GPUs'), wherever they appear in any report.
+    let redactor = redactor.map(|r| {
+        readings.iter().fold(r.clone(), |r, reading| match reading {
+            Reading::Info(report) => r.with(report.secrets()),
+            _ => r,
+        })
+    });
+    let redactor = redactor.as_ref();
     let shown = |text: String| match redactor {
         Some(redactor) => redactor.text(&text),
         None => text,
     };
+    // A file named after some report's host in another way ("report-gpu01.json") is scrubbed.
+    let names: Vec<String> = names.into_iter().map(shown).collect();
 
     let signatures: Vec<(String, BTreeMap<String, String>)> = names
         .iter()
@@ -467,6 +481,16 @@ fn slow_nodes(
             }
         }
     }
+}
+
+/// "gpu01.cluster.local" and "GPU01" name the same node: a file named after its host, however
+/// the Slurm recipe spelled it.
+fn same_first_label(a: &str, b: &str) -> bool {
+    let first = |name: &str| {
+        let name = name.rsplit('/').next().unwrap_or(name);
+        name.split('.').next().unwrap_or(name).to_lowercase()
+    };
+    first(a) == first(b)
 }
 
 /// A node's memory as whole gibibytes, the key nodes are grouped on: 24064 → "24 GiB" (two nodes

@@ -10,6 +10,7 @@ use super::cpu::{self, CpuReport};
 use super::gpu::GpuSection;
 use super::{GpuSource, Root, peaks};
 use crate::companion::{self, CompanionStatus};
+use crate::redact::Redactor;
 
 /// What this machine is, as far as a command needs to know. The GPUs and the companion's
 /// `describe` cost a library load and a process start: each is asked the first time it is needed,
@@ -19,6 +20,8 @@ pub struct Machine {
     pub root: Root,
     /// The CPU, with its theoretical peaks.
     pub cpu: CpuReport,
+    /// The hostname, the secret every redacted report of this machine leaves out.
+    pub hostname: Option<String>,
     /// `CUDA_VISIBLE_DEVICES` as this process was started with it.
     pub cuda_visible_devices: Option<String>,
     /// Where the `hwbench-cuda` companion is and how it was found, or why there is none.
@@ -36,6 +39,7 @@ impl Machine {
         let mut cpu = cpu::probe(&root);
         peaks::fill_cpu(&mut cpu);
         Self {
+            hostname: super::system::hostname(&root),
             root,
             cpu,
             cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
@@ -61,6 +65,11 @@ impl Machine {
     pub fn companion_status(&self) -> &CompanionStatus {
         self.companion_status
             .get_or_init(|| companion::status(&self.companion))
+    }
+
+    /// A redactor that knows this machine's hostname.
+    pub fn redactor(&self) -> Redactor {
+        Redactor::for_hostname(self.hostname.as_deref())
     }
 
     /// CPUs this process may use (at least 1).

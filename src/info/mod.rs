@@ -91,8 +91,72 @@ impl InfoReport {
                 finding.evidence = findings::other_processes(gpu).unwrap_or_default();
             }
         }
-        redactor.clone().with(self.secrets()).apply(self);
+        let redactor = redactor.clone().with(self.secrets());
+        // Identifying values, replaced as data.
+        if self.os.hostname.is_some() {
+            self.os.hostname = Some(redact::HOSTNAME.to_string());
+        }
+        for gpu in &mut self.gpu.devices {
+            let index = gpu.index;
+            gpu.uuid
+                .iter_mut()
+                .for_each(|u| *u = format!("GPU-redacted-{index}"));
+            gpu.serial
+                .iter_mut()
+                .for_each(|s| *s = format!("serial-redacted-{index}"));
+            for mig in &mut gpu.mig_devices {
+                let mig_index = mig.index;
+                mig.uuid
+                    .iter_mut()
+                    .for_each(|u| *u = format!("MIG-redacted-{index}-{mig_index}"));
+            }
+        }
+        // Free text: what came from outside, and what hwbench wrote from the true values.
+        self.for_each_text(|text| *text = redactor.text(text));
         self.redacted = true;
+    }
+
+    /// Every free-text field: reasons a value is missing, the findings' evidence (worked out from
+    /// the true values), the companion's own words, the CUDA environment as the process saw it.
+    /// The machine's facts (OS, CPU and GPU names, versions) are not free text.
+    pub fn for_each_text(&mut self, mut edit: impl FnMut(&mut String)) {
+        for unavailable in [
+            &mut self.cpu.unavailable,
+            &mut self.memory.unavailable,
+            &mut self.os.unavailable,
+            &mut self.gpu.unavailable,
+            &mut self.cuda_environment.unavailable,
+        ] {
+            unavailable.values_mut().for_each(&mut edit);
+        }
+        self.gpu.message.iter_mut().for_each(&mut edit);
+        for gpu in &mut self.gpu.devices {
+            gpu.unavailable.values_mut().for_each(&mut edit);
+        }
+        for finding in &mut self.findings {
+            edit(&mut finding.evidence);
+        }
+        let companion = &mut self.build.cuda_companion;
+        edit(&mut companion.detail);
+        companion.found.iter_mut().for_each(&mut edit);
+        // What the companion said of itself is outside text too.
+        if let Some(build) = &mut companion.build {
+            edit(&mut build.hwbench_version);
+            edit(&mut build.cuda_version);
+            edit(&mut build.compute_capability);
+            for library in &mut build.libraries {
+                edit(&mut library.file);
+                library.version.iter_mut().for_each(&mut edit);
+            }
+        }
+        let environment = &mut self.cuda_environment;
+        for text in [
+            &mut environment.cuda_visible_devices,
+            &mut environment.cuda_runtime_library,
+            &mut environment.cudnn_library,
+        ] {
+            text.iter_mut().for_each(&mut edit);
+        }
     }
 }
 
@@ -175,7 +239,7 @@ pub fn collect(machine: &machine::Machine) -> InfoReport {
         build: build::BuildInfo::current(&gpu, machine.companion_status()),
         cpu: machine.cpu.clone(),
         memory: system::probe_memory(root),
-        os: system::probe_os(),
+        os: system::probe_os(root),
         gpu,
         cuda_environment: cuda_libs::probe(),
     }

@@ -87,7 +87,18 @@ fn cgroup_memory_limit_mib(root: &Root) -> Option<u64> {
     tightest
 }
 
-pub fn probe_os() -> OsReport {
+/// The hostname: the kernel's (`/proc/sys/kernel/hostname` under a recorded root), trimmed.
+pub fn hostname(root: &Root) -> Option<String> {
+    let name = if root.is_real() {
+        System::host_name()
+    } else {
+        root.read("/proc/sys/kernel/hostname")
+    };
+    name.map(|n| n.trim_end_matches('\n').to_string())
+        .filter(|n| !n.trim().is_empty())
+}
+
+pub fn probe_os(root: &Root) -> OsReport {
     let mut unavailable = Unavailable::new();
     let known = |value: Option<String>| value.ok_or_else(|| "not reported by the OS".to_string());
     OsReport {
@@ -99,7 +110,7 @@ pub fn probe_os() -> OsReport {
             &mut unavailable,
         ),
         kernel: keep(known(System::kernel_version()), "kernel", &mut unavailable),
-        hostname: keep(known(System::host_name()), "hostname", &mut unavailable),
+        hostname: keep(known(hostname(root)), "hostname", &mut unavailable),
         unavailable,
     }
 }

@@ -216,7 +216,6 @@ impl ScaleReport {
     pub fn redact(&mut self, redactor: &Redactor) {
         self.redacted = true;
         let mut edit = |text: &mut String| *text = redactor.text(text);
-        self.verdict.iter_mut().for_each(&mut edit);
         self.notes.iter_mut().for_each(&mut edit);
         for column in &mut self.devices {
             column.reason.iter_mut().for_each(&mut edit);

@@ -269,7 +269,6 @@ impl TrainCompareReport {
     /// files, and the verdict that quotes them.
     pub fn for_each_text(&mut self, mut edit: impl FnMut(&mut String)) {
         edit(&mut self.config.init);
-        self.verdict.iter_mut().for_each(&mut edit);
         self.notes.iter_mut().for_each(&mut edit);
         for device in &mut self.devices {
             device.reason.iter_mut().for_each(&mut edit);

@@ -1,0 +1,300 @@
+//! Redaction that no hostname can fool. Under hostnames that are also words of the report (`gpu`,
+//! `cpu`, `id`, `Linux`), that are not one word (`a+b`, `node 1`), that are pattern characters
+//! (`.*`) or not ASCII, every format of `info`, `diff` and `fleet` is compared with the same run
+//! under a neutral name: whatever differs holds no trace of the name, and the machine's facts and
+//! the field names do not differ at all. `train-compare`, `scale` and `report` run in a
+//! UTS namespace with that hostname (where the machine allows one), with a worker that says the
+//! hostname in its error.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{self, Dir, hwbench};
+
+const HOSTNAMES: &[&str] = &[
+    "gpu",
+    "cpu",
+    "id",
+    "Linux",
+    "a+b",
+    "node 1",
+    ".*",
+    "nöde-😀",
+];
+const NEUTRAL: &str = "neutral-host-0";
+const FORMATS: &[&str] = &["table", "markdown", "json", "prometheus"];
+
+/// A recorded machine (the healthy fixture root) whose kernel says its hostname is `hostname`.
+fn root_named(dir: &Dir, hostname: &str) -> PathBuf {
+    let root = dir.join(&format!(
+        "root-{}",
+        hostname.len() * 31 + hostname.chars().count()
+    ));
+    let root = root.with_extension(format!("{:x}", fnv(hostname)));
+    if root.exists() {
+        return root;
+    }
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(util::fixture("roots/healthy"))
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::create_dir_all(root.join("proc/sys/kernel")).unwrap();
+    std::fs::write(
+        root.join("proc/sys/kernel/hostname"),
+        format!("{hostname}\n"),
+    )
+    .unwrap();
+    root
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// `hwbench ARGS` on the recorded machine at `root`, with the recorded A100s; stdout.
+fn on(root: &Path, args: &[&str]) -> String {
+    on_in(root, Path::new("."), args)
+}
+
+/// [`on`], run in the folder `cwd`.
+fn on_in(root: &Path, cwd: &Path, args: &[&str]) -> String {
+    let output = hwbench()
+        .current_dir(cwd)
+        .args(args)
+        .env("HWBENCH_ROOT", root)
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            util::fixture("gpu/two_a100_one_mig.json"),
+        )
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .output()
+        .unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `text` is what a command printed under the hostname `host`, `neutral` what the same command
+/// printed under [`NEUTRAL`]: every line that is not also a line of `neutral` must hold no trace
+/// of `host`, in any case. (A line the two share holds the name only as a word of the report
+/// itself, "cpu" in `cpu×1`; free text that contained the name is scrubbed, inside longer words
+/// too, so its line differs — and must not hold it.)
+fn assert_no_trace(host: &str, text: &str, neutral: &str, what: &str) {
+    let shared: std::collections::BTreeSet<&str> = neutral.lines().collect();
+    let host = host.to_lowercase();
+    for line in text.lines().filter(|l| !shared.contains(l)) {
+        assert!(
+            !line.to_lowercase().contains(&host),
+            "{what}: {host:?} in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn no_hostname_leaks_into_a_redacted_info_report_or_changes_its_facts() {
+    let dir = Dir::new();
+    let neutral = root_named(&dir, NEUTRAL);
+    for format in FORMATS {
+        let expected = on(&neutral, &["info", "--format", format]);
+        for host in HOSTNAMES {
+            let root = root_named(&dir, host);
+            let text = on(&root, &["info", "--format", format]);
+            assert_no_trace(host, &text, &expected, &format!("info --format {format}"));
+            if *format == "json" {
+                // The machine's facts are not free text: a host named Linux runs Debian GNU/Linux.
+                let (a, b): (Value, Value) = (
+                    serde_json::from_str(&text).unwrap(),
+                    serde_json::from_str(&expected).unwrap(),
+                );
+                for fact in [
+                    "/os/name",
+                    "/os/long_name",
+                    "/os/kernel",
+                    "/os/hostname",
+                    "/cpu/model_name",
+                    "/gpu/devices/0/name",
+                    "/gpu/devices/0/uuid",
+                    "/gpu/driver_version",
+                ] {
+                    assert_eq!(a.pointer(fact), b.pointer(fact), "{fact} under {host:?}");
+                }
+                assert_eq!(a["redacted"], true);
+            }
+        }
+    }
+    // The recorded hostname is really read: unredacted, it is there.
+    let root = root_named(&dir, "node 1");
+    let json: Value =
+        serde_json::from_str(&on(&root, &["info", "--format", "json", "--no-redact"])).unwrap();
+    assert_eq!(json["os"]["hostname"], "node 1");
+}
+
+#[test]
+fn no_hostname_leaks_into_a_redacted_diff_or_fleet() {
+    let dir = Dir::new();
+    // Two unredacted reports of a machine (the second with another driver), as the names of the
+    // files the README's Slurm recipe writes: the fully qualified hostname.
+    let saved = |host: &str| -> (PathBuf, [String; 2]) {
+        let root = root_named(&dir, host);
+        let text = on(&root, &["info", "--format", "json", "--no-redact"]);
+        let mut other: Value = serde_json::from_str(&text).unwrap();
+        other["gpu"]["driver_version"] = "999.1".into();
+        let folder = dir.join(&format!("saved-{:x}", fnv(host)));
+        std::fs::create_dir_all(&folder).unwrap();
+        let first = format!("{host}.cluster.local.json");
+        std::fs::write(folder.join(&first), &text).unwrap();
+        let second = format!("{}.json", host.to_uppercase());
+        std::fs::write(folder.join(&second), serde_json::to_string(&other).unwrap()).unwrap();
+        (folder, [first, second])
+    };
+    let root = root_named(&dir, NEUTRAL);
+    let run = |host: &str, format: &str| -> (String, String) {
+        let (folder, [first, second]) = saved(host);
+        let diff = on_in(
+            &root,
+            &folder,
+            &["diff", "--format", format, &first, &second],
+        );
+        let fleet = on_in(
+            &root,
+            &folder,
+            &["fleet", "--format", format, &first, &second],
+        );
+        (diff, fleet)
+    };
+    for format in FORMATS {
+        let expected = run(NEUTRAL, format);
+        let names_fields = *format != "prometheus";
+        for host in HOSTNAMES {
+            let (diff, fleet) = run(host, format);
+            assert_no_trace(host, &diff, &expected.0, &format!("diff --format {format}"));
+            assert_no_trace(
+                host,
+                &fleet,
+                &expected.1,
+                &format!("fleet --format {format}"),
+            );
+            // Field names are never redacted: a host named "gpu" leaves gpu.driver_version be.
+            assert!(!names_fields || diff.contains("driver_version"), "{diff}");
+        }
+    }
+}
+
+/// `hwbench ARGS` in a new UTS namespace whose hostname is `hostname`; `None` where the machine
+/// does not allow one (not root, no `unshare`).
+fn in_uts(hostname: &str, args: &[&str], env: &[(&str, &Path)]) -> Option<std::process::Output> {
+    let probe = Command::new("unshare").args(["--uts", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        return None;
+    }
+    let set_and_run = "import ctypes, os, sys\n\
+        name = sys.argv[1].encode()\n\
+        assert ctypes.CDLL(None).sethostname(name, len(name)) == 0\n\
+        os.execv(sys.argv[2], sys.argv[2:])";
+    let mut command = Command::new("unshare");
+    command
+        .args(["--uts", "python3", "-c", set_and_run, hostname])
+        .arg(util::bin())
+        .args(args)
+        .env_remove("HWBENCH_GPU_FIXTURE")
+        .env_remove("HWBENCH_CUDA")
+        .env_remove("HWBENCH_PYTHON");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Some(command.output().unwrap())
+}
+
+#[test]
+fn runs_under_any_hostname_keep_it_out_of_their_reports() {
+    let dir = Dir::new();
+    // A companion that fails, naming the host it runs on.
+    let companion = dir.executable(
+        "hwbench-cuda",
+        r#"case "$1" in
+describe) echo "cannot start on $(hostname)" >&2; exit 1 ;;
+worker) echo '{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}'; printf '{"event":"error","message":"no GPU on %s"}\n' "$(hostname)"; exit 1 ;;
+esac"#,
+    );
+    let fixture = PathBuf::from(util::fixture("gpu/hopper_h100.json"));
+    let env = [
+        ("HWBENCH_CUDA", companion.as_path()),
+        ("HWBENCH_GPU_FIXTURE", fixture.as_path()),
+    ];
+    let short = [
+        "--devices",
+        "cpu,cuda:0",
+        "--cpu-threads",
+        "1",
+        "--format",
+        "json",
+    ];
+    for host in HOSTNAMES {
+        let runs: [Vec<&str>; 3] = [
+            [
+                &[
+                    "train-compare",
+                    "--epochs",
+                    "50",
+                    "--warmup-epochs",
+                    "5",
+                    "--repeats",
+                    "1",
+                ][..],
+                &short[..],
+            ]
+            .concat(),
+            [
+                &["scale", "--quick", "--sizes", "4:10:3:120"][..],
+                &short[..],
+            ]
+            .concat(),
+            [&["report"][..], &short[..]].concat(),
+        ];
+        for args in runs {
+            let Some(output) = in_uts(host, &args, &env) else {
+                eprintln!("skipped: no UTS namespace here (the recorded-root tests still ran)");
+                return;
+            };
+            let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{args:?} under {host:?}: {e}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+            assert_eq!(json["redacted"], true);
+            let training = json.get("train_compare").unwrap_or(&json);
+            let cuda = training["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["label"] == "cuda:0")
+                .unwrap_or_else(|| panic!("{args:?}: no cuda:0 column: {training}"));
+            let reason = cuda["reason"].as_str().unwrap();
+            assert!(
+                !reason.to_lowercase().contains(&host.to_lowercase()),
+                "{args:?} under {host:?}: {reason}"
+            );
+            assert!(reason.contains("host-redacted"), "{reason}");
+            assert_eq!(training["devices"][0]["label"], "cpu×1");
+            if let Some(info) = json.get("info") {
+                assert_eq!(info["os"]["hostname"], "host-redacted");
+                let detail = info["build"]["cuda_companion"]["detail"].as_str().unwrap();
+                assert!(
+                    !detail.to_lowercase().contains(&host.to_lowercase()),
+                    "{host:?}: {detail}"
+                );
+            }
+        }
+    }
+}
