@@ -289,9 +289,10 @@ fn parse_seconds(text: &str) -> Result<u64, String> {
 
 fn parse_lr(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
-        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        // The model computes in float32: a rate it cannot hold would overflow at the first step.
+        Ok(lr) if lr > 0.0 && (lr as f32).is_finite() => Ok(lr),
         _ => Err(format!(
-            "'{text}' is not a usable learning rate: give a finite number > 0, e.g. 0.01"
+            "'{text}' is not a usable learning rate: give a number > 0 that float32 holds (at most 3.4e38), e.g. 0.01"
         )),
     }
 }
@@ -427,6 +428,7 @@ fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
 
 /// Parses the command line, runs, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
+    prepare_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -438,7 +440,7 @@ pub fn main() -> ExitCode {
                 | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     let _ = e.print();
                 }
-                _ => eprintln!("Error: {}", one_line(&e)),
+                _ => error::say(&format!("Error: {}", one_line(&e))),
             }
             return ExitCode::from(e.exit_code() as u8);
         }
@@ -449,9 +451,24 @@ pub fn main() -> ExitCode {
         Err(e) if e.downcast_ref::<Interrupted>().is_some() => error::exit_code(&e),
         Err(e) => {
             for line in error::lines(&e) {
-                eprintln!("{line}");
+                error::say(&line);
             }
             error::exit_code(&e)
+        }
+    }
+}
+
+/// Before anything else, while hwbench has one thread: a file-size limit (`ulimit -f`) makes a
+/// write fail with a message instead of killing hwbench with SIGXFSZ (and leaving its temporary
+/// file behind), and an environment variable set to nothing counts as unset, as for `-o`.
+fn prepare_process() {
+    // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    for name in ["HWBENCH_PYTHON", "HWBENCH_CUDA"] {
+        if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+            // SAFETY: hwbench has not started a thread yet (this is the first thing `main` does),
+            // so nothing reads the environment meanwhile.
+            unsafe { std::env::remove_var(name) };
         }
     }
 }
@@ -460,12 +477,23 @@ pub fn main() -> ExitCode {
 fn one_line(error: &clap::Error) -> String {
     let text = error.render().to_string();
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let what = lines
+    let mut what = lines
         .next()
         .unwrap_or("bad command line")
         .trim_start_matches("error: ")
         .to_string();
-    let rest: Vec<&str> = lines.collect();
+    let mut rest: Vec<&str> = lines.collect();
+    // "the argument '--quick' cannot be used with:" lists the other flags on the next lines.
+    if what.ends_with(':') {
+        let listed = rest
+            .iter()
+            .take_while(|l| {
+                !l.starts_with("Usage:") && !l.starts_with("tip:") && !l.starts_with("For more")
+            })
+            .count();
+        what = format!("{what} {}", rest[..listed].join(", "));
+        rest.drain(..listed);
+    }
     let tip = rest
         .iter()
         .find_map(|l| l.strip_prefix("tip: "))

@@ -84,16 +84,16 @@ fn emit<R: Render>(
         Outcome::Done => Ok(ExitCode::SUCCESS),
         Outcome::Different => Ok(ExitCode::from(1)),
         Outcome::Partly(why) => {
-            eprintln!("Error: {why}");
+            crate::error::say(&format!("Error: {why}"));
             Ok(ExitCode::from(1))
         }
         Outcome::Stopped(signal) => {
             if let Some(path) = partial {
-                eprintln!(
+                crate::error::say(&format!(
                     "hwbench: interrupted ({}); the finished rows are in {}",
                     signal_name(signal),
                     path.display()
-                );
+                ));
             }
             Err(Interrupted { signal }.into())
         }

@@ -49,6 +49,13 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Writes `line` to stderr; a stderr nobody reads any more (a closed pipe) is not worth a panic,
+/// which is what `eprintln!` does then.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// The lines to print for `error` on stderr: one, or one per column for [`ColumnErrors`].
 pub fn lines(error: &anyhow::Error) -> Vec<String> {
     match error.downcast_ref::<ColumnErrors>() {

@@ -86,6 +86,11 @@ impl Destination {
     pub fn write(self, text: &str) -> anyhow::Result<()> {
         match self {
             Self::Stdout => {
+                if stdout_was_closed() {
+                    anyhow::bail!(
+                        "stdout is closed, so the report has nowhere to go: give -o FILE"
+                    );
+                }
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 out.flush()?;
@@ -130,6 +135,21 @@ fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
+    }
+}
+
+/// Whether hwbench was started with stdout closed (`exec >&-`). Rust's runtime then opens
+/// `/dev/null` in its place, read-write, and every write vanishes; a `> /dev/null` the user asked
+/// for opens it write-only.
+fn stdout_was_closed() -> bool {
+    // SAFETY: fstat and fcntl(F_GETFL) only read the descriptor's state into `stat`.
+    unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        let null_device = libc::fstat(1, &mut stat) == 0
+            && (stat.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && stat.st_rdev == libc::makedev(1, 3);
+        let flags = libc::fcntl(1, libc::F_GETFL);
+        flags == -1 || (null_device && flags & libc::O_ACCMODE == libc::O_RDWR)
     }
 }
 

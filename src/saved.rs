@@ -174,6 +174,11 @@ struct Envelope {
 
 /// Checks the text of one report, called `name` in messages (what [`read`] does after reading).
 pub fn parse(name: &str, text: String) -> anyhow::Result<Saved> {
+    // Editors on Windows start UTF-8 files with a byte-order mark; JSON has no place for one.
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    };
     let envelope: Envelope = serde_json::from_str(&text)
         .map_err(|e| UsageError::new(format!("{name} is not a hwbench JSON report: {e}")))?;
     let kind = match &envelope.kind {

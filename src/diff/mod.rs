@@ -25,6 +25,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Fields that change from one second to the next on the same machine, by path within an `info`
 /// report (`[]` stands for any index); they are not differences.
 const VOLATILE: &[&str] = &[
+    // The clock a CPU runs at changes every second: not a difference between machines.
+    "cpu.current_mhz",
     "cpu.unavailable",
     "memory.available_mib",
     "memory.swap_free_mib",

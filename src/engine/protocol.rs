@@ -74,11 +74,13 @@ pub fn optional_loss(name: &str, value: Option<f32>) -> Result<(), String> {
     }
 }
 
-/// A learning rate every worker accepts: finite and > 0.
+/// A learning rate every worker accepts: > 0 and finite in float32, what the model computes in.
 pub fn check_lr(lr: f64) -> Result<(), String> {
-    if lr.is_finite() && lr > 0.0 {
+    if lr > 0.0 && (lr as f32).is_finite() {
         Ok(())
     } else {
-        Err(format!("the learning rate {lr} is not a finite number > 0"))
+        Err(format!(
+            "the learning rate {lr} is not a number > 0 that float32 holds"
+        ))
     }
 }

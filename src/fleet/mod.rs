@@ -91,6 +91,9 @@ pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             UsageError::new("no reports found: give JSON files or folders holding them").into(),
         );
     }
+    // One file given twice (as itself and inside its folder, or through a link) is one node.
+    let mut seen = std::collections::BTreeSet::new();
+    files.retain(|file| seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
     Ok(files)
 }
 

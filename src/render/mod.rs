@@ -51,15 +51,27 @@ impl Style {
     pub fn for_stdout(to_terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let term = std::env::var("TERM").unwrap_or_default();
-        Self::choose(to_terminal, no_color, &term)
+        let columns = std::env::var("COLUMNS").ok();
+        Self::choose(to_terminal, no_color, &term, columns.as_deref())
     }
 
-    fn choose(to_terminal: bool, no_color: bool, term: &str) -> Self {
+    /// On a terminal the table takes its width (`COLUMNS` when it says one a table fits in: a
+    /// `COLUMNS=0` or `COLUMNS=5` would give one-character cells); elsewhere 80 columns.
+    fn choose(to_terminal: bool, no_color: bool, term: &str, columns: Option<&str>) -> Self {
+        let width = match columns.map(|c| c.trim().parse::<u16>()) {
+            _ if !to_terminal => Some(80),
+            Some(Ok(columns)) if columns >= Self::MIN_WIDTH => Some(columns),
+            Some(_) => Some(80),
+            None => None,
+        };
         Self {
             color: to_terminal && !no_color && term != "dumb",
-            width: if to_terminal { None } else { Some(80) },
+            width,
         }
     }
+
+    /// The narrowest table width taken from `COLUMNS`.
+    pub const MIN_WIDTH: u16 = 40;
 
     pub fn plain() -> Self {
         Self {
@@ -93,10 +105,28 @@ mod tests {
 
     #[test]
     fn colour_only_on_a_terminal_that_wants_it() {
-        assert!(Style::choose(true, false, "xterm-256color").color);
-        assert!(!Style::choose(true, true, "xterm").color, "NO_COLOR");
-        assert!(!Style::choose(true, false, "dumb").color, "TERM=dumb");
-        assert!(!Style::choose(false, false, "xterm").color, "a pipe");
+        assert!(Style::choose(true, false, "xterm-256color", None).color);
+        assert!(!Style::choose(true, true, "xterm", None).color, "NO_COLOR");
+        assert!(!Style::choose(true, false, "dumb", None).color, "TERM=dumb");
+        assert!(!Style::choose(false, false, "xterm", None).color, "a pipe");
+        // COLUMNS that no table fits in is not taken; one that fits is.
+        assert_eq!(
+            Style::choose(true, false, "xterm", Some("0")).width,
+            Some(80)
+        );
+        assert_eq!(
+            Style::choose(true, false, "xterm", Some("5")).width,
+            Some(80)
+        );
+        assert_eq!(
+            Style::choose(true, false, "xterm", Some("120")).width,
+            Some(120)
+        );
+        assert_eq!(Style::choose(true, false, "xterm", None).width, None);
+        assert_eq!(
+            Style::choose(false, false, "xterm", Some("0")).width,
+            Some(80)
+        );
     }
 
     #[test]

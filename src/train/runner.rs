@@ -261,9 +261,9 @@ fn foretell(share: Share, now: Instant, per_epoch_us: &[f64], repeats: u32, epoc
     let spent = now.duration_since(share.started).as_secs_f64();
     let whole = spent + column * share.columns_left as f64;
     if whole > 600.0 && !SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        eprintln!(
+        crate::error::say(&format!(
             "hwbench: this run will take about {} (without --time-budget, every timed run trains all {epochs} epochs)",
             crate::units::seconds(whole)
-        );
+        ));
     }
 }

@@ -408,3 +408,111 @@ fn every_hostile_input_gets_its_exit_code_one_line_and_no_leak() {
         "-o - wrote a file named '-'"
     );
 }
+
+/// `sh -c SCRIPT` with `$HWBENCH` set to the hwbench under test; exit code and stderr.
+fn shell(script: &str, dir: &Dir) -> (Option<i32>, String) {
+    let output = std::process::Command::new("sh")
+        .args(["-c", script])
+        .env("HWBENCH", util::bin())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_edges_of_files_streams_and_flags_hold() {
+    let dir = Dir::new();
+    // stdout closed: the report cannot be lost silently.
+    let (code, stderr) = shell("exec >&-; \"$HWBENCH\" info", &dir);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("stdout is closed"), "{stderr}");
+    // stderr's reader gone before an error: still exit 2, not a panic (101).
+    let mut child = hwbench()
+        .args(["diff", "/nonexistent-a", "/nonexistent-b"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+    // A file-size limit: a message and exit 1, not SIGXFSZ, and no temporary file left.
+    let (code, stderr) = shell(
+        "ulimit -f 1; \"$HWBENCH\" info --format json -o big.json",
+        &dir,
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // An environment variable set to nothing is unset, not a flag the user never passed.
+    let output = hwbench()
+        .args(["info", "--format", "json"])
+        .env("HWBENCH_PYTHON", "")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    // Conflicting flags are named.
+    let output = hwbench()
+        .args(["train-compare", "--quick", "--epochs", "50"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr.contains("--quick") && stderr.contains("--epochs"),
+        "{stderr}"
+    );
+    // A learning rate float32 cannot hold.
+    let output = hwbench()
+        .args(["train-compare", "--lr", "1e39"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn saved_reports_at_the_edges_read_as_people_mean_them() {
+    let dir = Dir::new();
+    let report = util::info_with("gpu/two_a100_one_mig.json");
+    let plain = dir.write_json("plain.json", &report);
+    // A byte-order mark from a Windows editor.
+    let mut text = String::from("\u{feff}");
+    text.push_str(&serde_json::to_string(&report).unwrap());
+    let bom = dir.write("bom.json", text);
+    let same = hwbench().arg("diff").args([&plain, &bom]).output().unwrap();
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    // The CPU's current clock changes every second: not a difference.
+    let mut clocked = report.clone();
+    clocked["cpu"]["current_mhz"] = 3999.0.into();
+    let clocked = dir.write_json("clocked.json", &clocked);
+    let output = hwbench()
+        .arg("diff")
+        .args([&plain, &clocked])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    // One file given twice is one node.
+    let json = util::run_json(
+        &[
+            "fleet",
+            "--format",
+            "json",
+            plain.to_str().unwrap(),
+            plain.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(json["nodes"], 3, "plain, bom and clocked: {json}");
+}

@@ -183,3 +183,60 @@ fn ctrl_c_never_replaces_an_existing_report() {
     let partial = std::fs::read_to_string(dir.join("report.json.partial")).unwrap();
     assert!(partial.contains("interrupted"), "{partial}");
 }
+
+#[test]
+fn a_hangup_ignored_at_start_stays_ignored_as_under_nohup() {
+    // `nohup hwbench train-compare … &`: the run must outlive the terminal (it used to exit 129).
+    let dir = Dir::new();
+    let report = dir.join("report.json");
+    let ignore_hup_and_run = "import os, signal, sys\n\
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)\n\
+        os.execv(sys.argv[1], sys.argv[1:])";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", ignore_hup_and_run])
+        .arg(crate::util::bin())
+        .args(tiny_train(&[
+            "--epochs",
+            "20000",
+            "--devices",
+            "cpu",
+            "--cpu-threads",
+            "1",
+            "--format",
+            "json",
+            "-o",
+            report.to_str().unwrap(),
+        ]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // SAFETY: kill with a valid pid and signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .contains("\"complete\": true")
+    );
+}
+
+#[test]
+fn a_report_and_a_plot_on_one_file_are_refused_before_any_work() {
+    let dir = Dir::new();
+    let same = dir.join("out.svg");
+    let started = Instant::now();
+    let output = hwbench()
+        .args(tiny_train(&["--plot", same.to_str().unwrap(), "-o"]))
+        .arg(&same)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("-o and --plot both name"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!same.exists());
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
