@@ -192,7 +192,9 @@ pub fn status(located: &Result<(PathBuf, &'static str), String>) -> CompanionSta
 }
 
 fn describe(path: &Path) -> Result<CompanionBuild, String> {
-    let timeout = Duration::from_secs(20);
+    // `info` is a readiness probe: a companion that hangs may not hold it up for long. Loading
+    // CUDA's libraries takes a second or two on a cold machine.
+    let timeout = Duration::from_secs(5);
     let output = run_with_timeout(
         Command::new(path).arg("describe").envs(environment()),
         timeout,

@@ -8,7 +8,8 @@
 //! a file: its partial report goes to `PATH.partial`.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -55,10 +56,17 @@ impl Destination {
         if let Ok(metadata) = std::fs::metadata(path)
             && !metadata.is_file()
         {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(cannot)?;
+            let file = open_special(path).map_err(|e| match e.raw_os_error() {
+                _ if let Some(signal) = crate::process::stop_signal() => {
+                    anyhow::Error::new(crate::error::Interrupted { signal })
+                }
+                Some(libc::ENXIO) => anyhow::Error::new(UsageError::new(format!(
+                    "nothing read the named pipe '{}' for {} s: start its reader, or give {flag} a file",
+                    path.display(),
+                    READER_WAIT.as_secs()
+                ))),
+                _ => cannot(e).into(),
+            })?;
             return Ok(Self::Special {
                 path: path.to_path_buf(),
                 file,
@@ -136,6 +144,38 @@ fn folder_of(path: &Path) -> &Path {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     }
+}
+
+/// How long `-o PIPE` waits for the pipe's reader to open it.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a device or a named pipe for writing without blocking: a pipe nobody reads would hold
+/// hwbench inside `open`, deaf to Ctrl-C and SIGTERM. A reader that comes within
+/// [`READER_WAIT`] (`hwbench info -o pipe & cat pipe`) is waited for, stop signals heard; the
+/// file then writes blocking again.
+fn open_special(path: &Path) -> std::io::Result<std::fs::File> {
+    let started = std::time::Instant::now();
+    let file = loop {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if started.elapsed() >= READER_WAIT || crate::process::stop_signal().is_some() {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    };
+    // SAFETY: F_GETFL/F_SETFL on a descriptor this function owns.
+    unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    Ok(file)
 }
 
 /// Whether hwbench was started with stdout closed (`exec >&-`). Rust's runtime then opens

@@ -129,7 +129,9 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Outp
     loop {
         match child.try_wait().map_err(QuickRunError::Spawn)? {
             Some(status) => {
-                // The pipes close when the child and whatever it left behind are gone.
+                // Whatever it left running in the background (holding its pipes open, or just
+                // outliving hwbench) goes with it; then the pipes close.
+                kill_group(&child);
                 let collect = |pipe: mpsc::Receiver<Vec<u8>>| {
                     pipe.recv_timeout(Duration::from_secs(2))
                         .unwrap_or_default()

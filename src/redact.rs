@@ -224,35 +224,15 @@ fn without_home(text: &str) -> String {
 /// public report), at most `max` characters.
 pub fn outside_line(text: &str, max: usize) -> String {
     let mut clean = String::with_capacity(text.len().min(max * 4));
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
+    for c in crate::render::clean(text).chars() {
         match c {
-            // ESC [ … final byte, ESC ] … BEL/ST, or a lone ESC + one character.
-            '\u{1b}' => match chars.next() {
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                Some(']') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                _ => {}
-            },
-            '\n' | '\r' => {
+            '\n' => {
                 if !clean.trim_end().is_empty() && !clean.ends_with(" / ") {
                     clean.truncate(clean.trim_end().len());
                     clean.push_str(" / ");
                 }
             }
             '\t' => clean.push(' '),
-            c if c.is_control() => {}
             c => clean.push(c),
         }
         if clean.len() > max * 4 {

@@ -76,8 +76,7 @@ pub struct WorkerCommand {
     pub env: Vec<(String, String)>,
     /// Longest silence tolerated between two messages before the worker is called hung.
     pub timeout: Duration,
-    /// A script for `program` (an interpreter): written to a private temporary folder for the
-    /// run and passed as the last argument.
+    /// A script for `program` (an interpreter), passed last as `-c SCRIPT`.
     pub script: Option<&'static str>,
 }
 

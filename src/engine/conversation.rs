@@ -3,7 +3,6 @@
 //! and make sure nothing it started outlives the conversation.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -104,16 +103,13 @@ pub fn talk_to_worker<J: Serialize, E: DeserializeOwned, R: Serialize>(
         program: program_name.clone(),
         error,
     };
-    // Owned for the whole run: dropping it removes the script.
-    let script = command
-        .script
-        .map(write_script)
-        .transpose()
-        .map_err(spawn_failure)?;
+    // A script goes on the command line (`python3 -I -c SCRIPT`): no file for anyone to swap
+    // between writing and running it, and none left behind however hwbench ends.
+    let script = command.script.map(|text| ["-c", text]);
     let mut child = process::spawn_in_own_group(
         Command::new(&command.program)
             .args(&command.args)
-            .args(script.iter().map(|(_, path)| path))
+            .args(script.iter().flatten())
             .envs(command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -244,15 +240,6 @@ fn converse<E: DeserializeOwned>(
             }
         }
     }
-}
-
-/// Writes `text` into a new folder only this user can enter, so that no one can swap the script
-/// between writing and running it.
-fn write_script(text: &str) -> std::io::Result<(tempfile::TempDir, PathBuf)> {
-    let folder = tempfile::Builder::new().prefix("hwbench-").tempdir()?;
-    let path = folder.path().join("hwbench_worker.py");
-    std::fs::write(&path, text)?;
-    Ok((folder, path))
 }
 
 /// The worker's stdout, line by line, from a thread of its own. A line is cut at 16 MiB: no

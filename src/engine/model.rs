@@ -176,6 +176,12 @@ fn read_safetensors(path: &Path) -> Result<Vec<u8>, String> {
             "--init-weights '{shown}' is a folder: give a .safetensors file"
         ));
     }
+    // A named pipe or a device could keep hwbench waiting for a writer that never comes.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(format!(
+            "--init-weights '{shown}' is not a regular file (a pipe or a device): give a .safetensors file"
+        ));
+    }
     let mut file = std::fs::File::open(path)
         .map_err(|e| format!("cannot read --init-weights '{shown}': {e}"))?;
     let length = file.metadata().map(|m| m.len()).unwrap_or(0);

@@ -1,7 +1,7 @@
 """hwbench's PyTorch worker: the reference iris loop, measured the way hwbench measures candle.
 
 hwbench ships this file inside its executable and runs it for `train-compare --with-pytorch` as
-`python3 -I <private copy of this file>`. It speaks hwbench's worker protocol (version 3): one
+`python3 -I -c <this file>`. It speaks hwbench's worker protocol (version 3): one
 JSON request line on stdin, JSON message lines on stdout, `error` with a one-line reason when
 something fails. Two jobs:
 

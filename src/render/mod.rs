@@ -11,7 +11,7 @@ pub mod markdown;
 pub mod prometheus;
 pub mod table;
 
-pub use document::{Body, Document, Section};
+pub use document::{Body, Document, Section, clean};
 
 /// A report that can be rendered: serialisable as JSON, describable as a [`Document`], and
 /// countable as Prometheus metrics.
@@ -93,7 +93,7 @@ pub fn truncate(text: &str, max: usize) -> String {
 pub fn render<R: Render>(report: &R, format: Format, style: Style) -> anyhow::Result<String> {
     Ok(match format {
         Format::Table => table::render(&report.document(), style),
-        Format::Markdown => report.markdown(),
+        Format::Markdown => document::clean(&report.markdown()),
         Format::Json => json::render(report)?,
         Format::Prometheus => prometheus::render(&report.metrics()),
     })

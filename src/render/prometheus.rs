@@ -54,7 +54,9 @@ pub fn render(metrics: &[Metric]) -> String {
             out,
             "# HELP {} {}",
             metric.name,
-            metric.help.replace('\\', "\\\\").replace('\n', "\\n")
+            super::document::clean(&metric.help)
+                .replace('\\', "\\\\")
+                .replace('\n', "\\n")
         );
         let _ = writeln!(out, "# TYPE {} gauge", metric.name);
         for sample in &metric.samples {
@@ -73,8 +75,9 @@ pub fn render(metrics: &[Metric]) -> String {
     out
 }
 
+/// A label value: cleaned of escapes and controls, then escaped as the text format says.
 fn escape(value: &str) -> String {
-    value
+    super::document::clean(value)
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")

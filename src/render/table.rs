@@ -5,6 +5,7 @@ use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
 use super::{Body, Document, Section, Style};
 
 pub fn render(doc: &Document, style: Style) -> String {
+    let doc = &doc.cleaned();
     let mut out = String::new();
     out.push_str(&heading(&doc.title, style));
     out.push('\n');

@@ -516,3 +516,110 @@ fn saved_reports_at_the_edges_read_as_people_mean_them() {
     );
     assert_eq!(json["nodes"], 3, "plain, bom and clocked: {json}");
 }
+
+#[test]
+fn terminal_escapes_in_saved_reports_never_reach_the_terminal() {
+    let dir = Dir::new();
+    let mut report = util::info_with("gpu/two_a100_one_mig.json");
+    let hostile = "Debian\u{1b}[2J\u{1b}]8;;https://evil.example/\u{7}click\u{1b}]8;;\u{7}\u{202e}txt.exe\u{0}\u{9b}31m";
+    report["os"]["name"] = hostile.into();
+    report["cpu"]["unavailable"]["base_mhz"] = hostile.into();
+    let a = dir.write_json("a.json", &report);
+    report["gpu"]["driver_version"] = hostile.into();
+    let b = dir.write_json("b.json", &report);
+    for format in ["table", "markdown", "prometheus"] {
+        for args in [
+            vec![
+                "diff",
+                "--format",
+                format,
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+            ],
+            vec![
+                "fleet",
+                "--format",
+                format,
+                a.to_str().unwrap(),
+                b.to_str().unwrap(),
+            ],
+        ] {
+            let output = hwbench().args(&args).output().unwrap();
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(!text.is_empty(), "{args:?}");
+            for bad in ['\u{1b}', '\u{7}', '\u{202e}', '\u{0}', '\u{9b}'] {
+                assert!(!text.contains(bad), "{args:?}: {bad:?} in {text}");
+            }
+        }
+    }
+    // JSON keeps the text whole, escaped.
+    let output = hwbench()
+        .args(["diff", "--format", "json", "--no-redact"])
+        .args([&a, &b])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(json["fields"].to_string().contains("\\u001b[2J"), "{json}");
+}
+
+#[test]
+fn a_helper_that_leaves_a_child_or_hangs_holds_nothing_up() {
+    let dir = Dir::new();
+    let pid_file = dir.join("left.pid");
+    let leaves = dir.executable(
+        "leaves-a-child",
+        &format!(
+            r#"[ "$1" = describe ] || exit 2
+echo '{{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":true,"libraries":[]}}'
+sleep 300 &
+echo $! > '{}'"#,
+            pid_file.display()
+        ),
+    );
+    let started = Instant::now();
+    let json = util::run_json(
+        &[
+            "info",
+            "--format",
+            "json",
+            "--cuda-companion",
+            leaves.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let companion = &json["build"]["cuda_companion"];
+    assert_eq!(companion["available"], true, "{companion}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let gone = !Path::new(&format!("/proc/{}", pid.trim())).exists()
+        || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')));
+    assert!(
+        gone,
+        "the companion's child {} outlived hwbench",
+        pid.trim()
+    );
+
+    let hangs = dir.executable("hangs", "exec sleep 60");
+    let started = Instant::now();
+    let json = util::run_json(
+        &[
+            "info",
+            "--format",
+            "json",
+            "--cuda-companion",
+            hangs.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(json["build"]["cuda_companion"]["available"], false);
+}

@@ -14,8 +14,8 @@ fn hanging_python(dir: &Dir, pid_file: &Path) -> String {
     dir.executable(
         "python3",
         &format!(
-            r#"case "$2" in
-  -c) echo '{{"version": "0.0-fake", "cuda_devices": 0}}' ;;
+            r#"case "$3" in
+  "import json, torch"*) echo '{{"version": "0.0-fake", "cuda_devices": 0}}' ;;
   *) read request
      printf '%s\n' '{{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"pytorch"}}'
      sleep 300 &
@@ -93,8 +93,9 @@ fn sigterm_leaves_no_process_folder_or_file_and_keeps_the_good_report() {
         .spawn()
         .unwrap();
     let grandchild: u32 = wait_for(&pid_file).trim().parse().unwrap();
-    // While the PyTorch column runs, its script sits in a private folder under TMPDIR.
-    assert!(names_in(&tmp).iter().any(|n| n.starts_with("hwbench-")));
+    // The PyTorch column's script is on its command line: nothing under TMPDIR to leave behind,
+    // even when a second signal ends hwbench at once.
+    assert!(names_in(&tmp).is_empty(), "{:?}", names_in(&tmp));
     // SAFETY: SIGTERM to the hwbench we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let output = child.wait_with_output().unwrap();
@@ -239,4 +240,42 @@ fn a_report_and_a_plot_on_one_file_are_refused_before_any_work() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!same.exists());
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn sigterm_ends_a_run_that_waits_for_a_pipes_reader() {
+    // `-o PIPE` with nobody reading it: hwbench used to sit in open(2), deaf to SIGTERM.
+    let dir = Dir::new();
+    let fifo = dir.join("pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path in our own temporary folder.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let child = hwbench()
+        .args(tiny_train(&[
+            "--cpu-threads",
+            "1",
+            "-o",
+            fifo.to_str().unwrap(),
+        ]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut child = child;
+    // SAFETY: SIGTERM to the hwbench we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("SIGTERM did not end hwbench within 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
 }
