@@ -345,7 +345,9 @@ pub fn diff(a: &Path, b: &Path, output: &OutputSettings) -> anyhow::Result<ExitC
 /// `hwbench fleet`: exit 0, or 1 when some files could not be read (the others are analysed).
 pub fn fleet(inputs: &[PathBuf], output: &OutputSettings) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
-    let (nodes, skipped) = fleet::read_nodes(&fleet::report_files(inputs)?);
+    let (files, too_deep) = fleet::report_files(inputs)?;
+    let (nodes, mut skipped) = fleet::read_nodes(&files);
+    skipped.extend(too_deep);
     let report = fleet::analyse(&nodes, skipped, output.redactor().as_ref())?;
     let outcome = match report.skipped.len() {
         0 => Outcome::Done,

@@ -162,14 +162,36 @@ pub fn read_to_end_in_thread<R: Read + Send + 'static>(
 ) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
     let (sender, receiver) = mpsc::channel();
     spawn_thread("child output", move || {
-        let mut bytes = Vec::new();
+        let mut kept = Vec::new();
         if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+            // Read to the end, keeping the last KEPT_OUTPUT bytes: a child that writes 100 MB
+            // costs hwbench no more memory than one that writes a line.
+            let mut chunk = vec![0u8; 64 << 10];
+            loop {
+                match pipe.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        kept.extend_from_slice(&chunk[..n]);
+                        if kept.len() > 2 * KEPT_OUTPUT {
+                            kept.drain(..kept.len() - KEPT_OUTPUT);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if kept.len() > KEPT_OUTPUT {
+                kept.drain(..kept.len() - KEPT_OUTPUT);
+            }
         }
-        let _ = sender.send(bytes);
+        let _ = sender.send(kept);
     })?;
     Ok(receiver)
 }
+
+/// The most a child's output kept in memory: its last mebibyte (what hwbench shows of it is a
+/// line; a `describe` answer is a few kilobytes).
+pub const KEPT_OUTPUT: usize = 1 << 20;
 
 /// The last line with something on it, trimmed and cut to 200 characters.
 pub fn last_line(text: &str) -> Option<String> {

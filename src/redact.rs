@@ -55,7 +55,7 @@ impl Redactor {
         }
         let placeholder = [placeholder, "[redacted]", "*", "-"]
             .into_iter()
-            .find(|p| find_folded(p, secret).is_none())
+            .find(|p| !contains_folded(p, secret))
             .unwrap_or("");
         self.known
             .push((secret.to_string(), placeholder.to_string()));
@@ -86,14 +86,10 @@ impl Redactor {
                 break;
             }
         }
-        if self
-            .known
-            .iter()
-            .any(|(s, _)| find_folded(&out, s).is_some())
-        {
+        if self.known.iter().any(|(s, _)| contains_folded(&out, s)) {
             return WHOLE_TEXT
                 .into_iter()
-                .find(|t| self.known.iter().all(|(s, _)| find_folded(t, s).is_none()))
+                .find(|t| self.known.iter().all(|(s, _)| !contains_folded(t, s)))
                 .unwrap_or_default()
                 .to_string();
         }
@@ -136,6 +132,13 @@ fn find_folded(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
         }
     }
     None
+}
+
+/// Whether `text` holds `secret` in any case: the stricter test (a match may start inside a
+/// character whose lower case is two), which the final check of [`Redactor::text`] uses.
+pub fn contains_folded(text: &str, secret: &str) -> bool {
+    let fold = |s: &str| s.chars().flat_map(char::to_lowercase).collect::<String>();
+    fold(text).contains(&fold(secret))
 }
 
 /// `text` with every case-insensitive occurrence of `secret` replaced, or `None` when it has none.

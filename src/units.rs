@@ -83,10 +83,13 @@ pub fn percent(share: f64) -> String {
 
 /// A factor with two decimals: "1.02×".
 pub fn factor(ratio: f64) -> String {
-    if ratio.is_finite() {
-        format!("{ratio:.2}×")
-    } else {
+    if !ratio.is_finite() {
         NA.to_string()
+    } else if ratio.abs() >= 1e6 {
+        // A crafted report can hold 1e308 s: three significant digits, not three hundred.
+        format!("{ratio:.2e}×")
+    } else {
+        format!("{ratio:.2}×")
     }
 }
 
@@ -263,6 +266,7 @@ mod tests {
         assert_eq!(spread_micros(&zero), "0 µs ±0%");
         assert_eq!(percent(f64::NAN), "n/a");
         assert_eq!(factor(1.0234), "1.02×");
+        assert_eq!(factor(1e308), "1.00e308×");
         assert_eq!(memory(6.4), "6 MiB");
         assert_eq!(memory(2150.0), "2.1 GiB");
         assert_eq!(memory(f64::NAN), "n/a");

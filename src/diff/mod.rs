@@ -338,7 +338,11 @@ fn timing(device: &str, sync_every: u64, a: Spread, b: Spread, to_us: f64) -> Ti
         size: None,
         a_us: a.median * to_us,
         b_us: b.median * to_us,
-        ratio: if a.median > 0.0 {
+        // Only two positive, finite times make a ratio (a saved report can hold anything).
+        ratio: if [a.median, b.median]
+            .iter()
+            .all(|t| t.is_finite() && *t > 0.0)
+        {
             b.median / a.median
         } else {
             f64::NAN

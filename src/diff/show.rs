@@ -76,7 +76,9 @@ impl Render for DiffReport {
                 .timings
                 .iter()
                 .map(|t| {
-                    let change = if t.noise {
+                    let change = if !t.ratio.is_finite() {
+                        "not comparable (a time is not a positive number)".to_string()
+                    } else if t.noise {
                         "noise (ranges overlap)".to_string()
                     } else if t.ratio > 1.0 {
                         format!("B {} slower", factor(t.ratio))

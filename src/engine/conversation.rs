@@ -131,17 +131,24 @@ pub fn talk_to_worker<J: Serialize, E: DeserializeOwned, R: Serialize>(
     // A worker that died at start-up closes its stdin; what it said on stderr explains why.
     send_line(&mut stdin, request);
 
-    let outcome = converse(&lines, command.timeout, tick, &mut |event| {
-        let reply = on_event(event).map_err(WorkerFailure::Invalid)?;
-        Ok(match reply {
-            Reply::Nothing => false,
-            Reply::Send(answer) => {
-                send_line(&mut stdin, &answer);
-                false
-            }
-            Reply::Done => true,
-        })
-    });
+    let mut worker_gone = || matches!(child.try_wait(), Ok(Some(_)));
+    let outcome = converse(
+        &lines,
+        command.timeout,
+        tick,
+        &mut worker_gone,
+        &mut |event| {
+            let reply = on_event(event).map_err(WorkerFailure::Invalid)?;
+            Ok(match reply {
+                Reply::Nothing => false,
+                Reply::Send(answer) => {
+                    send_line(&mut stdin, &answer);
+                    false
+                }
+                Reply::Done => true,
+            })
+        },
+    );
     drop(stdin);
     // Whatever happened, nothing the worker started outlives its column.
     process::kill_group(&child);
@@ -184,11 +191,12 @@ fn send_line(stdin: &mut Option<std::process::ChildStdin>, message: &impl serde:
 }
 
 /// Reads messages until `on_event` says the job is done (Ok(true)) or the worker's stdout closes
-/// (Ok(false)).
+/// or the worker exits (Ok(false)).
 fn converse<E: DeserializeOwned>(
     lines: &mpsc::Receiver<String>,
     timeout: Duration,
     tick: &dyn Fn(),
+    worker_gone: &mut dyn FnMut() -> bool,
     on_event: &mut impl FnMut(E) -> Result<bool, WorkerFailure>,
 ) -> Result<bool, WorkerFailure> {
     let mut greeted = false;
@@ -201,6 +209,11 @@ fn converse<E: DeserializeOwned>(
             Ok(line) => line,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 tick();
+                // A worker that exited while something it started still holds its stdout has
+                // said all it will: that is an exit, not a hang.
+                if worker_gone() {
+                    return Ok(false);
+                }
                 if last_heard.elapsed() > timeout {
                     return Err(WorkerFailure::Hung(timeout.as_secs()));
                 }

@@ -77,11 +77,13 @@ const FOLDER_DEPTH: usize = 16;
 
 /// The report files named, and the `*.json` regular files in the folders named and their
 /// subfolders (links to folders not followed; pipes and devices skipped), sorted per folder.
-pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+/// Every report file the inputs name, and the folders too deep to search (each a [`Skipped`]).
+pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<Skipped>)> {
     let mut files = Vec::new();
+    let mut too_deep = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            search(input, FOLDER_DEPTH, &mut files)?;
+            search(input, FOLDER_DEPTH, &mut files, &mut too_deep)?;
         } else {
             files.push(input.clone());
         }
@@ -94,10 +96,24 @@ pub fn report_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     // One file given twice (as itself and inside its folder, or through a link) is one node.
     let mut seen = std::collections::BTreeSet::new();
     files.retain(|file| seen.insert(std::fs::canonicalize(file).unwrap_or_else(|_| file.clone())));
-    Ok(files)
+    let too_deep = too_deep
+        .into_iter()
+        .map(|folder: PathBuf| Skipped {
+            file: outside_line(&folder.display().to_string(), 300),
+            reason: format!(
+                "a folder more than {FOLDER_DEPTH} levels down: not searched (give it as an input of its own)"
+            ),
+        })
+        .collect();
+    Ok((files, too_deep))
 }
 
-fn search(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn search(
+    folder: &Path,
+    depth: usize,
+    files: &mut Vec<PathBuf>,
+    too_deep: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(folder)
         .map_err(|e| UsageError::new(format!("cannot read {}: {e}", folder.display())))?
         .filter_map(Result::ok)
@@ -109,7 +125,9 @@ fn search(folder: &Path, depth: usize, files: &mut Vec<PathBuf>) -> anyhow::Resu
         };
         let path = entry.path();
         if file_type.is_dir() && depth > 0 {
-            search(&path, depth - 1, files)?;
+            search(&path, depth - 1, files, too_deep)?;
+        } else if file_type.is_dir() {
+            too_deep.push(path);
         } else if file_type.is_file() && path.extension().is_some_and(|e| e == "json") {
             files.push(path);
         }

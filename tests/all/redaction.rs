@@ -298,3 +298,105 @@ esac"#,
         }
     }
 }
+
+/// xorshift64*: the same cases on every run.
+struct Cases(u64);
+
+impl Cases {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A short string of characters chosen to be awkward: pattern characters, dots, spaces,
+    /// letters whose case changes length (İ, ß), combining marks, emoji, controls.
+    fn string(&mut self, most: usize) -> String {
+        const ALPHABET: &[char] = &[
+            'a', 'b', 'c', 'd', 'g', 'h', 'i', 'p', 'u', 'x', 'A', 'G', 'P', 'U', 'İ', 'ß', 'ẞ',
+            '\u{307}', 'é', 'ö', '😀', '.', '*', '+', '?', '[', ']', '(', ')', '-', '_', ' ', '/',
+            '\\', '$', '^', '|', '\u{1b}', '\u{202e}', '0', '1', '9', 'f',
+        ];
+        let len = self.below(most + 1);
+        (0..len)
+            .map(|_| ALPHABET[self.below(ALPHABET.len())])
+            .collect()
+    }
+
+    /// `secret` in a random case.
+    fn recased(&mut self, secret: &str) -> String {
+        secret
+            .chars()
+            .flat_map(|c| match self.below(3) {
+                0 => c.to_uppercase().collect::<Vec<_>>(),
+                1 => c.to_lowercase().collect(),
+                _ => vec![c],
+            })
+            .collect()
+    }
+}
+
+/// Any secret, any text: what comes out never holds the secret (in any case), and text that
+/// holds no secret, UUID prefix or home folder comes out unchanged. `HWBENCH_FUZZ_SECONDS=600`
+/// runs it for that long instead of a fixed number of cases, and prints how many it tried.
+#[test]
+fn the_redactor_never_lets_a_secret_through() {
+    use hwbench::redact::{Redactor, contains_folded};
+    let seconds: Option<u64> = std::env::var("HWBENCH_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let started = std::time::Instant::now();
+    let mut cases = Cases(0x9E3779B97F4A7C15);
+    let (mut tried, mut unchanged) = (0u64, 0u64);
+    loop {
+        match seconds {
+            Some(s) if started.elapsed().as_secs() >= s => break,
+            None if tried >= 20_000 => break,
+            _ => {}
+        }
+        tried += 1;
+        let secret = cases.string(6);
+        let other = cases.string(4);
+        let redactor = Redactor::for_hostname(Some(&secret))
+            .with([(other.clone(), "GPU-redacted-0".to_string())]);
+        let secrets: Vec<String> = redactor.secrets().map(str::to_string).collect();
+        let mut text = String::new();
+        for _ in 0..cases.below(5) {
+            text.push_str(&cases.string(5));
+            if cases.below(2) == 0 {
+                let recased = cases.recased(&secret);
+                text.push_str(&recased);
+            }
+        }
+        let out = redactor.text(&text);
+        for secret in &secrets {
+            assert!(
+                !contains_folded(&out, secret),
+                "case {tried}: {secret:?} survives in {out:?} (from {text:?})"
+            );
+        }
+        let plain = secrets.iter().all(|s| !contains_folded(&text, s))
+            && !contains_folded(&text, "gpu-")
+            && !contains_folded(&text, "mig-")
+            && !text.contains("/home/")
+            && !text.contains("/Users/");
+        if plain {
+            unchanged += 1;
+            assert_eq!(
+                out, text,
+                "case {tried}: a text without secrets was changed"
+            );
+        }
+    }
+    if seconds.is_some() {
+        eprintln!(
+            "redactor fuzz: {tried} cases in {:.0} s, {unchanged} without a secret (left unchanged)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
