@@ -296,6 +296,40 @@ esac"#,
                 );
             }
         }
+        // The same runs drawn as a table and as Markdown: the worker's words arrive scrubbed.
+        for format in ["table", "markdown"] {
+            for command in [
+                &[
+                    "train-compare",
+                    "--epochs",
+                    "50",
+                    "--warmup-epochs",
+                    "5",
+                    "--repeats",
+                    "1",
+                ][..],
+                &["scale", "--quick", "--sizes", "4:10:3:120"][..],
+            ] {
+                let mut args = command.to_vec();
+                args.extend([
+                    "--devices",
+                    "cpu,cuda:0",
+                    "--cpu-threads",
+                    "1",
+                    "--format",
+                    format,
+                ]);
+                let output = in_uts(host, &args, &env).expect("a UTS namespace, as above");
+                let text = String::from_utf8_lossy(&output.stdout).to_lowercase();
+                // The worker said "no GPU on <host>"; for a host named gpu, both words go.
+                assert!(
+                    text.contains(" on host-redacted"),
+                    "{args:?} under {host:?}: {text}"
+                );
+                let said = format!("gpu on {}", host.to_lowercase());
+                assert!(!text.contains(&said), "{args:?} under {host:?}: {text}");
+            }
+        }
     }
 }
 
@@ -398,5 +432,28 @@ fn the_redactor_never_lets_a_secret_through() {
             "redactor fuzz: {tried} cases in {:.0} s, {unchanged} without a secret (left unchanged)",
             started.elapsed().as_secs_f64()
         );
+    }
+}
+
+#[test]
+fn a_uuid_in_any_form_leaves_no_trace_in_any_format() {
+    // The older MIG form, and a UUID at the end of a sentence.
+    let uuid = "1a2b3c4d-aaaa-4bbb-8ccc-0123456789ab";
+    for visible in [format!("MIG-GPU-{uuid}/1/0"), format!("GPU-{uuid}.")] {
+        for format in FORMATS {
+            let output = hwbench()
+                .args(["info", "--format", format])
+                .env("CUDA_VISIBLE_DEVICES", &visible)
+                .env(
+                    "HWBENCH_GPU_FIXTURE",
+                    util::fixture("gpu/two_a100_one_mig.json"),
+                )
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout);
+            assert!(!text.is_empty());
+            assert!(!text.contains(uuid), "{visible} in {format}: {text}");
+            assert!(!text.contains("1a2b3c4d"), "{visible} in {format}");
+        }
     }
 }
