@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::SyncPolicy;
 use crate::info::InfoReport;
+use crate::readable::spread_micros;
 use crate::redact::Redactor;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Body, Document, Render, Section};
 use crate::scale::ScaleReport;
 use crate::train::results::{PolicyResult, TrainCompareReport};
-use crate::units::spread_micros;
 
 pub const SCHEMA_VERSION: u32 = 1;
 

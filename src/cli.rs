@@ -44,9 +44,12 @@ pub enum Command {
     Scale(ScaleArgs),
     /// One document for a bug ticket: info, a quick train-compare, a quick scale and versions [default format:
     /// Markdown, under GitHub's 65,536-character limit].
-    #[command(mut_arg("format", |format| format.default_value("markdown")))]
+    #[command(mut_arg("format", |format| format.help(
+        "Output format [default: markdown, or what -o's extension says: .json, .md/.markdown, .prom, anything else Markdown]"
+    )))]
     Report(ReportArgs),
-    /// Show what differs between two JSON reports of the same kind (exit 0 same, 1 different).
+    /// Show what differs between two JSON reports of the same kind — info, train-compare, scale or
+    /// report (exit 0 same, 1 different).
     Diff(DiffArgs),
     /// Group many JSON reports (files or folders) into identical nodes and list the outliers.
     Fleet(FleetArgs),
@@ -65,9 +68,9 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct OutputArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format [default: table, or what -o's extension says: .json, .md/.markdown, .prom].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -261,7 +264,8 @@ pub struct ManArgs {
 
 #[derive(Args, Debug)]
 pub struct DiffArgs {
-    /// The first report (`hwbench info --format json` or `train-compare --format json`).
+    /// The first report: the `--format json` output of `info`, `train-compare`, `scale` or
+    /// `report`.
     pub a: PathBuf,
     /// The second report, of the same kind.
     pub b: PathBuf,
@@ -298,12 +302,28 @@ fn parse_lr(text: &str) -> Result<f64, String> {
 }
 
 impl OutputArgs {
-    fn settings(&self) -> OutputSettings {
+    /// The settings, with the format `--format` names, else the one `-o`'s extension says, else
+    /// `default`.
+    fn settings_or(&self, default: Format) -> OutputSettings {
+        let from_extension = self
+            .output
+            .as_deref()
+            .and_then(|path| path.extension())
+            .and_then(|extension| match extension.to_str()? {
+                "json" => Some(Format::Json),
+                "md" | "markdown" => Some(Format::Markdown),
+                "prom" => Some(Format::Prometheus),
+                _ => None,
+            });
         OutputSettings {
-            format: self.format,
+            format: self.format.or(from_extension).unwrap_or(default),
             path: self.output.clone(),
             redact: !self.no_redact,
         }
+    }
+
+    fn settings(&self) -> OutputSettings {
+        self.settings_or(Format::Table)
     }
 }
 
@@ -536,7 +556,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 devices: args.devices.settings(),
                 ..ScaleSettings::quick()
             },
-            &args.output.settings(),
+            &args.output.settings_or(Format::Markdown),
         ),
         Command::Diff(args) => commands::diff(&args.a, &args.b, &args.output.settings()),
         Command::Fleet(args) => commands::fleet(&args.inputs, &args.output.settings()),

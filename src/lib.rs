@@ -4,7 +4,7 @@
 //! `scale`), and the renderers in `render` turn any of them into a terminal table, Markdown, JSON
 //! or Prometheus metrics. Rooms depend one way: `cli` → `commands` → `bug_report`, `diff`,
 //! `fleet`, `saved`, `worker` → `train`, `scale` (two jobs on one engine) → `engine`, `info`,
-//! `companion` → `process`, `redact`, `progress` → `render`, `output`, `units`, `stats`, `error`
+//! `companion` → `process`, `redact`, `progress` → `render`, `output`, `readable`, `stats`, `error`
 //! (see docs/ARCHITECTURE.md, checked by tests/all/architecture.rs).
 
 pub mod bug_report;
@@ -19,11 +19,11 @@ pub mod info;
 pub mod output;
 pub mod process;
 pub mod progress;
+pub mod readable;
 pub mod redact;
 pub mod render;
 pub mod saved;
 pub mod scale;
 pub mod stats;
 pub mod train;
-pub mod units;
 pub mod worker;

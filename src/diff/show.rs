@@ -2,9 +2,9 @@
 
 use super::DiffReport;
 use crate::engine::SyncPolicy;
+use crate::readable::{factor, micros};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::{factor, micros};
 
 impl Render for DiffReport {
     fn document(&self) -> Document {

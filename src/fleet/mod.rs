@@ -13,12 +13,12 @@ use crate::engine::measured::DeviceFacts;
 use crate::error::UsageError;
 use crate::info::InfoReport;
 use crate::info::findings::{Finding, Severity};
+use crate::readable::{factor, micros};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
 use crate::stats::Spread;
 use crate::train::results::TrainCompareReport;
-use crate::units::{factor, micros};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -422,6 +422,9 @@ fn signature(reading: &Reading) -> BTreeMap<String, String> {
                 text(report.gpu.cuda_driver_version.clone()),
             );
             s.insert("hwbench".into(), report.build.hwbench_version.clone());
+            // A node on another kernel or OS release is not identical to its neighbours.
+            s.insert("OS".into(), text(report.os.long_name.clone()));
+            s.insert("kernel".into(), text(report.os.kernel.clone()));
         }
         Reading::TrainCompare(report) => {
             let columns = report.devices.iter().map(|d| (&d.label, &d.facts));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::InfoReport;
 use super::cpu::{CpuReport, parse_cpu_list};
 use super::gpu::GpuReport;
-use crate::units::gib;
+use crate::readable::gib;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,10 +5,10 @@ use super::InfoReport;
 use super::cpu::CpuReport;
 use super::findings::{Finding, Severity};
 use super::gpu::{GpuReport, GpuSection};
+use crate::readable::gib;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::gib;
 
 impl Render for InfoReport {
     fn document(&self) -> Document {

@@ -50,7 +50,7 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
             .configure_mesh()
             .x_desc("FLOP per epoch (log scale)")
             .y_desc("seconds per epoch (log scale)")
-            .x_label_formatter(&|x| crate::units::flop(*x))
+            .x_label_formatter(&|x| crate::readable::flop(*x))
             .y_label_formatter(&|y| axis_seconds(*y))
             .draw()?;
         let marker = RGBColor(60, 60, 60);

@@ -20,8 +20,8 @@ use crate::engine::measured::DeviceStatus;
 use crate::engine::protocol::WorkerRequest;
 use crate::info::peaks;
 use crate::progress::progress_bar;
+use crate::readable;
 use crate::stats::Spread;
-use crate::units;
 
 /// A point is tried only when its estimated memory fits in this share of what was free.
 const MEMORY_HEADROOM: f64 = 0.9;
@@ -178,7 +178,7 @@ fn point_result(m: PointMeasured) -> PointResult {
         status,
         reason: m
             .over_budget
-            .then(|| format!("an epoch took {}", units::micros(m.warm_epoch_s * 1e6))),
+            .then(|| format!("an epoch took {}", readable::micros(m.warm_epoch_s * 1e6))),
         kernels: Some(m.kernels),
         epochs: (!m.over_budget).then_some(m.epochs),
         epoch_s: Spread::of(m.runs_s.iter().map(|s| s / m.epochs.max(1) as f64)),
@@ -246,8 +246,8 @@ impl<'a> Steps<'a> {
                 if predicted > self.max_epoch_s {
                     let why = format!(
                         "about {} per epoch predicted (cap {})",
-                        units::micros(predicted * 1e6),
-                        units::micros(self.max_epoch_s * 1e6)
+                        readable::micros(predicted * 1e6),
+                        readable::micros(self.max_epoch_s * 1e6)
                     );
                     points.push(PointResult::not_measured(
                         size,
@@ -262,8 +262,8 @@ impl<'a> Steps<'a> {
             {
                 let why = format!(
                     "needs about {}, {} free",
-                    units::memory(point.memory_needed_mib),
-                    units::memory(free)
+                    readable::memory(point.memory_needed_mib),
+                    readable::memory(free)
                 );
                 points.push(PointResult::not_measured(
                     size,

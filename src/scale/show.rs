@@ -3,11 +3,11 @@
 
 use super::analysis;
 use super::results::{PointResult, PointStatus, ScaleColumn, ScaleReport};
+use crate::readable::sparkline;
+use crate::readable::{factor, flop, gflops, memory, micros, millis, percent, seconds};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::sparkline;
-use crate::units::{factor, flop, gflops, memory, micros, millis, percent, seconds};
 
 impl Render for ScaleReport {
     fn document(&self) -> Document {

@@ -7,14 +7,18 @@ use super::ladder::flop_per_epoch;
 use super::results::ScaleReport;
 use crate::engine::Framework;
 use crate::engine::synthetic::Size;
-use crate::units;
+use crate::readable;
 
 pub fn conclusions(report: &ScaleReport) -> Vec<String> {
     let mut lines = Vec::new();
     let course = flop_per_epoch(Size::COURSE);
     let first = report.ladder.first().map(|p| p.size);
     for c in &report.crossovers {
-        let at_largest = format!("{} at {}", units::factor(c.speedup_at_largest), c.largest);
+        let at_largest = format!(
+            "{} at {}",
+            readable::factor(c.speedup_at_largest),
+            c.largest
+        );
         lines.push(match (c.from, c.flop_per_epoch) {
             (Some(from), _) if Some(from) == first => format!(
                 "{} is faster than {} beyond noise at every size, from {from} on ({at_largest}).",
@@ -24,9 +28,9 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
                 "{} beats {} from {from} on ({} per epoch; {at_largest}); the course's model ({}) is {}× smaller than that.",
                 c.faster,
                 c.slower,
-                units::flop(flop),
-                units::flop(course),
-                units::round_ratio(flop / course)
+                readable::flop(flop),
+                readable::flop(course),
+                readable::round_ratio(flop / course)
             ),
             _ => format!(
                 "{} is ahead of {} at {} only within the noise: neither pays off on this ladder.",
@@ -42,8 +46,8 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
             Some(format!(
                 "{} {} ({} at {size})",
                 column.label,
-                units::percent(share),
-                units::gflops(gflops)
+                readable::percent(share),
+                readable::gflops(gflops)
             ))
         })
         .collect();
@@ -71,12 +75,12 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
         let Some((fixed, from)) = fixed_cost(column) else {
             continue;
         };
-        let fixed = units::micros(fixed * 1e6);
+        let fixed = readable::micros(fixed * 1e6);
         lines.push(match from {
             Some(size) => format!(
                 "{}: an epoch costs at least {fixed} whatever its size; from {size} ({}) on, the arithmetic decides.",
                 column.label,
-                units::flop(flop_per_epoch(size))
+                readable::flop(flop_per_epoch(size))
             ),
             None => format!(
                 "{}: the fixed cost of about {fixed} per epoch decides at every size measured.",
@@ -94,8 +98,8 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
             lines.push(format!(
                 "candle on {} reaches {} to {} of {}'s throughput (lowest at {}, highest at {}).",
                 column.label,
-                units::factor(low.1),
-                units::factor(high.1),
+                readable::factor(low.1),
+                readable::factor(high.1),
                 torch.label,
                 low.0,
                 high.0

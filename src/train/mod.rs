@@ -5,8 +5,8 @@
 //! starts one worker per column and gathers what it measures into a `TrainCompareReport`
 //! (`results`), `analysis` adds the figures computed from measurements and every column's status,
 //! `verdict` says what they mean, `show` and `plot` draw them. In the worker process: `worker`
-//! runs one device's session, spoken to over `protocol`. `sample` builds reports from chosen
-//! timings for tests and benchmarks.
+//! runs one device's session, spoken to over `protocol`. `sample` (unit tests only) builds
+//! reports from chosen timings.
 
 pub mod analysis;
 pub mod plan;
@@ -14,6 +14,7 @@ pub mod plot;
 pub mod protocol;
 pub mod results;
 pub mod runner;
+#[cfg(test)]
 pub mod sample;
 pub mod show;
 pub mod verdict;

@@ -263,7 +263,7 @@ fn foretell(share: Share, now: Instant, per_epoch_us: &[f64], repeats: u32, epoc
     if whole > 600.0 && !SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
         crate::error::say(&format!(
             "hwbench: this run will take about {} (without --time-budget, every timed run trains all {epochs} epochs)",
-            crate::units::seconds(whole)
+            crate::readable::seconds(whole)
         ));
     }
 }

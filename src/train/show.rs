@@ -2,10 +2,10 @@
 
 use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
 use crate::engine::measured::DeviceStatus;
+use crate::readable::{factor, memory, micros, millis, percent, seconds, sparkline, spread_micros};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
-use crate::units::{factor, memory, micros, millis, percent, seconds, sparkline, spread_micros};
 
 impl Render for TrainCompareReport {
     fn document(&self) -> Document {

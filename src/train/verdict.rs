@@ -4,7 +4,7 @@ use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::{Framework, SyncPolicy};
-use crate::units::micros;
+use crate::readable::micros;
 
 /// The conclusions, one paragraph each: what is fastest and why, threads, PyTorch, syncs, and
 /// every column that did not finish.

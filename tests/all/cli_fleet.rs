@@ -239,3 +239,31 @@ fn a_tie_for_most_nodes_is_said_as_a_tie() {
         "driver: no value is on most nodes (570.86.15, 580.95.05 on 2 nodes each)"
     );
 }
+
+#[test]
+fn a_node_on_another_kernel_or_os_stands_out() {
+    let dir = Dir::new();
+    let h100 = info_with("gpu/hopper_h100.json");
+    for node in ["node01", "node02", "node03"] {
+        save(&dir, node, &h100);
+    }
+    let mut kernel = h100.clone();
+    kernel["os"]["kernel"] = Value::from("5.4.0-old");
+    save(&dir, "node04", &kernel);
+    let mut os = h100.clone();
+    os["os"]["long_name"] = Value::from("Linux (Ubuntu 20.04)");
+    save(&dir, "node05", &os);
+    let (code, stdout, stderr) =
+        fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    let outliers = json["outliers"].to_string();
+    assert!(
+        outliers.contains("node04") && outliers.contains("kernel 5.4.0-old"),
+        "{outliers}"
+    );
+    assert!(
+        outliers.contains("node05") && outliers.contains("Ubuntu 20.04"),
+        "{outliers}"
+    );
+}

@@ -266,3 +266,25 @@ fn a_long_value_is_cut_in_tables_and_whole_in_json() {
     );
     assert_eq!(json["cuda_environment"]["cuda_visible_devices"], visible);
 }
+
+#[test]
+fn the_format_follows_the_output_files_extension_unless_given() {
+    let dir = Dir::new();
+    let written = |name: &str, extra: &[&str]| {
+        let path = dir.join(name);
+        let output = hwbench()
+            .args(["info", "-o", path.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0));
+        std::fs::read_to_string(&path).unwrap()
+    };
+    assert!(serde_json::from_str::<Value>(&written("a.json", &[])).is_ok());
+    assert!(written("a.md", &[]).starts_with("### hwbench info"));
+    assert!(written("a.markdown", &[]).starts_with("### hwbench info"));
+    assert!(written("a.prom", &[]).starts_with("# HELP"));
+    assert!(written("a.txt", &[]).starts_with("hwbench info"));
+    // --format wins over the extension.
+    assert!(serde_json::from_str::<Value>(&written("b.md", &["--format", "json"])).is_ok());
+}

@@ -4,10 +4,7 @@
 use std::process::Output;
 
 use hwbench::bug_report::{BugReport, GITHUB_LIMIT};
-use hwbench::engine::Framework;
-use hwbench::engine::device::DeviceSpec;
 use hwbench::render::Render;
-use hwbench::train::sample;
 use serde_json::Value;
 
 use crate::util::{self, Dir, hwbench};
@@ -134,11 +131,11 @@ fn a_huge_machine_is_shortened_to_fit_and_says_what_was_left_out() {
             ..gpu.clone()
         })
         .collect();
-    let training = sample::report(vec![sample::device(
-        DeviceSpec::Cpu { threads: 1 },
-        Framework::Candle,
-        &[(0, &[0.031, 0.031, 0.032])],
-    )]);
+    // A real train-compare report, as saved.
+    let training = serde_json::from_str(
+        &std::fs::read_to_string(util::in_repo("fuzz/seeds/train-compare.json")).unwrap(),
+    )
+    .unwrap();
     let report = BugReport::new(info, training, None);
     let whole = hwbench::render::markdown::render(&report.document());
     assert!(
