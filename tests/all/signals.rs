@@ -277,5 +277,10 @@ fn sigterm_ends_a_run_that_waits_for_a_pipes_reader() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert_eq!(status.code(), Some(143));
+    // 143 once hwbench caught it; on a machine so slow that it arrived before, SIGTERM's own end.
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        status.code() == Some(143) || status.signal() == Some(libc::SIGTERM),
+        "{status:?}"
+    );
 }
