@@ -576,60 +576,36 @@ echo $! > '{}'"#,
             pid_file.display()
         ),
     );
-    let started = Instant::now();
-    let json = util::run_json(
-        &[
-            "info",
-            "--format",
-            "json",
-            "--cuda-companion",
-            leaves.to_str().unwrap(),
-        ],
-        &[],
-    );
+    // `info` with `companion`, and how long it took.
+    let info = |companion: &Path| {
+        let started = Instant::now();
+        let json = util::run_json(
+            &[
+                "info",
+                "--format",
+                "json",
+                "--cuda-companion",
+                companion.to_str().unwrap(),
+            ],
+            &[],
+        );
+        (json, started.elapsed())
+    };
+    let (json, took) = info(&leaves);
     // The old wait for the pipes took 4 s (2 s for each); a helper answers in milliseconds.
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
     let companion = &json["build"]["cuda_companion"];
     assert_eq!(companion["available"], true, "{companion}");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     // Killed with hwbench's helper; reaped by whoever adopted it, soon.
-    let waited = Instant::now();
-    let gone = loop {
-        let gone = !Path::new(&format!("/proc/{}", pid.trim())).exists()
-            || std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
-                .is_ok_and(|s| s.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')));
-        if gone || waited.elapsed() > Duration::from_secs(5) {
-            break gone;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let pid: u32 = pid.trim().parse().unwrap();
     assert!(
-        gone,
-        "the companion's child {} outlived hwbench",
-        pid.trim()
+        util::ended(pid),
+        "the companion's child {pid} outlived hwbench"
     );
 
-    let hangs = dir.executable("hangs", "exec sleep 60");
-    let started = Instant::now();
-    let json = util::run_json(
-        &[
-            "info",
-            "--format",
-            "json",
-            "--cuda-companion",
-            hangs.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        started.elapsed()
-    );
+    let (json, took) = info(&dir.executable("hangs", "exec sleep 60"));
+    assert!(took < Duration::from_secs(8), "{took:?}");
     assert_eq!(json["build"]["cuda_companion"]["available"], false);
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{Dir, hwbench, tiny_train};
+use crate::util::{Dir, ended, hwbench, tiny_train};
 
 /// A fake Python: answers the torch probe, then as a worker says hello and waits forever on a
 /// child whose pid it writes to `pid_file`.
@@ -27,21 +27,6 @@ esac"#,
     )
     .display()
     .to_string()
-}
-
-/// Whether the process `pid` has ended (gone, or a zombie nobody reaped yet), waiting up to 5 s.
-fn ended(pid: u32) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(5) {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) => {
-                return true;
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    false
 }
 
 fn wait_for(path: &Path) -> String {

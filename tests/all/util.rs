@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use hwbench::companion::CompanionStatus;
 use hwbench::info::build::BuildInfo;
@@ -282,4 +283,19 @@ pub fn assert_no_secrets(text: &str, what: &str) {
     {
         assert!(!text.contains(secret), "{secret} leaked in {what}");
     }
+}
+
+/// Whether the process `pid` has ended (gone, or a zombie nobody reaped yet), waiting up to 5 s.
+pub fn ended(pid: u32) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) => {
+                return true;
+            }
+            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    false
 }
