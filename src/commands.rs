@@ -42,9 +42,7 @@ impl OutputSettings {
 
     /// The redactor when redacting, for commands that read reports from elsewhere.
     fn redactor(&self) -> Option<Redactor> {
-        self.redact.then(|| {
-            Redactor::for_hostname(info::system::hostname(&info::Root::from_env()).as_deref())
-        })
+        self.redact.then(Machine::host_redactor)
     }
 }
 

@@ -144,27 +144,55 @@ pub struct MigDevice {
     pub uuid: Option<String>,
 }
 
+/// The placeholders of a GPU's identifying values, by position (so that two machines of a kind
+/// still compare): its UUID, serial, and each MIG device's UUID.
+fn uuid_placeholder(gpu: u32) -> String {
+    format!("GPU-redacted-{gpu}")
+}
+
+fn serial_placeholder(gpu: u32) -> String {
+    format!("serial-redacted-{gpu}")
+}
+
+fn mig_placeholder(gpu: u32, mig: u32) -> String {
+    format!("MIG-redacted-{gpu}-{mig}")
+}
+
 impl GpuSection {
-    /// The GPUs' UUIDs, serials and MIG UUIDs, with placeholders by position.
+    /// The GPUs' UUIDs, serials and MIG UUIDs, with their placeholders.
     pub fn secrets(&self) -> Vec<(String, String)> {
         let mut secrets = Vec::new();
         for gpu in &self.devices {
             if let Some(uuid) = &gpu.uuid {
-                secrets.push((uuid.clone(), format!("GPU-redacted-{}", gpu.index)));
+                secrets.push((uuid.clone(), uuid_placeholder(gpu.index)));
             }
             if let Some(serial) = &gpu.serial {
-                secrets.push((serial.clone(), format!("serial-redacted-{}", gpu.index)));
+                secrets.push((serial.clone(), serial_placeholder(gpu.index)));
             }
             for mig in &gpu.mig_devices {
                 if let Some(uuid) = &mig.uuid {
-                    secrets.push((
-                        uuid.clone(),
-                        format!("MIG-redacted-{}-{}", gpu.index, mig.index),
-                    ));
+                    secrets.push((uuid.clone(), mig_placeholder(gpu.index, mig.index)));
                 }
             }
         }
         secrets
+    }
+
+    /// Replaces every UUID, serial and MIG UUID with its placeholder, as data.
+    pub fn redact_identities(&mut self) {
+        for gpu in &mut self.devices {
+            let index = gpu.index;
+            gpu.uuid
+                .iter_mut()
+                .for_each(|u| *u = uuid_placeholder(index));
+            gpu.serial
+                .iter_mut()
+                .for_each(|s| *s = serial_placeholder(index));
+            for mig in &mut gpu.mig_devices {
+                let placeholder = mig_placeholder(index, mig.index);
+                mig.uuid.iter_mut().for_each(|u| *u = placeholder.clone());
+            }
+        }
     }
 
     /// A section that explains why there is no GPU data.

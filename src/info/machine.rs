@@ -72,6 +72,12 @@ impl Machine {
         Redactor::for_hostname(self.hostname.as_deref())
     }
 
+    /// That redactor without probing anything else, for commands that only read saved reports
+    /// (`diff`, `fleet`).
+    pub fn host_redactor() -> Redactor {
+        Redactor::for_hostname(super::system::hostname(&Root::from_env()).as_deref())
+    }
+
     /// CPUs this process may use (at least 1).
     pub fn usable_cpus(&self) -> usize {
         self.cpu.usable_cpus.unwrap_or(1).max(1)

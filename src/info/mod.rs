@@ -96,21 +96,7 @@ impl InfoReport {
         if self.os.hostname.is_some() {
             self.os.hostname = Some(redact::HOSTNAME.to_string());
         }
-        for gpu in &mut self.gpu.devices {
-            let index = gpu.index;
-            gpu.uuid
-                .iter_mut()
-                .for_each(|u| *u = format!("GPU-redacted-{index}"));
-            gpu.serial
-                .iter_mut()
-                .for_each(|s| *s = format!("serial-redacted-{index}"));
-            for mig in &mut gpu.mig_devices {
-                let mig_index = mig.index;
-                mig.uuid
-                    .iter_mut()
-                    .for_each(|u| *u = format!("MIG-redacted-{index}-{mig_index}"));
-            }
-        }
+        self.gpu.redact_identities();
         // Free text: what came from outside, and what hwbench wrote from the true values.
         self.for_each_text(|text| *text = redactor.text(text));
         self.redacted = true;
