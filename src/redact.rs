@@ -11,6 +11,10 @@
 //! depend only on position (GPU index), so two redacted reports from the same kind of machine
 //! still compare field by field.
 
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 pub const HOSTNAME: &str = "host-redacted";
 
 /// What a scrubbed text becomes when a secret survives every replacement (a placeholder next to
@@ -20,7 +24,11 @@ const WHOLE_TEXT: [&str; 3] = ["[redacted]", "*", "-"];
 /// Known secrets and their placeholders.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
+    /// Longest first, so that a fully qualified name goes before its first label.
     known: Vec<(String, String)>,
+    /// Every known secret in lower case, found in one pass over a text: `fleet` knows thousands of
+    /// secrets and scrubs thousands of texts, most of which hold none. Built on first use.
+    matcher: OnceLock<Option<AhoCorasick>>,
 }
 
 impl Redactor {
@@ -38,29 +46,34 @@ impl Redactor {
     }
 
     /// Also knows these (secret, placeholder) pairs, e.g. a report's own (see
-    /// `InfoReport::secrets`).
+    /// `InfoReport::secrets`). A secret already known keeps its first placeholder; a placeholder
+    /// that would spell its secret is replaced by one that does not.
     pub fn with(mut self, secrets: impl IntoIterator<Item = (String, String)>) -> Self {
         for (secret, placeholder) in secrets {
-            self.add(&secret, &placeholder);
+            let secret = secret.trim();
+            if secret.is_empty() {
+                continue;
+            }
+            let placeholder = std::iter::once(placeholder.as_str())
+                .chain(WHOLE_TEXT)
+                .find(|p| !contains_folded(p, secret))
+                .unwrap_or("");
+            self.known
+                .push((secret.to_string(), placeholder.to_string()));
         }
+        // Stable: among secrets of one length, and for a secret given twice, the first comes
+        // first (and the second goes).
+        self.known
+            .sort_by_key(|(s, _)| std::cmp::Reverse(s.chars().count()));
+        let mut seen = std::collections::HashSet::new();
+        self.known.retain(|(s, _)| seen.insert(s.clone()));
+        self.matcher = OnceLock::new();
         self
     }
 
-    /// Adds one secret (longest first, so that a fully qualified name goes before its first
-    /// label); a placeholder that would spell the secret itself is replaced by one that does not.
+    /// Adds one secret (see [`Redactor::with`]).
     pub fn add(&mut self, secret: &str, placeholder: &str) {
-        let secret = secret.trim();
-        if secret.is_empty() || self.known.iter().any(|(s, _)| s == secret) {
-            return;
-        }
-        let placeholder = [placeholder, "[redacted]", "*", "-"]
-            .into_iter()
-            .find(|p| !contains_folded(p, secret))
-            .unwrap_or("");
-        self.known
-            .push((secret.to_string(), placeholder.to_string()));
-        self.known
-            .sort_by_key(|(s, _)| std::cmp::Reverse(s.chars().count()));
+        *self = std::mem::take(self).with([(secret.to_string(), placeholder.to_string())]);
     }
 
     /// Every identifying value this redactor knows.
@@ -73,20 +86,26 @@ impl Redactor {
     pub fn text(&self, text: &str) -> String {
         let mut out = text.to_string();
         // A replacement can meet the text around it and spell a secret again: replace until none
-        // is left, a few rounds at most, else give up on the text.
+        // is left, a few rounds at most, else give up on the text. Only the secrets the text
+        // holds are looked for, found again after each replacement.
         for _ in 0..4 {
             let mut changed = false;
-            for (secret, placeholder) in &self.known {
+            let mut present = self.present(&out);
+            for (i, (secret, placeholder)) in self.known.iter().enumerate() {
+                if !present[i] {
+                    continue;
+                }
                 if let Some(replaced) = replace_folded(&out, secret, placeholder) {
                     out = replaced;
                     changed = true;
+                    present = self.present(&out);
                 }
             }
             if !changed {
                 break;
             }
         }
-        if self.known.iter().any(|(s, _)| contains_folded(&out, s)) {
+        if self.present(&out).contains(&true) {
             return WHOLE_TEXT
                 .into_iter()
                 .find(|t| self.known.iter().all(|(s, _)| !contains_folded(t, s)))
@@ -96,38 +115,58 @@ impl Redactor {
         without_home(&without_uuids(&out))
     }
 
-    /// Every string value inside `value` scrubbed as free text (field names are left alone).
-    pub fn json(&self, value: &mut serde_json::Value) {
-        use serde_json::Value;
-        match value {
-            Value::String(s) => *s = self.text(s),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.json(v)),
-            _ => {}
+    /// Which known secrets `text` holds in any case (as [`contains_folded`] says), by position.
+    fn present(&self, text: &str) -> Vec<bool> {
+        let mut present = vec![false; self.known.len()];
+        let matcher = self
+            .matcher
+            .get_or_init(|| AhoCorasick::new(self.known.iter().map(|(s, _)| fold(s))).ok());
+        match matcher {
+            Some(matcher) => {
+                for found in matcher.find_overlapping_iter(&fold(text)) {
+                    present[found.pattern().as_usize()] = true;
+                }
+            }
+            // Too many secrets for an automaton: one by one.
+            None => {
+                for (i, (secret, _)) in self.known.iter().enumerate() {
+                    present[i] = contains_folded(text, secret);
+                }
+            }
         }
+        present
     }
+}
+
+/// `text` in lower case, character by character, as every comparison here reads it.
+fn fold(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
 }
 
 /// Where `needle` first appears in `text`, ignoring case (Unicode lower case, char by char): the
 /// byte range in `text`.
 fn find_folded(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
-    let needle: String = needle.chars().flat_map(char::to_lowercase).collect();
-    if needle.is_empty() {
-        return None;
-    }
-    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    for &start in &starts {
-        let mut folded = String::new();
-        for (offset, c) in text[start..].char_indices() {
-            folded.extend(c.to_lowercase());
-            if folded.len() >= needle.len() {
-                if folded == needle {
-                    return Some(start..start + offset + c.len_utf8());
+    find_folded_any(text, &[needle]).map(|(range, _)| range)
+}
+
+/// Where the first of `needles` appears in `text`, ignoring case, and which one: one pass over
+/// `text`, however many needles.
+fn find_folded_any(text: &str, needles: &[&str]) -> Option<(std::ops::Range<usize>, usize)> {
+    let needles: Vec<String> = needles.iter().map(|n| fold(n)).collect();
+    for (start, _) in text.char_indices() {
+        for (which, needle) in needles.iter().enumerate().filter(|(_, n)| !n.is_empty()) {
+            let mut folded = String::new();
+            for (offset, c) in text[start..].char_indices() {
+                folded.extend(c.to_lowercase());
+                if folded.len() >= needle.len() {
+                    if folded == *needle {
+                        return Some((start..start + offset + c.len_utf8(), which));
+                    }
+                    break;
                 }
-                break;
-            }
-            if !needle.starts_with(&folded) {
-                break;
+                if !needle.starts_with(&folded) {
+                    break;
+                }
             }
         }
     }
@@ -137,7 +176,6 @@ fn find_folded(text: &str, needle: &str) -> Option<std::ops::Range<usize>> {
 /// Whether `text` holds `secret` in any case: the stricter test (a match may start inside a
 /// character whose lower case is two), which the final check of [`Redactor::text`] uses.
 pub fn contains_folded(text: &str, secret: &str) -> bool {
-    let fold = |s: &str| s.chars().flat_map(char::to_lowercase).collect::<String>();
     fold(text).contains(&fold(secret))
 }
 
@@ -162,14 +200,14 @@ fn without_uuids(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let next = ["GPU-", "MIG-"]
-            .iter()
-            .filter_map(|prefix| find_folded(rest, prefix).map(|r| (r, *prefix)))
-            .min_by_key(|(r, _)| r.start);
-        let Some((range, prefix)) = next else {
+        const PREFIXES: [&str; 2] = ["GPU-", "MIG-"];
+        // Both prefixes in one pass: each round then moves past what it scanned, so a text full
+        // of one prefix costs linear time, not a scan of the rest per occurrence.
+        let Some((range, which)) = find_folded_any(rest, &PREFIXES) else {
             out.push_str(rest);
             return out;
         };
+        let prefix = PREFIXES[which];
         out.push_str(&rest[..range.start]);
         let mut after = &rest[range.end..];
         // The older MIG form names its GPU: MIG-GPU-<uuid>/gi/ci.

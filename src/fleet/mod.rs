@@ -253,10 +253,11 @@ pub fn analyse(
     }
     // Every report's own secrets (its hostname, its GPUs'), wherever they appear in any report.
     let redactor = redactor.map(|r| {
-        readings.iter().fold(r.clone(), |r, reading| match reading {
-            Reading::Info(report) => r.with(report.secrets()),
-            _ => r,
-        })
+        r.clone()
+            .with(readings.iter().flat_map(|reading| match reading {
+                Reading::Info(report) => report.secrets(),
+                _ => Vec::new(),
+            }))
     });
     let redactor = redactor.as_ref();
     let shown = |text: String| match redactor {
