@@ -124,11 +124,7 @@ pub fn diff_reports(
             .flatten()
             .fold(r.clone(), |r, machine| r.with(machine.secrets()))
     });
-    let field_names: std::collections::BTreeSet<String> = typed_a
-        .field_names()
-        .into_iter()
-        .chain(typed_b.field_names())
-        .collect();
+    let field_names = walk::FieldNames::of(vec![&typed_a, &typed_b]);
     let walk = |skip| Walk {
         skip,
         volatile: VOLATILE,

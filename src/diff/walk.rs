@@ -65,8 +65,8 @@ pub struct Walk<'a> {
     /// Fields that change by the second, by path with `[]` for any index.
     pub volatile: &'a [&'a str],
     pub redactor: Option<&'a Redactor>,
-    /// Field names never redacted in paths (see `Typed::field_names`).
-    pub field_names: &'a std::collections::BTreeSet<String>,
+    /// Field names never redacted in paths.
+    pub field_names: &'a FieldNames<'a>,
 }
 
 impl Walk<'_> {
@@ -208,24 +208,43 @@ impl Walk<'_> {
     }
 }
 
+/// The field names of the reports compared (see `Typed::field_names`), worked out only when a
+/// path holds a secret: collecting them costs a pass over both whole reports.
+pub struct FieldNames<'a> {
+    reports: Vec<&'a crate::saved::Typed>,
+    names: std::cell::OnceCell<std::collections::BTreeSet<String>>,
+}
+
+impl<'a> FieldNames<'a> {
+    pub fn of(reports: Vec<&'a crate::saved::Typed>) -> Self {
+        Self {
+            reports,
+            names: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names
+            .get_or_init(|| self.reports.iter().flat_map(|r| r.field_names()).collect())
+            .contains(name)
+    }
+}
+
 /// A field path as people read it: the report's own field names (and what follows them in
 /// brackets: indices, column labels) as they are — a host called "gpu" does not turn
 /// `gpu.driver_version` into something else — and any other part scrubbed.
-pub fn shown_path(
-    path: &str,
-    redactor: Option<&Redactor>,
-    field_names: &std::collections::BTreeSet<String>,
-) -> String {
+pub fn shown_path(path: &str, redactor: Option<&Redactor>, field_names: &FieldNames) -> String {
     let Some(redactor) = redactor else {
         return path.to_string();
     };
     path.split('.')
         .map(|part| {
+            let scrubbed = redactor.text(part);
             let name = part.split('[').next().unwrap_or(part);
-            if field_names.contains(name) {
+            if scrubbed == part || field_names.contains(name) {
                 part.to_string()
             } else {
-                redactor.text(part)
+                scrubbed
             }
         })
         .collect::<Vec<_>>()
@@ -357,7 +376,7 @@ mod tests {
             skip: &["skipped"],
             volatile: &["gpu.devices[].temperature_c"],
             redactor: None,
-            field_names: &Default::default(),
+            field_names: &FieldNames::of(Vec::new()),
         };
         walk.differences(a, b)
             .listed
