@@ -18,7 +18,7 @@ use hwbench::redact::Redactor;
 use hwbench::render::{self, Format, Render, Style};
 use hwbench::saved::{self, Saved, Typed};
 use hwbench::scale::protocol::{NextPoint, PointTiming, ScaleCheck, ScaleEvent};
-use hwbench::train::protocol::{Event, EventCheck, SessionRequest, TrainConfig};
+use hwbench::train::protocol::{Event, EventCheck, SessionRequest, SessionStep, TrainConfig};
 
 /// Both targets' work on one input.
 pub fn run(data: &[u8]) {
@@ -48,7 +48,9 @@ pub fn reports(data: &[u8]) {
     let redactor = Redactor::default();
     for other in [&report, &bare] {
         for redacting in [None, Some(&redactor)] {
-            if let Ok(diff) = hwbench::diff::diff_reports(&report, other, redacting) {
+            if let Ok(diff) =
+                hwbench::diff::diff_reports(&report, other, redacting, hwbench::diff::THRESHOLD)
+            {
                 render_all(&diff);
             }
         }
@@ -77,15 +79,13 @@ pub fn worker_messages(data: &[u8]) {
             init: InitWeights::from_seed(0, 10),
         },
         policies: vec![SyncPolicy::EVERY_EPOCH, SyncPolicy::NEVER],
-        repeats: 2,
         warmup_epochs: 10,
-        calibrate: true,
     };
     let mut check = EventCheck::new(&request);
+    check.asked(SessionStep::Round { epochs: 300 });
     let mut scale = ScaleCheck::new(PointTiming {
-        repeats: 3,
-        min_epochs: 3,
-        min_run_s: 0.2,
+        runs: hwbench::engine::runs::Runs::adaptive(10),
+        work_s: 0.6,
         warmup_s: 0.1,
     });
     scale.asked(NextPoint {

@@ -102,7 +102,7 @@ FAKE_COMPANION = r'''#!/usr/bin/env python3
 """A companion that trains "cuda:0" on the CPU with hwbench's own worker (gpu-check --rehearse)."""
 import json, os, subprocess, sys
 if sys.argv[1:] == ["describe"]:
-    print(json.dumps({"protocol": 3, "hwbench_version": "rehearsal", "cuda_version": "13.0",
+    print(json.dumps({"protocol": 4, "hwbench_version": "rehearsal", "cuda_version": "13.0",
                       "compute_capability": "8.0", "ptx": True, "libraries": []}))
     sys.exit(0)
 worker = subprocess.Popen([os.environ["GPU_CHECK_HWBENCH"], "worker"], stdin=subprocess.PIPE, text=True)

@@ -120,8 +120,8 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', default_value = sync_every_default())]
     pub sync_every: Vec<SyncPolicy>,
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(limits::REPEATS)), help = format!(
-        "Timed runs per device and policy (after an untimed warm-up); given, the time budget is off [default: {}]",
-        TrainSettings::REPEATS
+        "Exactly this many timed runs of every epoch per device and policy (after an untimed warm-up); the time budget is off [default: {} to {} shorter runs, until each median is known within ±{}%]",
+        crate::engine::runs::Runs::MIN, crate::engine::runs::Runs::MAX, crate::engine::runs::Runs::TARGET * 100.0
     ))]
     pub repeats: Option<u32>,
     #[arg(long, value_name = "SECONDS", default_value_t = TrainSettings::TIME_BUDGET.as_secs(), help = format!(
@@ -269,6 +269,10 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The second report, of the same kind.
     pub b: PathBuf,
+    /// A timing counts as changed only when it moved by more than this, as well as beyond both
+    /// runs' noise (their medians' 95% confidence intervals apart): "10%", "5", "0.5%".
+    #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
+    pub threshold: f64,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -287,6 +291,17 @@ fn parse_seconds(text: &str) -> Result<u64, String> {
         Ok(seconds) if seconds >= 1 => Ok(seconds),
         _ => Err(format!(
             "'{text}' is not a number of seconds: give a whole number of 1 or more, e.g. 300"
+        )),
+    }
+}
+
+/// "10%" or "10" → 0.10; between 0 and 1000%.
+fn parse_percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%').trim();
+    match number.parse::<f64>() {
+        Ok(percent) if (0.0..=1000.0).contains(&percent) => Ok(percent / 100.0),
+        _ => Err(format!(
+            "'{text}' is not a percentage between 0 and 1000: give e.g. 10% or 5"
         )),
     }
 }
@@ -384,6 +399,7 @@ impl TrainArgs {
                 epochs: self.epochs.unwrap_or(TrainSettings::EPOCHS),
                 warmup_epochs: self.warmup_epochs,
                 time_budget: (!exact).then(|| Duration::from_secs(self.time_budget)),
+                adaptive: !exact,
                 ..TrainSettings::standard()
             }
         };
@@ -392,6 +408,7 @@ impl TrainArgs {
             hidden: self.hidden.map(usize::from),
             sync_every: self.sync_every.clone(),
             repeats: self.repeats.unwrap_or(base.repeats),
+            adaptive: base.adaptive && self.repeats.is_none(),
             seed: self.seed,
             init_weights: self.init_weights.clone(),
             split_seed: self.split_seed,
@@ -558,7 +575,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             },
             &args.output.settings_or(Format::Markdown),
         ),
-        Command::Diff(args) => commands::diff(&args.a, &args.b, &args.output.settings()),
+        Command::Diff(args) => {
+            commands::diff(&args.a, &args.b, args.threshold, &args.output.settings())
+        }
         Command::Fleet(args) => commands::fleet(&args.inputs, &args.output.settings()),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -328,10 +328,20 @@ pub fn report(
 }
 
 /// `hwbench diff`: exit 0 when the reports agree, 1 when they differ, 2 on bad input.
-pub fn diff(a: &Path, b: &Path, output: &OutputSettings) -> anyhow::Result<ExitCode> {
+pub fn diff(
+    a: &Path,
+    b: &Path,
+    threshold: f64,
+    output: &OutputSettings,
+) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
     let redactor = output.redactor();
-    let report = diff::diff_reports(&saved::read(a)?, &saved::read(b)?, redactor.as_ref())?;
+    let report = diff::diff_reports(
+        &saved::read(a)?,
+        &saved::read(b)?,
+        redactor.as_ref(),
+        threshold,
+    )?;
     let outcome = if report.same {
         Outcome::Done
     } else {

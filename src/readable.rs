@@ -63,12 +63,50 @@ fn long_seconds(s: f64) -> String {
     }
 }
 
-/// The median of a spread of microseconds and half its range as a share: "31 µs ±5%".
+/// The median of a spread of microseconds, the confidence interval of the median and how many runs
+/// it rests on: "31 µs (30.2–31.9 µs, 9 runs)". The interval lies between two measured times, so
+/// it never reaches below zero.
 pub fn spread_micros(spread: &Spread) -> String {
+    let (low, high) = spread.interval();
+    let runs = match spread.n {
+        0 => String::new(),
+        1 => ", 1 run".to_string(),
+        n => format!(", {n} runs"),
+    };
     format!(
-        "{} ±{}",
+        "{} ({}{runs})",
         micros(spread.median),
-        percent(spread.relative_half_range())
+        range_micros(low, high)
+    )
+}
+
+/// Two durations in microseconds as a range in one unit, three significant digits:
+/// "14.8–15.3 µs", "2.19–2.55 ms", "0.151–0.158 s".
+pub fn range_micros(low: f64, high: f64) -> String {
+    if !(low.is_finite() && high.is_finite()) {
+        return NA.to_string();
+    }
+    let top = low.abs().max(high.abs());
+    let (divisor, unit) = if top < 1e3 {
+        (1.0, "µs")
+    } else if top < 1e6 {
+        (1e3, "ms")
+    } else {
+        (1e6, "s")
+    };
+    let digits = |v: f64| {
+        let v = v.abs() / divisor;
+        if v == 0.0 {
+            0
+        } else {
+            (2 - v.log10().floor() as i32).clamp(0, 6) as usize
+        }
+    };
+    let places = if top == 0.0 { 0 } else { digits(top) };
+    format!(
+        "{:.places$}–{:.places$} {unit}",
+        low / divisor,
+        high / divisor
     )
 }
 
@@ -252,18 +290,19 @@ mod tests {
 
     #[test]
     fn spreads_sizes_and_ratios() {
-        let spread = Spread {
-            min: 30.0,
-            median: 31.0,
-            max: 33.1,
+        let spread = Spread::of([30.0, 30.2, 31.0, 31.5, 33.1]).unwrap();
+        assert_eq!(spread_micros(&spread), "31 µs (30.0–33.1 µs, 5 runs)");
+        let old = Spread {
+            min: 1450.0,
+            median: 1500.0,
+            max: 1612.0,
+            n: 0,
+            ci_low: None,
+            ci_high: None,
         };
-        assert_eq!(spread_micros(&spread), "31 µs ±5%");
-        let zero = Spread {
-            min: 0.0,
-            median: 0.0,
-            max: 0.0,
-        };
-        assert_eq!(spread_micros(&zero), "0 µs ±0%");
+        assert_eq!(spread_micros(&old), "1.50 ms (1.45–1.61 ms)");
+        assert_eq!(range_micros(151_000.0, 158_000.0), "151–158 ms");
+        assert_eq!(range_micros(0.0, 0.0), "0–0 µs");
         assert_eq!(percent(f64::NAN), "n/a");
         assert_eq!(factor(1.0234), "1.02×");
         assert_eq!(factor(1e308), "1.00e308×");

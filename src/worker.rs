@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::protocol::{Message, PROTOCOL, WorkerRequest};
 use crate::scale::protocol::{LadderRequest, NextPoint};
-use crate::train::protocol::{CompareJob, TimedRuns};
+use crate::train::protocol::{CompareJob, SessionStep};
 
 /// Every job a worker can be asked to do, as the envelope carries it (`"job": "compare"` or
 /// `"scale"`). The parent writes the same line through its job's one-variant request type.
@@ -65,7 +65,7 @@ pub fn serve() -> u8 {
                 &job.session,
                 &job.data,
                 |event| send(&Message::Event(event)),
-                read_line_as::<TimedRuns>,
+                read_line_as::<SessionStep>,
             ),
             Job::Scale(ladder) => crate::scale::worker::run_ladder(
                 ladder,

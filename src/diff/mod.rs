@@ -25,8 +25,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Fields that change from one second to the next on the same machine, by path within an `info`
 /// report (`[]` stands for any index); they are not differences.
 const VOLATILE: &[&str] = &[
-    // The clock a CPU runs at changes every second: not a difference between machines.
+    // The clock a CPU runs at changes every second: not a difference between machines (nor the
+    // peak reckoned from a measured clock).
     "cpu.current_mhz",
+    "cpu.measured_mhz",
+    "cpu.fp32_peak_gflops",
+    "cpu.fp32_peak_basis",
     "cpu.unavailable",
     "memory.available_mib",
     "memory.swap_free_mib",
@@ -70,8 +74,15 @@ pub struct DiffReport {
     /// Findings that B has and A has not (`appeared`), or the other way round, for info reports.
     #[serde(default)]
     pub findings: Vec<FindingChange>,
-    /// True when nothing differs beyond measurement noise.
+    /// True when nothing differs beyond measurement noise and the threshold.
     pub same: bool,
+    /// True when the two reports hold the same JSON (then nothing else is listed).
+    #[serde(default)]
+    pub identical: bool,
+    /// The smallest change of a timing that counts (0.1 = 10%), on top of being beyond both
+    /// runs' noise.
+    #[serde(default)]
+    pub threshold: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,9 +106,14 @@ pub struct TimingDifference {
     pub b_us: f64,
     /// B / A.
     pub ratio: f64,
-    /// True when the two min–max ranges overlap: no change can be claimed.
+    /// True when no change can be claimed: the confidence intervals of the two medians overlap
+    /// (older reports: their ranges), or the medians differ by less than the threshold.
     pub noise: bool,
 }
+
+/// The default `--threshold`: a timing must change by more than this (and beyond both runs'
+/// noise) to count.
+pub const THRESHOLD: f64 = 0.10;
 
 /// Compares two saved reports of the same kind; with a redactor, identifying values (this
 /// machine's, and each report's own hostname, GPU UUIDs and serials) are replaced before they are
@@ -106,6 +122,7 @@ pub fn diff_reports(
     a: &Saved,
     b: &Saved,
     redactor: Option<&Redactor>,
+    threshold: f64,
 ) -> anyhow::Result<DiffReport> {
     if a.kind != b.kind {
         return Err(UsageError::new(format!(
@@ -118,6 +135,26 @@ pub fn diff_reports(
         .into());
     }
     let (typed_a, typed_b) = (a.typed()?, b.typed()?);
+    let shown_name = |name: &str| match redactor {
+        Some(redactor) => redactor.text(name),
+        None => name.to_string(),
+    };
+    if same_json(&a.text, &b.text) {
+        return Ok(DiffReport {
+            schema_version: SCHEMA_VERSION,
+            kind: "diff".to_string(),
+            compared: a.kind.name().to_string(),
+            a: shown_name(&a.name),
+            b: shown_name(&b.name),
+            fields: Vec::new(),
+            fields_not_listed: 0,
+            timings: Vec::new(),
+            findings: Vec::new(),
+            same: true,
+            identical: true,
+            threshold,
+        });
+    }
     let redactor = redactor.map(|r| {
         [typed_a.machine(), typed_b.machine()]
             .into_iter()
@@ -177,14 +214,14 @@ pub fn diff_reports(
             device_differences(train_a, train_b),
             &prefix("train_compare"),
         ));
-        timings = timing_differences(train_a, train_b);
+        timings = timing_differences(train_a, train_b, threshold);
     }
     if let (Some(scale_a), Some(scale_b)) = (typed_a.scaling(), typed_b.scaling()) {
         devices.extend(with_prefix(
             scale_device_differences(scale_a, scale_b),
             &prefix("scale"),
         ));
-        timings.extend(scale_timing_differences(scale_a, scale_b));
+        timings.extend(scale_timing_differences(scale_a, scale_b, threshold));
     }
     fields.extend(walk::Differences {
         listed: devices
@@ -214,7 +251,21 @@ pub fn diff_reports(
         timings,
         findings,
         same,
+        identical: false,
+        threshold,
     })
+}
+
+/// Whether two texts hold the same JSON value (the same report, however it was spaced).
+fn same_json(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (
+                serde_json::from_str::<serde_json::Value>(a),
+                serde_json::from_str::<serde_json::Value>(b),
+            ),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 /// Findings by id and subject: those only in B appeared, those only in A disappeared.
@@ -306,7 +357,11 @@ fn scale_device_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<FieldDiffer
 }
 
 /// Median per-epoch costs of the columns and ladder points both reports measured.
-fn scale_timing_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<TimingDifference> {
+fn scale_timing_differences(
+    a: &ScaleReport,
+    b: &ScaleReport,
+    threshold: f64,
+) -> Vec<TimingDifference> {
     let mut timings = Vec::new();
     for column_a in &a.devices {
         let Some(column_b) = b.column(&column_a.label) else {
@@ -317,7 +372,7 @@ fn scale_timing_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<TimingDiffe
                 continue;
             };
             if let (Some(sa), Some(sb)) = (point_a.epoch_s, point_b.epoch_s) {
-                let mut timing = timing(&column_a.label, 0, sa, sb, 1e6);
+                let mut timing = timing(&column_a.label, 0, sa, sb, 1e6, threshold);
                 timing.size = Some(point_a.size.to_string());
                 timings.push(timing);
             }
@@ -326,25 +381,36 @@ fn scale_timing_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<TimingDiffe
     timings
 }
 
-/// One device's median cost in A and B, in µs (`to_us` converts the spreads' unit).
-fn timing(device: &str, sync_every: u64, a: Spread, b: Spread, to_us: f64) -> TimingDifference {
+/// One device's median cost in A and B, in µs (`to_us` converts the spreads' unit): a change only
+/// when B is measurably slower or faster than A (`stats::compare` at `threshold`).
+fn timing(
+    device: &str,
+    sync_every: u64,
+    a: Spread,
+    b: Spread,
+    to_us: f64,
+    threshold: f64,
+) -> TimingDifference {
+    // Only two positive, finite times make a ratio (a saved report can hold anything).
+    let comparable = [a.median, b.median]
+        .iter()
+        .all(|t| t.is_finite() && *t > 0.0);
     TimingDifference {
         device: device.to_string(),
         sync_every,
         size: None,
         a_us: a.median * to_us,
         b_us: b.median * to_us,
-        // Only two positive, finite times make a ratio (a saved report can hold anything).
-        ratio: if [a.median, b.median]
-            .iter()
-            .all(|t| t.is_finite() && *t > 0.0)
-        {
+        ratio: if comparable {
             b.median / a.median
         } else {
             f64::NAN
         },
-        // Equal medians are no change even when a hand-edited range is not a range.
-        noise: a.median == b.median || (a.min <= b.max && b.min <= a.max),
+        noise: !comparable
+            || matches!(
+                crate::stats::compare(&b, &a, threshold),
+                crate::stats::Comparison::Same { .. }
+            ),
     }
 }
 
@@ -375,7 +441,11 @@ fn device_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<Fie
 }
 
 /// Median per-epoch costs of the devices and policies both reports measured.
-fn timing_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<TimingDifference> {
+fn timing_differences(
+    a: &TrainCompareReport,
+    b: &TrainCompareReport,
+    threshold: f64,
+) -> Vec<TimingDifference> {
     let mut timings = Vec::new();
     for device_a in &a.devices {
         let Some(device_b) = b.devices.iter().find(|d| d.label == device_a.label) else {
@@ -391,7 +461,14 @@ fn timing_differences(a: &TrainCompareReport, b: &TrainCompareReport) -> Vec<Tim
             else {
                 continue;
             };
-            timings.push(timing(&device_a.label, policy_a.policy.every, sa, sb, 1.0));
+            timings.push(timing(
+                &device_a.label,
+                policy_a.policy.every,
+                sa,
+                sb,
+                1.0,
+                threshold,
+            ));
         }
     }
     timings

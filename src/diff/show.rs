@@ -1,26 +1,77 @@
 //! How a [`DiffReport`] reads: the differing fields, then per-epoch costs as ratios.
 
-use super::DiffReport;
+use super::{DiffReport, TimingDifference};
 use crate::engine::SyncPolicy;
-use crate::readable::{factor, micros};
+use crate::readable::{factor, micros, percent};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
 
+/// Per-epoch costs in A and B, with their change.
+fn timing_grid(title: &str, timings: &[&TimingDifference]) -> Section {
+    let rows = timings
+        .iter()
+        .map(|t| {
+            let change = if !t.ratio.is_finite() {
+                "not comparable (a time is not a positive number)".to_string()
+            } else if t.noise {
+                format!("none measurable ({})", factor(t.ratio))
+            } else if t.ratio > 1.0 {
+                format!("B {} slower", factor(t.ratio))
+            } else {
+                format!("B {} faster", factor(1.0 / t.ratio))
+            };
+            let policy = match &t.size {
+                Some(size) => format!("size {size}"),
+                None => SyncPolicy {
+                    every: t.sync_every,
+                }
+                .label(),
+            };
+            vec![
+                t.device.clone(),
+                policy,
+                micros(t.a_us),
+                micros(t.b_us),
+                change,
+            ]
+        })
+        .collect();
+    Section::grid(
+        title,
+        ["device", "policy or size", "A", "B", "change"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    )
+}
+
 impl Render for DiffReport {
     fn document(&self) -> Document {
+        if self.identical {
+            return Document {
+                title: format!("hwbench diff: {} and {} are identical.", self.a, self.b),
+                summary: Vec::new(),
+                details: Vec::new(),
+            };
+        }
+        let changed: Vec<&TimingDifference> = self.timings.iter().filter(|t| !t.noise).collect();
+        let unchanged: Vec<&TimingDifference> = self.timings.iter().filter(|t| t.noise).collect();
         let mut summary = vec![Section::text(
             "Result",
             vec![if self.same {
                 format!(
-                    "No difference between {} and {} beyond measurement noise.",
-                    self.a, self.b
+                    "No difference between {} and {} beyond measurement noise and the {} threshold.",
+                    self.a,
+                    self.b,
+                    percent(self.threshold)
                 )
             } else {
                 format!(
-                    "{} field(s) differ, {} finding(s) appeared or disappeared, and {} timing(s) changed beyond the measured spread.",
+                    "{} field(s) differ, {} finding(s) appeared or disappeared, and {} timing(s) changed beyond both runs' noise and the {} threshold.",
                     self.fields.len() as u64 + self.fields_not_listed,
                     self.findings.len(),
-                    self.timings.iter().filter(|t| !t.noise).count()
+                    changed.len(),
+                    percent(self.threshold)
                 )
             }],
         )];
@@ -71,58 +122,33 @@ impl Render for DiffReport {
                 rows,
             ));
         }
-        if !self.timings.is_empty() {
-            let rows = self
-                .timings
-                .iter()
-                .map(|t| {
-                    let change = if !t.ratio.is_finite() {
-                        "not comparable (a time is not a positive number)".to_string()
-                    } else if t.noise {
-                        "noise (ranges overlap)".to_string()
-                    } else if t.ratio > 1.0 {
-                        format!("B {} slower", factor(t.ratio))
-                    } else {
-                        format!("B {} faster", factor(1.0 / t.ratio))
-                    };
-                    let policy = match &t.size {
-                        Some(size) => format!("size {size}"),
-                        None => SyncPolicy {
-                            every: t.sync_every,
-                        }
-                        .label(),
-                    };
-                    vec![
-                        t.device.clone(),
-                        policy,
-                        micros(t.a_us),
-                        micros(t.b_us),
-                        change,
-                    ]
-                })
-                .collect();
-            summary.push(Section::grid(
-                "Per-epoch cost (median)",
-                vec![
-                    "device".into(),
-                    "policy or size".into(),
-                    "A".into(),
-                    "B".into(),
-                    "change".into(),
-                ],
-                rows,
+        let mut details = Vec::new();
+        if !changed.is_empty() {
+            summary.push(timing_grid(
+                "Per-epoch cost that changed (median)",
+                &changed,
+            ));
+        }
+        if !unchanged.is_empty() {
+            details.push(timing_grid(
+                "Per-epoch cost within noise or the threshold (median)",
+                &unchanged,
             ));
         }
         Document {
             title: format!("hwbench diff — {} reports", self.compared),
             summary,
-            details: vec![Section::pairs(
-                "Reports",
-                vec![
-                    ("A".to_string(), self.a.clone()),
-                    ("B".to_string(), self.b.clone()),
-                ],
-            )],
+            details: details
+                .into_iter()
+                .chain([Section::pairs(
+                    "Reports",
+                    vec![
+                        ("A".to_string(), self.a.clone()),
+                        ("B".to_string(), self.b.clone()),
+                        ("threshold".to_string(), percent(self.threshold)),
+                    ],
+                )])
+                .collect(),
         }
     }
 
@@ -138,7 +164,7 @@ impl Render for DiffReport {
             ),
             Metric::new(
                 "diff_timings_changed",
-                "Per-epoch costs that changed beyond the measured spread.",
+                "Per-epoch costs that changed beyond both runs' noise and the threshold.",
             )
             .sample(
                 &[],

@@ -95,163 +95,180 @@ pub fn talk_to_worker<J: Serialize, E: DeserializeOwned, R: Serialize>(
     tick: &dyn Fn(),
     mut on_event: impl FnMut(E) -> Result<Reply<R>, String>,
 ) -> Result<(), WorkerFailure> {
-    let program_name = command.program.file_name().map_or_else(
-        || command.program.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let spawn_failure = |error| WorkerFailure::Spawn {
-        program: program_name.clone(),
-        error,
-    };
-    // A script goes on the command line (`python3 -I -c SCRIPT`): no file for anyone to swap
-    // between writing and running it, and none left behind however hwbench ends.
-    let script = command.script.map(|text| ["-c", text]);
-    let mut child = process::spawn_in_own_group(
-        Command::new(&command.program)
-            .args(&command.args)
-            .args(script.iter().flatten())
-            .envs(command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .map_err(spawn_failure)?;
-    let pipes = read_lines(&mut child)
-        .and_then(|lines| Ok((lines, process::read_to_end_in_thread(child.stderr.take())?)));
-    let (lines, stderr) = match pipes {
-        Ok(pipes) => pipes,
-        Err(error) => {
-            process::kill_group(&child);
-            let _ = child.wait();
-            return Err(spawn_failure(error));
-        }
-    };
-
-    let mut stdin = child.stdin.take();
-    // A worker that died at start-up closes its stdin; what it said on stderr explains why.
-    send_line(&mut stdin, request);
-
-    let mut worker_gone = || matches!(child.try_wait(), Ok(Some(_)));
-    let outcome = converse(
-        &lines,
-        command.timeout,
-        tick,
-        &mut worker_gone,
-        &mut |event| {
-            let reply = on_event(event).map_err(WorkerFailure::Invalid)?;
-            Ok(match reply {
-                Reply::Nothing => false,
-                Reply::Send(answer) => {
-                    send_line(&mut stdin, &answer);
-                    false
-                }
-                Reply::Done => true,
-            })
-        },
-    );
-    drop(stdin);
-    // Whatever happened, nothing the worker started outlives its column.
-    process::kill_group(&child);
-    let status = child.wait();
-    match outcome {
-        Ok(true) => Ok(()),
-        Ok(false) => {
-            // A process the worker left behind may hold stderr open: wait for it only briefly.
-            let said = stderr
-                .recv_timeout(Duration::from_secs(2))
-                .ok()
-                .and_then(|bytes| last_line(&String::from_utf8_lossy(&bytes)))
-                .map(|line| without_path(&line, &command.program));
-            let how = match status {
-                Ok(status) => describe_exit(status),
-                Err(e) => e.to_string(),
-            };
-            // A library the loader cannot find is named with what to do about it.
-            if let Some(advice) = said.as_deref().and_then(crate::companion::missing_library) {
-                return Err(WorkerFailure::Exited(format!(
-                    "{program_name} cannot start: {advice}"
-                )));
-            }
-            Err(WorkerFailure::Exited(match said {
-                Some(line) => format!("{how}: {line}"),
-                None => how,
-            }))
-        }
-        Err(failure) => Err(failure),
-    }
-}
-
-/// One JSON line to the worker's stdin; a worker that has gone says why elsewhere.
-fn send_line(stdin: &mut Option<std::process::ChildStdin>, message: &impl serde::Serialize) {
-    if let Some(pipe) = stdin {
-        let mut line = serde_json::to_string(message).unwrap_or_default();
-        line.push('\n');
-        let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
-    }
-}
-
-/// Reads messages until `on_event` says the job is done (Ok(true)) or the worker's stdout closes
-/// or the worker exits (Ok(false)).
-fn converse<E: DeserializeOwned>(
-    lines: &mpsc::Receiver<String>,
-    timeout: Duration,
-    tick: &dyn Fn(),
-    worker_gone: &mut dyn FnMut() -> bool,
-    on_event: &mut impl FnMut(E) -> Result<bool, WorkerFailure>,
-) -> Result<bool, WorkerFailure> {
-    let mut greeted = false;
-    let mut last_heard = Instant::now();
+    let mut worker = Worker::start(command, request)?;
     loop {
-        if let Some(signal) = process::stop_signal() {
-            return Err(WorkerFailure::Stopped(signal));
+        match on_event(worker.event(tick)?).map_err(WorkerFailure::Invalid)? {
+            Reply::Nothing => {}
+            Reply::Send(answer) => worker.send(&answer),
+            Reply::Done => return Ok(()),
         }
-        let line = match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => line,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                tick();
-                // A worker that exited while something it started still holds its stdout has
-                // said all it will: that is an exit, not a hang.
-                if worker_gone() {
-                    return Ok(false);
-                }
-                if last_heard.elapsed() > timeout {
-                    return Err(WorkerFailure::Hung(timeout.as_secs()));
-                }
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(false),
+    }
+}
+
+/// One live worker process: started with its request, then read an event at a time and answered
+/// when its job needs an answer. Several can be alive at once, each waiting for its turn (a
+/// worker waiting for an answer is silent and idle). Dropping it ends the worker and everything it
+/// started.
+pub struct Worker {
+    child: Child,
+    program: std::path::PathBuf,
+    program_name: String,
+    lines: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<Vec<u8>>,
+    stdin: Option<std::process::ChildStdin>,
+    timeout: Duration,
+    greeted: bool,
+}
+
+impl Worker {
+    /// Starts `command` in its own process group and sends it `request`.
+    pub fn start<J: Serialize>(
+        command: &WorkerCommand,
+        request: &WorkerRequest<J>,
+    ) -> Result<Self, WorkerFailure> {
+        let program_name = command.program.file_name().map_or_else(
+            || command.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let spawn_failure = |error| WorkerFailure::Spawn {
+            program: program_name.clone(),
+            error,
         };
-        last_heard = Instant::now();
-        let message: Message<E> = serde_json::from_str(&line).map_err(|e| {
-            WorkerFailure::Protocol(format!(
-                "the worker said something hwbench does not understand ({e}): {}",
-                outside_line(&line, 80)
-            ))
-        })?;
-        match message {
-            Message::Hello { protocol, .. } if protocol != PROTOCOL => {
-                return Err(WorkerFailure::Protocol(format!(
-                    "the worker speaks protocol {protocol}, hwbench speaks {PROTOCOL}: install matching versions"
-                )));
+        // A script goes on the command line (`python3 -I -c SCRIPT`): no file for anyone to swap
+        // between writing and running it, and none left behind however hwbench ends.
+        let script = command.script.map(|text| ["-c", text]);
+        let mut child = process::spawn_in_own_group(
+            Command::new(&command.program)
+                .args(&command.args)
+                .args(script.iter().flatten())
+                .envs(command.env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(spawn_failure)?;
+        let pipes = read_lines(&mut child)
+            .and_then(|lines| Ok((lines, process::read_to_end_in_thread(child.stderr.take())?)));
+        let (lines, stderr) = match pipes {
+            Ok(pipes) => pipes,
+            Err(error) => {
+                process::kill_group(&child);
+                let _ = child.wait();
+                return Err(spawn_failure(error));
             }
-            Message::Hello { .. } => greeted = true,
-            _ if !greeted => {
-                return Err(WorkerFailure::Protocol(
-                    "the worker did not introduce itself (no hello message)".to_string(),
-                ));
+        };
+        let stdin = child.stdin.take();
+        let mut worker = Self {
+            child,
+            program: command.program.clone(),
+            program_name,
+            lines,
+            stderr,
+            stdin,
+            timeout: command.timeout,
+            greeted: false,
+        };
+        // A worker that died at start-up closes its stdin; what it said on stderr explains why.
+        worker.send(request);
+        Ok(worker)
+    }
+
+    /// One JSON line to the worker's stdin; a worker that has gone says why at its next event.
+    pub fn send(&mut self, message: &impl Serialize) {
+        if let Some(pipe) = &mut self.stdin {
+            let mut line = serde_json::to_string(message).unwrap_or_default();
+            line.push('\n');
+            let _ = pipe.write_all(line.as_bytes()).and_then(|()| pipe.flush());
+        }
+    }
+
+    /// The worker's next event of its job, waiting as long as it keeps its heartbeat (`tick` is
+    /// called while waiting): an error when it exits, says `error`, breaks the protocol, stays
+    /// silent past its timeout, or a stop signal arrives.
+    pub fn event<E: DeserializeOwned>(&mut self, tick: &dyn Fn()) -> Result<E, WorkerFailure> {
+        let last_heard = Instant::now();
+        loop {
+            if let Some(signal) = process::stop_signal() {
+                return Err(WorkerFailure::Stopped(signal));
             }
-            Message::Error { message } => {
-                return Err(WorkerFailure::Reported(outside_line(
-                    &message,
-                    REASON_CHARS,
-                )));
-            }
-            Message::Event(event) => {
-                if on_event(event)? {
-                    return Ok(true);
+            let line = match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    tick();
+                    // A worker that exited while something it started still holds its stdout
+                    // has said all it will: that is an exit, not a hang.
+                    if matches!(self.child.try_wait(), Ok(Some(_))) {
+                        return Err(self.exited());
+                    }
+                    if last_heard.elapsed() > self.timeout {
+                        return Err(WorkerFailure::Hung(self.timeout.as_secs()));
+                    }
+                    continue;
                 }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.exited()),
+            };
+            let message: Message<E> = serde_json::from_str(&line).map_err(|e| {
+                WorkerFailure::Protocol(format!(
+                    "the worker said something hwbench does not understand ({e}): {}",
+                    outside_line(&line, 80)
+                ))
+            })?;
+            match message {
+                Message::Hello { protocol, .. } if protocol != PROTOCOL => {
+                    return Err(WorkerFailure::Protocol(format!(
+                        "the worker speaks protocol {protocol}, hwbench speaks {PROTOCOL}: install matching versions"
+                    )));
+                }
+                Message::Hello { .. } => self.greeted = true,
+                _ if !self.greeted => {
+                    return Err(WorkerFailure::Protocol(
+                        "the worker did not introduce itself (no hello message)".to_string(),
+                    ));
+                }
+                Message::Error { message } => {
+                    return Err(WorkerFailure::Reported(outside_line(
+                        &message,
+                        REASON_CHARS,
+                    )));
+                }
+                Message::Event(event) => return Ok(event),
             }
         }
+    }
+
+    /// Why the worker's output ended: how it exited and the last thing it said on stderr.
+    fn exited(&mut self) -> WorkerFailure {
+        self.stdin = None;
+        process::kill_group(&self.child);
+        let status = self.child.wait();
+        // A process the worker left behind may hold stderr open: wait for it only briefly.
+        let said = self
+            .stderr
+            .recv_timeout(Duration::from_secs(2))
+            .ok()
+            .and_then(|bytes| last_line(&String::from_utf8_lossy(&bytes)))
+            .map(|line| without_path(&line, &self.program));
+        let how = match status {
+            Ok(status) => describe_exit(status),
+            Err(e) => e.to_string(),
+        };
+        // A library the loader cannot find is named with what to do about it.
+        if let Some(advice) = said.as_deref().and_then(crate::companion::missing_library) {
+            return WorkerFailure::Exited(format!("{} cannot start: {advice}", self.program_name));
+        }
+        WorkerFailure::Exited(match said {
+            Some(line) => format!("{how}: {line}"),
+            None => how,
+        })
+    }
+}
+
+impl Drop for Worker {
+    /// Whatever happened, nothing the worker started outlives it.
+    fn drop(&mut self) {
+        self.stdin = None;
+        process::kill_group(&self.child);
+        let _ = self.child.wait();
     }
 }
 

@@ -17,6 +17,7 @@ pub mod measured;
 pub mod model;
 pub mod protocol;
 pub mod pytorch;
+pub mod runs;
 pub mod session;
 pub mod synthetic;
 

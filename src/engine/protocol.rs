@@ -4,7 +4,7 @@
 //! `scale`), since either side may be something else than hwbench (a stale companion, a broken
 //! Python install, a hostile file).
 //!
-//! The parent writes one [`WorkerRequest`] line to the worker's stdin (`{"protocol": 3, "job":
+//! The parent writes one [`WorkerRequest`] line to the worker's stdin (`{"protocol": 4, "job":
 //! "compare" | "scale", …}`); the worker answers on stdout with `hello` first, then the events of
 //! its job, or `error` with a one-line reason. hwbench's own workers, the `hwbench-cuda`
 //! companion and the PyTorch script (`pytorch_worker.py`) all speak it.
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version every worker speaks: hwbench's `worker`, the `hwbench-cuda` companion (also in its
 /// `describe` answer) and `pytorch_worker.py`.
-pub const PROTOCOL: u32 = 3;
+pub const PROTOCOL: u32 = 4;
 
 /// A worker says it is alive at least this often while it trains.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);

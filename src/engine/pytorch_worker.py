@@ -1,13 +1,14 @@
 """hwbench's PyTorch worker: the reference iris loop, measured the way hwbench measures candle.
 
 hwbench ships this file inside its executable and runs it for `train-compare --with-pytorch` as
-`python3 -I -c <this file>`. It speaks hwbench's worker protocol (version 3): one
+`python3 -I -c <this file>`. It speaks hwbench's worker protocol (version 4): one
 JSON request line on stdin, JSON message lines on stdout, `error` with a one-line reason when
 something fails. Two jobs:
 
 - `compare` (train-compare): the session plus the prepared rows in the request; answers `hello`,
-  `ready`, `progress` at least every 2 s while training, `calibrated` (then reads the epochs to
-  time), one `run` per timed run, `finished` with a sampled loss curve.
+  `ready`, `progress` at least every 2 s while training, `calibrated` after the warm-ups; then
+  reads one step at a time: `{"step": "round", "epochs": N}` is one timed `run` of every policy,
+  `{"step": "finish"}` ends the job with `finished` and a sampled loss curve.
 - `scale` (hwbench scale): the device, seed and timing in the request; answers `ready` with the
   free memory, then reads one point at a time (`{"size": {...}, "max_epoch_s": ...}`), makes its
   data and weights from the seed exactly as hwbench does (`synthetic_uniform`), and answers one
@@ -26,7 +27,7 @@ import resource
 import sys
 import time
 
-PROTOCOL = 3
+PROTOCOL = 4
 HEARTBEAT_S = 2.0
 WARMUP_LIMIT_S = 1.0
 CURVE_POINTS = 2048
@@ -98,9 +99,7 @@ class Session:
         session = request["session"]
         self.config = session["config"]
         self.policies = session["policies"]
-        self.repeats = session["repeats"]
         self.warmup_epochs = session["warmup_epochs"]
-        self.calibrate = session.get("calibrate", False)
         self.device, self.name, self.open_ms = open_device(torch, session["device"])
 
         started = time.perf_counter()
@@ -218,14 +217,19 @@ class Session:
                     setup_ms=self.setup_ms,
                     first_epoch_ms=(first_epoch or 0.0) * 1e3,
                 )
-        if self.calibrate:
-            send(event="calibrated", per_epoch_us=costs)
-            epochs = max(1, min(epochs, int(json.loads(sys.stdin.readline())["epochs"])))
-        # Interleaved like hwbench's own sessions: drifts weigh on every policy alike.
+        send(event="calibrated", per_epoch_us=costs)
+        # Rounds as the parent asks for them, the policies interleaved like hwbench's own sessions:
+        # drifts weigh on every policy alike.
         last = None
-        for repeat in range(1, self.repeats + 1):
+        repeat = 0
+        while True:
+            step = json.loads(sys.stdin.readline())
+            if step.get("step") != "round":
+                break
+            repeat += 1
+            rounds_epochs = max(1, min(epochs, int(step["epochs"])))
             for every in self.policies:
-                run, curve, model, _ = self.train(every, repeat, epochs)
+                run, curve, model, _ = self.train(every, repeat, rounds_epochs)
                 run["repeat"] = repeat
                 send(event="run", **run)
                 last = (run, curve, model)
@@ -281,6 +285,38 @@ def available_memory_mib():
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def median_interval_rank(n):
+    """hwbench's `stats::median_interval_rank`: the order statistics bounding the median with 95%."""
+    k, term = 1, 0.5 ** n
+    below = term
+    while 2 * k < n:
+        term *= (n - k + 1) / k
+        if 1 - 2 * (below + term) < 0.95:
+            break
+        below += term
+        k += 1
+    return k
+
+
+def wants_more(fewest, most, target, samples):
+    """hwbench's `Runs::wants_more`: another run while the median is not known within ±target."""
+    n = len(samples)
+    if n < fewest:
+        return True
+    if n >= most:
+        return False
+    ordered = sorted(samples)
+    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
+    k = median_interval_rank(n)
+    return median != 0 and (ordered[n - k] - ordered[k - 1]) / 2 / abs(median) > target
+
+
+def runs_within(runs, work_s, per_run_s):
+    """hwbench's `Runs::within`: the most runs that fit `work_s`, between the fewest and the most."""
+    fit = math.floor(work_s / per_run_s) if per_run_s > 0 else runs["max"]
+    return max(runs["min"], min(fit, runs["max"]))
 
 
 class Ladder:
@@ -369,14 +405,20 @@ class Ladder:
             if point["warm_epoch_s"] > max_epoch_s:
                 point["over_budget"] = True
             else:
-                needed = math.ceil(timing["min_run_s"] / point["warm_epoch_s"]) if point["warm_epoch_s"] > 0 else MOST_EPOCHS
-                point["epochs"] = min(MOST_EPOCHS, max(timing["min_epochs"], needed))
-                for _ in range(timing["repeats"]):
+                runs = timing["runs"]
+                warm = point["warm_epoch_s"]
+                run_s = timing["work_s"] / max(1, runs["max"])
+                point["epochs"] = min(MOST_EPOCHS, max(1, math.ceil(run_s / warm))) if warm > 0 else MOST_EPOCHS
+                most = runs_within(runs, timing["work_s"], point["epochs"] * warm)
+                while wants_more(runs["min"], most, runs["target"], point["runs_s"]):
                     _, seconds, curve = self.train(point["epochs"])
                     point["runs_s"].append(seconds)
                     point["final_loss"] = finite(curve[-1]) if curve else None
         point["memory_mib"] = self.memory_mib()
         self.x = self.y = self.init = None
+        if self.device.type == "cuda":
+            # The next column may train on this GPU while this worker waits: hand back the cache.
+            self.torch.cuda.empty_cache()
         return point
 
     def run(self):

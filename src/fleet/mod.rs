@@ -17,12 +17,14 @@ use crate::readable::{factor, micros};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
-use crate::stats::Spread;
+use crate::stats::{Comparison, Spread, compare};
 use crate::train::results::TrainCompareReport;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A node this much slower per epoch than its group's median is an outlier.
+/// A node this much slower per epoch than its group's median — and beyond noise: its own runs'
+/// confidence interval apart from the interval of the group's median (`stats::compare`) — is an
+/// outlier.
 pub const SLOW_FACTOR: f64 = 1.25;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -446,19 +448,19 @@ fn signature(reading: &Reading) -> BTreeMap<String, String> {
 
 /// The headline per-epoch cost, in µs, of every device of a train-compare report, by label; of
 /// every device at every ladder point of a scale report, by "label at size".
-fn per_epoch(reading: &Reading) -> Vec<(String, f64)> {
+fn per_epoch(reading: &Reading) -> Vec<(String, Spread)> {
     match reading {
         Reading::TrainCompare(report) => report
             .devices
             .iter()
-            .filter_map(|d| Some((d.label.clone(), d.headline_per_epoch_us()?)))
+            .filter_map(|d| Some((d.label.clone(), d.headline_spread()?)))
             .collect(),
         Reading::Scale(report) => report
             .devices
             .iter()
             .flat_map(|c| {
                 c.points.iter().filter_map(|p| {
-                    Some((format!("{} at {}", c.label, p.size), p.median_s()? * 1e6))
+                    Some((format!("{} at {}", c.label, p.size), p.epoch_s?.scaled(1e6)))
                 })
             })
             .collect(),
@@ -466,7 +468,8 @@ fn per_epoch(reading: &Reading) -> Vec<(String, f64)> {
     }
 }
 
-/// Nodes whose per-epoch cost on a device is well above the median of their group.
+/// Nodes whose per-epoch cost on a device is measurably above the median of the rest of their
+/// group, by more than [`SLOW_FACTOR`].
 fn slow_nodes(
     readings: &[Reading],
     signatures: &[(String, BTreeMap<String, String>)],
@@ -477,30 +480,29 @@ fn slow_nodes(
         members.entry(signature).or_default().push(i);
     }
     for indices in members.values().filter(|m| m.len() >= 3) {
-        let costs: Vec<Vec<(String, f64)>> =
+        let costs: Vec<Vec<(String, Spread)>> =
             indices.iter().map(|&i| per_epoch(&readings[i])).collect();
-        let mut by_label: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for (label, cost) in costs.iter().flatten() {
-            by_label.entry(label).or_default().push(*cost);
-        }
-        let medians: BTreeMap<&str, f64> = by_label
-            .into_iter()
-            .filter_map(|(label, list)| Some((label, Spread::of(list)?.median)))
-            .collect();
-        for (&i, node_costs) in indices.iter().zip(&costs) {
+        for (position, node_costs) in costs.iter().enumerate() {
             for (label, cost) in node_costs {
-                let Some(&median) = medians.get(label.as_str()) else {
+                // The group without this node: an outlier must not widen its own yardstick.
+                let others = costs
+                    .iter()
+                    .enumerate()
+                    .filter(|(other, _)| *other != position)
+                    .flat_map(|(_, list)| list.iter().filter(|(l, _)| l == label))
+                    .map(|(_, spread)| spread.median);
+                let Some(group) = Spread::of(others) else {
                     continue;
                 };
-                if *cost > median * SLOW_FACTOR {
+                if let Comparison::Slower { ratio } = compare(cost, &group, SLOW_FACTOR - 1.0) {
                     outliers
-                        .entry(signatures[i].0.clone())
+                        .entry(signatures[indices[position]].0.clone())
                         .or_default()
                         .push(format!(
                             "{label} {} per epoch, {} its group's median ({})",
-                            micros(*cost),
-                            factor(cost / median),
-                            micros(median)
+                            micros(cost.median),
+                            factor(ratio),
+                            micros(group.median)
                         ));
                 }
             }

@@ -39,6 +39,10 @@ pub struct CpuReport {
     pub cgroup_cpu_quota: Option<f64>,
     pub base_mhz: Option<f64>,
     pub max_mhz: Option<f64>,
+    /// Where cpufreq gives no maximum: the clock a core ran at, measured by hwbench (dependent
+    /// additions, one per cycle, timed over about a millisecond; best of five), in MHz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured_mhz: Option<f64>,
     /// The clock /proc/cpuinfo reports now ("cpu MHz"): in a virtual machine, usually the host's
     /// nominal clock.
     #[serde(default)]
@@ -105,6 +109,10 @@ pub fn probe(root: &Root) -> CpuReport {
     let (base, max) = frequencies(root, report.model_name.as_deref());
     report.base_mhz = keep(base, "base_mhz", &mut unavailable);
     report.max_mhz = keep(max, "max_mhz", &mut unavailable);
+    // Only this machine's own cores can be timed: a recorded root has no clock to measure.
+    if report.max_mhz.is_none() && root.is_real() {
+        report.measured_mhz = super::clock::measured_mhz();
+    }
 
     report.caches = caches(root, report.logical_cpus);
     if report.caches.is_empty() {

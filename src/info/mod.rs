@@ -4,6 +4,7 @@
 //! recorded in the struct's `unavailable` map, so one failing probe never hides the others.
 
 pub mod build;
+pub mod clock;
 pub mod cpu;
 pub mod cuda_libs;
 pub mod findings;

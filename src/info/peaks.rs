@@ -181,10 +181,13 @@ pub fn cpu_threads_peak(cpu: &CpuReport, threads: usize) -> Option<(f64, String)
 
 fn cpu_peak(cpu: &CpuReport, cores: usize) -> Option<(f64, String)> {
     let (per_cycle, units) = cpu.microarchitecture.as_deref().and_then(fp32_per_cycle)?;
-    let (mhz, clock) = match (cpu.max_mhz, cpu.base_mhz, cpu.current_mhz) {
-        (Some(max), _, _) => (max, "maximum clock (cpufreq)"),
-        (None, Some(base), _) => (base, "base clock"),
-        (None, None, Some(now)) => (now, "clock /proc/cpuinfo reports (cpu MHz)"),
+    // The highest clock the cores really run at: cpufreq's maximum, else the measured one (in a
+    // virtual machine /proc/cpuinfo's and the name's are the nominal clock, below the boost).
+    let (mhz, clock) = match (cpu.max_mhz, cpu.measured_mhz, cpu.base_mhz, cpu.current_mhz) {
+        (Some(max), ..) => (max, "maximum clock (cpufreq)"),
+        (None, Some(measured), ..) => (measured, "clock measured by hwbench"),
+        (None, None, Some(base), _) => (base, "base clock"),
+        (None, None, None, Some(now)) => (now, "clock /proc/cpuinfo reports (cpu MHz)"),
         _ => return None,
     };
     let gflops = cores as f64 * f64::from(per_cycle) * mhz / 1e3;

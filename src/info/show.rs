@@ -349,6 +349,12 @@ fn cpu_pairs(cpu: &CpuReport) -> Vec<(String, String)> {
         )
         .opt("base frequency", cpu.base_mhz, |m| format!("{m:.0} MHz"))
         .opt("max frequency", cpu.max_mhz, |m| format!("{m:.0} MHz"));
+    if let Some(mhz) = cpu.measured_mhz {
+        p.add(
+            "measured clock",
+            format!("{mhz:.0} MHz (no cpufreq: measured by hwbench)"),
+        );
+    }
     if let Some(mhz) = cpu.current_mhz {
         p.add("clock now (cpu MHz)", format!("{mhz:.0} MHz"));
     }

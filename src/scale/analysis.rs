@@ -7,6 +7,7 @@ use super::results::{Crossover, LadderPoint, PointStatus, ScaleColumn, ScaleRepo
 use crate::engine::Framework;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::synthetic::Size;
+use crate::stats::{Comparison, Spread, VERDICT_THRESHOLD, compare};
 
 /// Two first losses disagree when they differ by more than this share (float32 rounding over a
 /// thousand-term sum stays near 10⁻⁶; TF32 or a wrong kernel is 10⁻³ or more).
@@ -76,8 +77,8 @@ pub fn crossovers(report: &ScaleReport) -> Vec<Crossover> {
 }
 
 /// Which of `a` and `b` is faster at the largest point both measured, and from which point on it
-/// wins beyond noise (its slowest epoch faster than the other's fastest, there and at every larger
-/// common point). `None` when they share no measured point or tie at the largest.
+/// wins beyond noise (`stats::compare`: measurably faster, there and at every larger common
+/// point). `None` when they share no measured point or tie at the largest.
 pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Option<Crossover> {
     // Both columns list the ladder's points in its order.
     let common: Vec<_> = a
@@ -94,12 +95,14 @@ pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Op
     } else {
         return None;
     };
-    let beats = |(_, sa, sb): &(Size, crate::stats::Spread, crate::stats::Spread)| {
-        if a_is_faster {
-            sa.max < sb.min
-        } else {
-            sb.max < sa.min
-        }
+    // Beyond noise: the faster one's time is measurably below the other's (the report's one
+    // method: confidence intervals apart and beyond the verdict's threshold).
+    let beats = |(_, sa, sb): &(Size, Spread, Spread)| {
+        let (fast, slow) = if a_is_faster { (sa, sb) } else { (sb, sa) };
+        matches!(
+            compare(fast, slow, VERDICT_THRESHOLD),
+            Comparison::Faster { .. }
+        )
     };
     let from = common
         .iter()
@@ -203,7 +206,6 @@ mod tests {
     use crate::engine::device::DeviceSpec;
     use crate::scale::ladder;
     use crate::scale::results::PointResult;
-    use crate::stats::Spread;
 
     fn column(label: &str, times: &[(f64, f64)]) -> ScaleColumn {
         ScaleColumn {
@@ -216,6 +218,9 @@ mod tests {
                         min: median * (1.0 - spread),
                         median,
                         max: median * (1.0 + spread),
+                        n: 3,
+                        ci_low: None,
+                        ci_high: None,
                     }),
                     ..PointResult::not_measured(size, PointStatus::Measured, None)
                 })

@@ -6,6 +6,7 @@ use super::protocol::PointTiming;
 use crate::engine::columns::{self, Columns, DeviceSettings};
 use crate::engine::device::cuda::MATMUL_PRECISION;
 use crate::engine::fused::KernelChoice;
+use crate::engine::runs::Runs;
 use crate::engine::synthetic::Size;
 use crate::info::cpu::CpuReport;
 use crate::info::machine::Machine;
@@ -32,17 +33,16 @@ impl ScaleSettings {
     pub const SEED: u32 = 0;
     pub const LR: f64 = 0.01;
 
-    /// What `hwbench scale` does with no options: the default ladder, each point timed over at
-    /// least 0.2 s and 3 epochs, 3 times.
+    /// What `hwbench scale` does with no options: the default ladder, each point timed in 6 to 10
+    /// runs sharing out 0.6 s (at least one epoch each), until its median is known within ±3%.
     pub fn standard() -> Self {
         Self {
             devices: DeviceSettings::default(),
             sizes: ladder::DEFAULT.to_vec(),
             max_epoch_s: Self::MAX_EPOCH_S,
             timing: PointTiming {
-                repeats: 3,
-                min_epochs: 3,
-                min_run_s: 0.2,
+                runs: Runs::adaptive(10),
+                work_s: 0.6,
                 warmup_s: 0.1,
             },
             seed: Self::SEED,
@@ -57,9 +57,8 @@ impl ScaleSettings {
             sizes: ladder::quick(),
             max_epoch_s: 0.25,
             timing: PointTiming {
-                repeats: 3,
-                min_epochs: 3,
-                min_run_s: 0.05,
+                runs: Runs::adaptive(10),
+                work_s: 0.15,
                 warmup_s: 0.05,
             },
             ..Self::standard()

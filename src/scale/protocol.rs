@@ -13,6 +13,7 @@ use crate::engine::fused::KernelChoice;
 use crate::engine::limits;
 use crate::engine::measured::DeviceFacts;
 use crate::engine::protocol::{check_lr, non_negative, optional_loss};
+use crate::engine::runs::Runs;
 use crate::engine::synthetic::Size;
 
 /// The job as the envelope carries it: `{"job": "scale", "device": …, "seed": …, …}`.
@@ -36,12 +37,13 @@ pub struct LadderRequest {
 }
 
 /// How each point is timed: a warm-up of at least one epoch after the cold one (up to
-/// `warmup_s`), then `repeats` timed runs of at least `min_epochs` epochs and `min_run_s` seconds.
+/// `warmup_s`), then timed runs of at least one epoch, each about `work_s` / `runs.max` long:
+/// `runs.min` of them, then more while the median's confidence interval is wider than
+/// ±`runs.target`, as long as they fit in `work_s` (and at most `runs.max`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PointTiming {
-    pub repeats: u32,
-    pub min_epochs: u64,
-    pub min_run_s: f64,
+    pub runs: Runs,
+    pub work_s: f64,
     pub warmup_s: f64,
 }
 
@@ -110,13 +112,18 @@ impl LadderRequest {
         }
         check_lr(self.lr)?;
         let t = &self.timing;
-        if !(1..=limits::REPEATS).contains(&t.repeats) || !(1..=1_000_000).contains(&t.min_epochs) {
+        let runs = t.runs;
+        let usable = (1..=limits::REPEATS).contains(&runs.min)
+            && (runs.min..=limits::REPEATS).contains(&runs.max)
+            && runs.target.is_finite()
+            && runs.target >= 0.0;
+        if !usable {
             return Err(format!(
-                "{} repeats of at least {} epochs is not a timing this worker runs",
-                t.repeats, t.min_epochs
+                "{} to {} runs until ±{} is not a timing this worker runs",
+                runs.min, runs.max, runs.target
             ));
         }
-        for (name, seconds) in [("min_run_s", t.min_run_s), ("warmup_s", t.warmup_s)] {
+        for (name, seconds) in [("work_s", t.work_s), ("warmup_s", t.warmup_s)] {
             if !(seconds.is_finite() && (0.0..=3600.0).contains(&seconds)) {
                 return Err(format!(
                     "{name} {seconds} is not between 0 and 3600 seconds"
@@ -186,22 +193,23 @@ impl ScaleCheck {
     fn check_point(&self, point: &PointMeasured) -> Result<(), String> {
         non_negative("cold_epoch_s", point.cold_epoch_s)?;
         non_negative("warm_epoch_s", point.warm_epoch_s)?;
-        let expected = if point.over_budget {
-            0
+        let runs = self.timing.runs;
+        let (fewest, most) = if point.over_budget {
+            (0, 0)
         } else {
-            self.timing.repeats as usize
+            (runs.min as usize, runs.max as usize)
         };
-        if point.runs_s.len() != expected {
+        if !(fewest..=most).contains(&point.runs_s.len()) {
             return Err(format!(
-                "the worker sent {} timed runs of {}, not {expected}",
+                "the worker sent {} timed runs of {}, not {fewest} to {most}",
                 point.runs_s.len(),
                 point.size
             ));
         }
-        if !point.over_budget && point.epochs < self.timing.min_epochs {
+        if !point.over_budget && point.epochs == 0 {
             return Err(format!(
-                "the worker timed {} epochs per run, fewer than the {} asked for",
-                point.epochs, self.timing.min_epochs
+                "the worker timed runs of no epoch at {}",
+                point.size
             ));
         }
         for &seconds in &point.runs_s {

@@ -173,8 +173,8 @@ impl PointResult {
     }
 }
 
-/// Where `faster` starts beating `slower` beyond noise (its slowest epoch faster than the other's
-/// fastest) and keeps beating it at every larger point both measured.
+/// Where `faster` starts beating `slower` beyond noise (measurably faster: `stats::compare`) and
+/// keeps beating it at every larger point both measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Crossover {
     pub faster: String,

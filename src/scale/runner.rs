@@ -1,7 +1,9 @@
-//! The parent side of `hwbench scale`: one worker per column (one after another), asked for one
-//! point at a time; before each point the parent decides whether the device can take it — in
-//! memory (the estimate against what the worker found free) and in time (the last point's epoch,
-//! scaled by the work, against `--max-epoch-seconds`).
+//! The parent side of `hwbench scale`: one worker per column, all alive at once but never
+//! computing at the same time, asked for one point at a time in rounds — every column's next
+//! point, then the next round — so that a drift of the machine weighs on every column alike.
+//! Before each point the parent decides whether the device can take it — in memory (the estimate
+//! against what the worker found free) and in time (the last point's epoch, scaled by the work,
+//! against `--max-epoch-seconds`).
 
 use indicatif::ProgressBar;
 
@@ -13,8 +15,8 @@ use super::protocol::{
 use super::results::{
     LadderPoint, PointResult, PointStatus, SCHEMA_VERSION, ScaleColumn, ScaleConfig, ScaleReport,
 };
-use crate::engine::columns::{Column, WorkerCommand};
-use crate::engine::conversation::{Reply, starting, talk_to_worker};
+use crate::engine::columns::Column;
+use crate::engine::conversation::{Worker, WorkerFailure, starting};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::protocol::WorkerRequest;
@@ -37,31 +39,35 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         .filter(|c| c.worker.is_ok())
         .count();
     bar.set_length((runnable * plan.ladder.len()) as u64);
-    let mut devices = Vec::new();
-    for column in &plan.columns.columns {
-        let mut result = ScaleColumn::new(column.device, column.framework);
-        if let DeviceSpec::Cpu { threads } = column.device
-            && let Some((gflops, basis)) = peaks::cpu_threads_peak(&plan.cpu, threads)
-        {
-            result.peak_gflops = Some(gflops);
-            result.peak_basis = Some(basis);
+    let steps = Steps::new(&plan.ladder, plan.settings.max_epoch_s);
+    let mut live: Vec<Climb> = plan
+        .columns
+        .columns
+        .iter()
+        .map(|column| Climb::start(plan, column, &bar))
+        .collect();
+    // Rounds: each column still climbing measures its next point.
+    while live.iter().any(|c| c.worker.is_some()) {
+        for climb in &mut live {
+            climb.step(&steps, &bar);
         }
-        match starting(column) {
-            Ok(command) => run_column(plan, column, command, &bar, &mut result),
-            Err((status, reason)) => {
-                result.status = status;
-                result.reason = Some(reason);
-            }
-        }
-        // Every point has its line, tried or not.
-        let tried = result.points.len();
-        result.points.extend(plan.ladder[tried..].iter().map(|p| {
-            PointResult::not_measured(p.size, PointStatus::NotRun, result.reason.clone())
-        }));
-        devices.push(result);
+        let done: usize = live.iter().map(|c| c.result.points.len()).sum();
+        bar.set_position(done.min(runnable * plan.ladder.len()) as u64);
     }
     bar.finish_and_clear();
 
+    let devices: Vec<ScaleColumn> = live
+        .into_iter()
+        .map(|climb| {
+            let mut result = climb.result;
+            // Every point has its line, tried or not.
+            let tried = result.points.len();
+            result.points.extend(plan.ladder[tried..].iter().map(|p| {
+                PointResult::not_measured(p.size, PointStatus::NotRun, result.reason.clone())
+            }));
+            result
+        })
+        .collect();
     let settings = &plan.settings;
     ScaleReport {
         schema_version: SCHEMA_VERSION,
@@ -88,82 +94,137 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
     }
 }
 
-/// One column's worker, asked for each point the device can take.
-fn run_column(
-    plan: &ScalePlan,
-    column: &Column,
-    command: &WorkerCommand,
-    bar: &ProgressBar,
-    result: &mut ScaleColumn,
-) {
-    let settings = &plan.settings;
-    let request = WorkerRequest::new(ScaleRequest::Scale(LadderRequest {
-        device: column.device,
-        seed: settings.seed,
-        lr: settings.lr,
-        timing: settings.timing,
-        kernels: settings.kernels,
-    }));
-    let start = bar.position();
-    let label = result.label.clone();
-    bar.set_message(format!("{label}: starting"));
-    let mut check = ScaleCheck::new(settings.timing);
-    let steps = Steps::new(&plan.ladder, settings.max_epoch_s);
-    let mut asked = None;
-    let outcome = talk_to_worker(command, &request, &|| bar.tick(), |event: ScaleEvent| {
-        check.check(&event)?;
-        Ok(match event {
-            ScaleEvent::Ready {
-                facts,
-                memory_free_mib,
-            } => {
-                if column.device.is_accelerator()
-                    && let Some((gflops, basis)) = gpu_peak(plan, facts.name.as_deref())
-                {
-                    result.peak_gflops = Some(gflops);
-                    result.peak_basis = Some(basis);
-                }
-                result.facts = Some(facts);
-                result.memory_free_mib = memory_free_mib;
-                let next = steps.next(&mut result.points, memory_free_mib);
-                check.asked(next);
-                asked = next.size;
-                Reply::Send(next)
-            }
-            ScaleEvent::Progress { .. } => Reply::Nothing,
-            ScaleEvent::Point(measured) => {
-                result.points.push(point_result(measured));
-                let next = steps.next(&mut result.points, result.memory_free_mib);
-                bar.set_position(start + result.points.len() as u64);
-                if let Some(size) = next.size {
-                    bar.set_message(format!("{label}: {size}"));
-                }
-                check.asked(next);
-                asked = next.size;
-                Reply::Send(next)
-            }
-            ScaleEvent::Finished => Reply::Done,
-        })
-    });
-    bar.set_position(start + plan.ladder.len() as u64);
-    let Err(failure) = outcome else {
-        return;
-    };
-    let (status, failure) = failure.outcome(result.facts.is_some());
-    result.status = status;
-    // The point in progress failed with the worker; the others were never tried.
-    if let Some(size) = asked.filter(|size| result.points.iter().all(|p| p.size != *size)) {
-        let status = match result.status {
-            DeviceStatus::Interrupted => PointStatus::NotRun,
-            _ => PointStatus::Failed,
+/// One column on its way up the ladder: its worker while it climbs, and what it measured.
+struct Climb {
+    result: ScaleColumn,
+    worker: Option<Worker>,
+    check: ScaleCheck,
+}
+
+impl Climb {
+    /// Starts the column's worker and reads its `ready`; a column that cannot start says why.
+    fn start(plan: &ScalePlan, column: &Column, bar: &ProgressBar) -> Self {
+        let settings = &plan.settings;
+        let mut climb = Self {
+            result: ScaleColumn::new(column.device, column.framework),
+            worker: None,
+            check: ScaleCheck::new(settings.timing),
         };
-        result.points.push(PointResult::not_measured(
-            size,
-            status,
-            Some(failure.clone()),
-        ));
+        let result = &mut climb.result;
+        if let DeviceSpec::Cpu { threads } = column.device
+            && let Some((gflops, basis)) = peaks::cpu_threads_peak(&plan.cpu, threads)
+        {
+            result.peak_gflops = Some(gflops);
+            result.peak_basis = Some(basis);
+        }
+        let command = match starting(column) {
+            Ok(command) => command,
+            Err((status, reason)) => {
+                result.status = status;
+                result.reason = Some(reason);
+                return climb;
+            }
+        };
+        bar.set_message(format!("{}: starting", result.label));
+        let request = WorkerRequest::new(ScaleRequest::Scale(LadderRequest {
+            device: column.device,
+            seed: settings.seed,
+            lr: settings.lr,
+            timing: settings.timing,
+            kernels: settings.kernels,
+        }));
+        let mut worker = match Worker::start(command, &request) {
+            Ok(worker) => worker,
+            Err(failure) => {
+                climb.fail(&failure, None);
+                return climb;
+            }
+        };
+        loop {
+            match climb.next_event(&mut worker, bar) {
+                Ok(ScaleEvent::Ready {
+                    facts,
+                    memory_free_mib,
+                }) => {
+                    let result = &mut climb.result;
+                    if column.device.is_accelerator()
+                        && let Some((gflops, basis)) = gpu_peak(plan, facts.name.as_deref())
+                    {
+                        result.peak_gflops = Some(gflops);
+                        result.peak_basis = Some(basis);
+                    }
+                    result.facts = Some(facts);
+                    result.memory_free_mib = memory_free_mib;
+                    climb.worker = Some(worker);
+                    return climb;
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    climb.fail(&failure, None);
+                    return climb;
+                }
+            }
+        }
     }
-    result.reason = Some(failure);
+
+    /// Asks for the next point the device can take and reads its measurement; when there is none,
+    /// tells the worker to finish.
+    fn step(&mut self, steps: &Steps, bar: &ProgressBar) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        let next = steps.next(&mut self.result.points, self.result.memory_free_mib);
+        self.check.asked(next);
+        worker.send(&next);
+        if let Some(size) = next.size {
+            bar.set_message(format!("{}: {size}", self.result.label));
+        }
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(ScaleEvent::Point(measured)) => {
+                    self.result.points.push(point_result(measured));
+                    self.worker = Some(worker);
+                    return;
+                }
+                Ok(ScaleEvent::Finished) => return,
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure, next.size),
+            }
+        }
+    }
+
+    /// The worker's next event, checked.
+    fn next_event(
+        &mut self,
+        worker: &mut Worker,
+        bar: &ProgressBar,
+    ) -> Result<ScaleEvent, WorkerFailure> {
+        let event: ScaleEvent = worker.event(&|| bar.tick())?;
+        self.check.check(&event).map_err(WorkerFailure::Invalid)?;
+        Ok(event)
+    }
+
+    /// The worker failed or was stopped while measuring `asked` (if anything): the column keeps
+    /// the points it finished.
+    fn fail(&mut self, failure: &WorkerFailure, asked: Option<crate::engine::synthetic::Size>) {
+        self.worker = None;
+        let result = &mut self.result;
+        let (status, failure) = failure.outcome(result.facts.is_some());
+        result.status = status;
+        // The point in progress failed with the worker; the others were never tried.
+        if let Some(size) = asked.filter(|size| result.points.iter().all(|p| p.size != *size)) {
+            let status = match result.status {
+                DeviceStatus::Interrupted => PointStatus::NotRun,
+                _ => PointStatus::Failed,
+            };
+            result.points.push(PointResult::not_measured(
+                size,
+                status,
+                Some(failure.clone()),
+            ));
+        }
+        result.reason = Some(failure);
+    }
 }
 
 /// What a worker measured, as a point of the report (its derived figures come later).

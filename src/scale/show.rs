@@ -3,8 +3,8 @@
 
 use super::analysis;
 use super::results::{PointResult, PointStatus, ScaleColumn, ScaleReport};
-use crate::readable::sparkline;
-use crate::readable::{factor, flop, gflops, memory, micros, millis, percent, seconds};
+use crate::readable::{factor, flop, gflops, memory, millis, percent, seconds};
+use crate::readable::{sparkline, spread_micros};
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
@@ -12,15 +12,10 @@ use crate::render::{Document, Render, Section};
 impl Render for ScaleReport {
     fn document(&self) -> Document {
         let mut summary = vec![Section::text("Verdict", self.verdict.clone())];
-        summary.push(self.grid("Time per epoch (median ±half range)", |p| {
-            p.epoch_s.map(|s| {
-                format!(
-                    "{} ±{}",
-                    micros(s.median * 1e6),
-                    percent(s.relative_half_range())
-                )
-            })
-        }));
+        summary.push(self.grid(
+            "Time per epoch (median, 95% confidence interval of the median, runs)",
+            |p| p.epoch_s.map(|s| spread_micros(&s.scaled(1e6))),
+        ));
         summary.push(
             self.grid("Throughput in GFLOP/s (share of FP32 peak)", |p| {
                 p.gflops.map(|g| {
@@ -133,11 +128,12 @@ impl Render for ScaleReport {
             .add(
                 "timing per point",
                 format!(
-                    "1 cold epoch, a warm-up of up to {}, then {} runs of at least {} epochs and {}",
+                    "1 cold epoch, a warm-up of up to {}, then {} to {} timed runs of at least one epoch sharing out {} (more only while the median's 95% confidence interval is wider than ±{}); columns take each point in turn",
                     seconds(t.warmup_s),
-                    t.repeats,
-                    t.min_epochs,
-                    seconds(t.min_run_s)
+                    t.runs.min,
+                    t.runs.max,
+                    seconds(t.work_s),
+                    percent(t.runs.target)
                 ),
             )
             .add(

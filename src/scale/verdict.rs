@@ -63,7 +63,7 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
         .any(|c| best_share(c).is_some_and(|(share, _, _)| share > 1.0))
     {
         lines.push(
-            "A share above 100% means the device ran faster than the clock its peak was reckoned from (see each column's peak): in a virtual machine /proc/cpuinfo often gives the nominal clock, below the boost clock."
+            "A share above 100% cannot be real: the device ran faster than the clock its peak was reckoned from (see each column's peak basis), so that clock is wrong or the timing is a measurement error."
                 .to_string(),
         );
     }

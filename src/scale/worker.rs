@@ -99,8 +99,17 @@ fn measure(
         measured.over_budget = true;
         return Ok(with_memory(measured, request, device));
     }
-    measured.epochs = timed_epochs(measured.warm_epoch_s, timing.min_run_s, timing.min_epochs);
-    for _ in 0..timing.repeats {
+    let runs = timing.runs;
+    measured.epochs = timed_epochs(
+        measured.warm_epoch_s,
+        timing.work_s / f64::from(runs.max.max(1)),
+        1,
+    );
+    let runs = runs.within(
+        timing.work_s,
+        measured.epochs as f64 * measured.warm_epoch_s,
+    );
+    while runs.wants_more(&measured.runs_s) {
         let trained = run(Length::Epochs(measured.epochs))?;
         measured.runs_s.push(trained.result.total_s);
         measured.final_loss = trained.result.final_loss;

@@ -6,6 +6,8 @@ use super::results::{DeviceResult, Disagreement, LossRise, TrainCompareReport};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::{Framework, SyncPolicy};
+use crate::readable::{micros, range_micros};
+use crate::stats::Spread;
 
 /// Fills in every derived figure of the report.
 pub fn add_derived_figures(report: &mut TrainCompareReport) {
@@ -115,33 +117,65 @@ pub fn loss_rise(device: &DeviceResult) -> Option<LossRise> {
 }
 
 /// The marginal cost of one sync per policy, against the policy that never syncs during
-/// training: (T(k) − T(never)) / (syncs(k) − syncs(never)), from the fastest run of each.
+/// training: per round, (T(k) − T(never)) / (syncs(k) − syncs(never)) of the two runs of that
+/// round (paired: they ran back to back), and the median over rounds with its confidence
+/// interval. A cost is exported only when the interval is above zero and agrees with the time
+/// measured inside the readback calls: a sync cannot cost more than the time spent in it.
 pub fn marginal_sync_costs(device: &mut DeviceResult) {
-    let baseline = device
-        .policy(SyncPolicy::NEVER)
-        .and_then(|p| Some((p.total_s?, p.syncs, p.per_epoch_us?.median)));
-    let Some((t0, s0, epoch0)) = baseline else {
+    let Some(never) = device.policy(SyncPolicy::NEVER) else {
         return;
     };
+    let Some(epoch0) = never.per_epoch_us.map(|s| s.median) else {
+        return;
+    };
+    let baseline: Vec<(u32, f64, u64)> = never
+        .runs
+        .iter()
+        .map(|r| (r.repeat, r.total_s, r.syncs))
+        .collect();
     for policy in &mut device.policies {
-        let Some(total) = policy.total_s else {
+        if policy.policy == SyncPolicy::NEVER {
+            continue;
+        }
+        // Per round: the extra time per extra sync, in µs.
+        let per_sync: Vec<f64> = policy
+            .runs
+            .iter()
+            .filter_map(|run| {
+                let &(_, total0, syncs0) = baseline.iter().find(|(r, ..)| *r == run.repeat)?;
+                let extra = run.syncs.checked_sub(syncs0).filter(|&e| e > 0)?;
+                Some((run.total_s - total0) * 1e6 / extra as f64)
+            })
+            .collect();
+        let Some(cost) = Spread::of(per_sync) else {
             continue;
         };
-        if policy.policy == SyncPolicy::NEVER || policy.syncs <= s0 {
+        let (low, high) = cost.interval();
+        policy.sync_cost_interval_us = Some((low, high));
+        if cost.holds_zero() {
+            policy.sync_cost_below_us = Some(low.abs().max(high.abs()));
             continue;
         }
-        let extra_syncs = (policy.syncs - s0) as f64;
-        // The fastest runs are the least disturbed: a shared machine only ever adds time.
-        let difference = total.min - t0.min;
-        let noise = (total.max - total.min) / 2.0 + (t0.max - t0.min) / 2.0;
-        // A negative difference beyond the spread is drift, not a sync that saves time.
-        if difference <= noise {
-            policy.sync_cost_below_us = Some(noise.max(difference.abs()) * 1e6 / extra_syncs);
-        } else {
-            let cost = difference * 1e6 / extra_syncs;
-            policy.sync_cost_us = Some(cost);
-            policy.sync_share_of_epoch = Some(cost / epoch0);
+        if high < 0.0 {
+            policy.sync_cost_note = Some(format!(
+                "the runs that sync were faster, by {} per sync: a drift of the machine, not a cost",
+                micros(-cost.median)
+            ));
+            continue;
         }
+        if let Some(inside) = policy.readback_us
+            && low > inside.interval().1
+        {
+            policy.sync_cost_note = Some(format!(
+                "the paired runs differ by {} per sync ({}), more than the {} measured inside the readback: something else changed between the runs",
+                micros(cost.median),
+                range_micros(low, high),
+                micros(inside.median)
+            ));
+            continue;
+        }
+        policy.sync_cost_us = Some(cost.median);
+        policy.sync_share_of_epoch = Some(cost.median / epoch0);
     }
 }
 

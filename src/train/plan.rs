@@ -10,6 +10,7 @@ use crate::engine::SyncPolicy;
 use crate::engine::columns::{self, Columns, DeviceSettings, no_duplicates};
 use crate::engine::data::{self, Dataset};
 use crate::engine::model::InitWeights;
+use crate::engine::runs::Runs;
 use crate::error::UsageError;
 use crate::info::machine::Machine;
 
@@ -25,7 +26,12 @@ pub struct TrainSettings {
     /// Hidden units; `None`: 10, or what `init_weights` holds.
     pub hidden: Option<usize>,
     pub sync_every: Vec<SyncPolicy>,
+    /// With `adaptive`, the work of the timed runs: as much as `repeats` runs of `epochs`, shared
+    /// out in shorter runs (see [`Runs`]); without, exactly `repeats` runs of `epochs`.
     pub repeats: u32,
+    /// Time as many runs as each figure needs (between [`Runs::MIN`] and [`Runs::MAX`], until its
+    /// median is known within ±[`Runs::TARGET`]) instead of exactly `repeats`.
+    pub adaptive: bool,
     pub seed: Option<u32>,
     pub init_weights: Option<PathBuf>,
     pub split_seed: u32,
@@ -68,6 +74,7 @@ impl TrainSettings {
             hidden: None,
             sync_every: Self::SYNC_EVERY.to_vec(),
             repeats: Self::REPEATS,
+            adaptive: true,
             seed: None,
             init_weights: None,
             split_seed: Self::SPLIT_SEED,
@@ -92,6 +99,9 @@ pub struct Plan {
     /// The rows every column trains on, prepared once.
     pub data: Dataset,
     pub policies: Vec<SyncPolicy>,
+    /// How many timed runs each figure gets (each column's most are decided by [`Plan::timing`]).
+    pub runs: Runs,
+    /// See [`TrainSettings::repeats`].
     pub repeats: u32,
     /// Epochs of each warm-up: the settings', capped at the course's epochs (decided here only).
     pub warmup_epochs: u64,
@@ -100,29 +110,47 @@ pub struct Plan {
     pub time_budget: Option<Duration>,
 }
 
-/// The fewest epochs a budgeted run times: enough for a stable per-epoch cost and a sync cost
+/// The fewest epochs a shortened run times: enough for a stable per-epoch cost and a sync cost
 /// measured over a thousand syncs.
 pub const MIN_TIMED_EPOCHS: u64 = 1_000;
 
-/// How many epochs each timed run of a column trains, given what an epoch costs under each policy
-/// (µs, from the warm-ups): as many as fit `budget` for `repeats` rounds of every policy, at least
-/// [`MIN_TIMED_EPOCHS`], at most `epochs` (all of them without a budget).
-pub fn timed_epochs(
-    budget: Option<Duration>,
-    per_epoch_us: &[f64],
+impl Plan {
+    /// Epochs of each timed run of a column and how many runs it may take: see [`run_timing`].
+    pub fn timing(&self, budget: Option<Duration>, per_epoch_us: &[f64]) -> (u64, Runs) {
+        run_timing(
+            self.runs,
+            self.repeats,
+            self.config.epochs,
+            budget,
+            per_epoch_us,
+        )
+    }
+}
+
+/// Epochs of each timed run of a column, and how many runs it may take, given what an epoch costs
+/// under each policy (µs, from the warm-ups) and the time `budget` it may spend. Exact runs train
+/// every epoch. Adaptive runs share out the work of `repeats` whole runs — or what fits the budget,
+/// if less — in runs of at least [`MIN_TIMED_EPOCHS`], enough for the most runs `runs` allows.
+pub fn run_timing(
+    runs: Runs,
     repeats: u32,
     epochs: u64,
-) -> u64 {
-    let Some(budget) = budget else {
-        return epochs;
-    };
-    let round_us: f64 = per_epoch_us.iter().sum::<f64>() * f64::from(repeats);
-    let fit = if round_us > 0.0 {
-        (budget.as_secs_f64() * 1e6 / round_us).floor() as u64
-    } else {
-        epochs
-    };
-    fit.clamp(MIN_TIMED_EPOCHS.min(epochs), epochs)
+    budget: Option<Duration>,
+    per_epoch_us: &[f64],
+) -> (u64, Runs) {
+    if runs.target == 0.0 {
+        return (epochs, runs);
+    }
+    let round_us: f64 = per_epoch_us.iter().sum();
+    let mut work = (u64::from(repeats) * epochs) as f64;
+    if let Some(budget) = budget
+        && round_us > 0.0
+    {
+        work = work.min(budget.as_secs_f64() * 1e6 / round_us);
+    }
+    let floor = MIN_TIMED_EPOCHS.min(epochs);
+    let per_run = ((work / f64::from(runs.max)).floor() as u64).clamp(floor, epochs);
+    (per_run, runs.within(work, per_run as f64))
 }
 
 /// Validates the settings and decides every column on `machine`, before anything trains.
@@ -142,6 +170,11 @@ pub fn plan(settings: &TrainSettings, machine: &Machine) -> anyhow::Result<Plan>
             init,
         },
         policies,
+        runs: if settings.adaptive {
+            Runs::adaptive(Runs::MAX)
+        } else {
+            Runs::exactly(settings.repeats)
+        },
         repeats: settings.repeats,
         warmup_epochs: settings.warmup_epochs.clamp(1, settings.epochs),
         columns,
@@ -176,19 +209,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_budget_decides_the_timed_epochs_between_the_floor_and_the_course() {
-        let budget = Some(Duration::from_secs(20));
-        // cuda:0 at 730 µs per epoch, four policies, three repeats: 20 s fit 2283 epochs.
-        assert_eq!(timed_epochs(budget, &[730.0; 4], 3, 20_000), 2_283);
-        // A fast CPU column fits the whole course.
-        assert_eq!(timed_epochs(budget, &[30.0; 4], 3, 20_000), 20_000);
-        // A very slow one still times the floor, never fewer.
+    fn adaptive_runs_share_out_the_work_of_three_whole_runs() {
+        let runs = Runs::adaptive(Runs::MAX);
+        // A fast CPU column: 60,000 epochs of work in runs of 5,000, six to twelve of them.
         assert_eq!(
-            timed_epochs(budget, &[50_000.0; 4], 3, 20_000),
-            MIN_TIMED_EPOCHS
+            run_timing(runs, 3, 20_000, None, &[15.0; 4]),
+            (5_000, Runs::adaptive(12))
         );
-        // A short course is never lengthened, and no budget means the course.
-        assert_eq!(timed_epochs(budget, &[50_000.0; 4], 3, 300), 300);
-        assert_eq!(timed_epochs(None, &[50_000.0; 4], 3, 20_000), 20_000);
+        // cuda:0 at 730 µs per epoch, four policies, 20 s: 6,849 epochs of work fit, in runs of
+        // the floor; six runs at least even so.
+        let budget = Some(Duration::from_secs(20));
+        let (epochs, most) = run_timing(runs, 3, 20_000, budget, &[730.0; 4]);
+        assert_eq!((epochs, most.min, most.max), (MIN_TIMED_EPOCHS, 6, 6));
+        // `--quick`: 2,000 epochs, runs of 1,000, six of them.
+        assert_eq!(run_timing(runs, 3, 2_000, None, &[15.0; 4]).0, 1_000);
+        // A short course is never lengthened.
+        assert_eq!(run_timing(runs, 3, 300, None, &[15.0; 4]).0, 300);
+    }
+
+    #[test]
+    fn exact_runs_train_every_epoch_as_often_as_asked() {
+        let budget = Some(Duration::from_secs(1));
+        assert_eq!(
+            run_timing(Runs::exactly(3), 3, 20_000, budget, &[730.0; 4]),
+            (20_000, Runs::exactly(3))
+        );
     }
 }

@@ -2,8 +2,11 @@
 //! session, and what the parent checks of them. The envelope (version, `hello`, `error`) is
 //! `engine::protocol`'s.
 //!
-//! The worker answers `ready`, `progress` at least every `HEARTBEAT` while training,
-//! `calibrated` (answered with [`TimedRuns`]), one `run` per timed run, `finished`.
+//! The worker warms up every policy and answers `ready`, `progress` at least every `HEARTBEAT`
+//! while training, and `calibrated`; then it waits for the parent's [`SessionStep`]s: each
+//! `round` is one timed `run` of every policy (in the request's order, numbered by round), and
+//! `finish` is answered with `finished`. Between steps the worker is idle, so the parent can
+//! interleave the rounds of several workers.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -53,23 +56,22 @@ pub struct SessionRequest {
     pub device: DeviceSpec,
     pub config: TrainConfig,
     pub policies: Vec<SyncPolicy>,
-    pub repeats: u32,
     /// Epochs of the untimed warm-up run before each policy's timed runs; a warm-up also ends
     /// after [`WARMUP_LIMIT`].
     pub warmup_epochs: u64,
-    /// After the warm-ups, report what an epoch cost (`calibrated`) and read how many epochs to
-    /// time ([`TimedRuns`]) from stdin; otherwise time `config.epochs`.
-    #[serde(default)]
-    pub calibrate: bool,
 }
 
 /// A warm-up run ends after its epochs or this long, whichever comes first (at least 10 epochs).
 pub const WARMUP_LIMIT: Duration = Duration::from_secs(1);
 
-/// The parent's answer to `calibrated`: how many epochs each timed run trains.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct TimedRuns {
-    pub epochs: u64,
+/// What the parent tells a calibrated worker to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SessionStep {
+    /// One timed run of every policy, each `epochs` long.
+    Round { epochs: u64 },
+    /// No more rounds: report the outcome (`finished`) and exit.
+    Finish,
 }
 
 /// What a session reports, in order: `ready` once, `progress` and `run` as it trains, `finished`
@@ -79,8 +81,8 @@ pub struct TimedRuns {
 pub enum Event {
     Ready(DeviceFacts),
     Progress(Progress),
-    /// After the warm-ups, when asked to calibrate: microseconds per epoch of each policy, in the
-    /// order of the request's policies.
+    /// After the warm-ups: microseconds per epoch of each policy, in the order of the request's
+    /// policies.
     Calibrated {
         per_epoch_us: Vec<f64>,
     },
@@ -88,7 +90,8 @@ pub enum Event {
     Finished(DeviceOutcome),
 }
 
-/// Where a session is: in the warm-up (`repeat` 0) or a timed run of a policy, at an epoch.
+/// Where a session is: in the warm-up (`repeat` 0) or a round's timed run of a policy, at an
+/// epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     pub policy: SyncPolicy,
@@ -111,11 +114,6 @@ impl SessionRequest {
         within("epochs", c.epochs, limits::EPOCHS)?;
         within("warm-up epochs", self.warmup_epochs, c.epochs)?;
         within("hidden units", c.hidden as u64, limits::HIDDEN as u64)?;
-        within(
-            "repeats",
-            u64::from(self.repeats),
-            u64::from(limits::REPEATS),
-        )?;
         within(
             "sync policies",
             self.policies.len() as u64,
@@ -170,25 +168,38 @@ impl SessionRequest {
 /// believed only when they are finite, within bounds, and what was asked for.
 pub struct EventCheck<'a> {
     request: &'a SessionRequest,
-    runs: BTreeSet<(u64, u32)>,
     ready: bool,
-    /// Epochs of each timed run: the request's, or what the parent answered to `calibrated`.
-    epochs: u64,
+    calibrated: bool,
+    /// The last step the parent sent, and the policies whose run of the current round came.
+    asked: Option<SessionStep>,
+    round: u32,
+    runs_this_round: BTreeSet<u64>,
 }
 
 impl<'a> EventCheck<'a> {
     pub fn new(request: &'a SessionRequest) -> Self {
         Self {
             request,
-            runs: BTreeSet::new(),
             ready: false,
-            epochs: request.config.epochs,
+            calibrated: false,
+            asked: None,
+            round: 0,
+            runs_this_round: BTreeSet::new(),
         }
     }
 
-    /// The parent told the worker to time `epochs` per run.
-    pub fn expect_epochs(&mut self, epochs: u64) {
-        self.epochs = epochs;
+    /// The parent sent `step`.
+    pub fn asked(&mut self, step: SessionStep) {
+        if let SessionStep::Round { .. } = step {
+            self.round += 1;
+            self.runs_this_round.clear();
+        }
+        self.asked = Some(step);
+    }
+
+    /// Whether every policy's run of the round asked for has come.
+    pub fn round_done(&self) -> bool {
+        self.runs_this_round.len() == self.request.policies.len()
     }
 
     /// The first thing wrong with `event`, in one line.
@@ -196,14 +207,18 @@ impl<'a> EventCheck<'a> {
         let epochs = self.request.config.epochs;
         match event {
             Event::Calibrated { per_epoch_us } => {
-                if !self.request.calibrate || per_epoch_us.len() != self.request.policies.len() {
-                    return Err("the worker calibrated when it was not asked to".to_string());
+                if !self.ready
+                    || self.calibrated
+                    || per_epoch_us.len() != self.request.policies.len()
+                {
+                    return Err("the worker calibrated out of turn".to_string());
                 }
                 for &cost in per_epoch_us {
                     if !(cost.is_finite() && cost > 0.0) {
                         return Err(format!("an epoch cost {cost} µs, not a positive time"));
                     }
                 }
+                self.calibrated = true;
             }
             Event::Ready(facts) => {
                 non_negative("open_ms", facts.open_ms)?;
@@ -218,7 +233,7 @@ impl<'a> EventCheck<'a> {
             }
             Event::Progress(progress) => {
                 self.known_policy(progress.policy)?;
-                if progress.repeat > self.request.repeats || progress.epoch > epochs {
+                if progress.repeat > self.round || progress.epoch > epochs {
                     return Err(format!(
                         "the worker reported progress past what was asked: run {} at epoch {}",
                         progress.repeat, progress.epoch
@@ -227,12 +242,8 @@ impl<'a> EventCheck<'a> {
             }
             Event::Run(run) => self.check_run(run)?,
             Event::Finished(outcome) => {
-                let expected = self.request.policies.len() * self.request.repeats as usize;
-                if self.runs.len() != expected {
-                    return Err(format!(
-                        "the worker finished after {} of {expected} timed runs",
-                        self.runs.len()
-                    ));
+                if self.asked != Some(SessionStep::Finish) {
+                    return Err("the worker finished before it was told to".to_string());
                 }
                 if let Some(accuracy) = outcome.test_accuracy
                     && !(0.0..=1.0).contains(&accuracy)
@@ -274,17 +285,16 @@ impl<'a> EventCheck<'a> {
 
     fn check_run(&mut self, run: &RunResult) -> Result<(), String> {
         self.known_policy(run.policy)?;
-        if !self.ready {
-            return Err("the worker reported a run before it was ready".to_string());
-        }
-        let epochs = self.epochs;
-        if run.repeat == 0 || run.repeat > self.request.repeats {
+        let Some(SessionStep::Round { epochs }) = self.asked else {
+            return Err("the worker reported a run it was not asked for".to_string());
+        };
+        if run.repeat != self.round {
             return Err(format!(
-                "run {} is not one of the repeats asked for",
-                run.repeat
+                "the worker reported a run of round {} during round {}",
+                run.repeat, self.round
             ));
         }
-        if !self.runs.insert((run.policy.every, run.repeat)) {
+        if !self.runs_this_round.insert(run.policy.every) {
             return Err(format!(
                 "the worker reported run {} of {} twice",
                 run.repeat,
@@ -329,10 +339,10 @@ mod tests {
     #[test]
     fn events_and_control_messages_share_one_tag() {
         let hello: Message = serde_json::from_str(
-            r#"{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cpu"}"#,
+            r#"{"event":"hello","protocol":4,"hwbench_version":"0.1.0","backend":"cpu"}"#,
         )
         .unwrap();
-        assert!(matches!(hello, Message::Hello { protocol: 3, .. }));
+        assert!(matches!(hello, Message::Hello { protocol: 4, .. }));
         let ready: Message = serde_json::from_str(
             r#"{"event":"ready","name":"x","open_ms":1.0,"setup_ms":2.0,"first_epoch_ms":3.0}"#,
         )

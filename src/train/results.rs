@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::{ColumnOutcome, DeviceFacts, DeviceStatus, RunOutcome, RunResult};
+use crate::engine::runs::Runs;
 use crate::engine::{Framework, SyncPolicy};
 use crate::redact::Redactor;
 use crate::stats::Spread;
@@ -38,7 +39,13 @@ pub struct RunConfig {
     pub hidden: usize,
     pub lr: f64,
     pub epochs: u64,
+    /// The most timed runs of a figure (exactly this many when `runs.target` is 0).
     pub repeats: u32,
+    /// How many timed runs each figure got: at least `min`, at most `max` (per column, as its
+    /// work and the time budget allow), more only while the median's confidence interval was
+    /// wider than ±`target` (absent in older reports: exactly `repeats`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Runs>,
     pub warmup_epochs: u64,
     pub split_seed: u32,
     pub train_rows: usize,
@@ -131,14 +138,22 @@ pub struct PolicyResult {
     /// Time blocked inside one readback call, over the repeats, in microseconds. On an
     /// asynchronous device this includes waiting for queued work.
     pub readback_us: Option<Spread>,
-    /// Marginal cost of one sync: (T(k) − T(never)) / (syncs(k) − syncs(never)), fastest runs, in µs.
+    /// Marginal cost of one sync, in µs: the median over rounds of (T(k) − T(never)) / (syncs(k)
+    /// − syncs(never)), each round's runs paired; null when it cannot be measured (see
+    /// `sync_cost_below_us` and `sync_cost_note`).
     pub sync_cost_us: Option<f64>,
+    /// The 95% confidence interval of that median, in µs (it may reach below zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_cost_interval_us: Option<(f64, f64)>,
     /// That marginal cost as a share of one epoch without syncs (0.05 = 5 %).
     pub sync_share_of_epoch: Option<f64>,
-    /// When T(k) − T(never) is inside the run-to-run spread (or negative), the marginal cost cannot
-    /// be measured; this is the most it can be (spread / extra syncs), in µs, and `sync_cost_us` is
-    /// null.
+    /// When the interval holds zero, the runs cannot resolve the cost: this is the most it can
+    /// be, in µs, and `sync_cost_us` is null.
     pub sync_cost_below_us: Option<f64>,
+    /// Why a measured difference is not exported as a cost: it disagrees with the time measured
+    /// inside the readback beyond the noise, or the runs that sync were faster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_cost_note: Option<String>,
     pub diverged_at: Option<u64>,
 }
 
@@ -176,8 +191,10 @@ impl PolicyResult {
             syncs: runs.first().map_or(0, |r| r.syncs),
             readback_us,
             sync_cost_us: None,
+            sync_cost_interval_us: None,
             sync_share_of_epoch: None,
             sync_cost_below_us: None,
+            sync_cost_note: None,
             diverged_at: runs.iter().find_map(|r| r.diverged_at),
             runs,
         }
@@ -228,10 +245,14 @@ impl DeviceResult {
 
     /// The per-epoch cost used to compare devices: without syncs if measured, else the first policy.
     pub fn headline_per_epoch_us(&self) -> Option<f64> {
+        self.headline_spread().map(|s| s.median)
+    }
+
+    /// The runs behind [`Self::headline_per_epoch_us`], in µs per epoch.
+    pub fn headline_spread(&self) -> Option<Spread> {
         self.policy(SyncPolicy::NEVER)
             .or(self.policies.first())
             .and_then(|p| p.per_epoch_us)
-            .map(|s| s.median)
     }
 
     /// Keeps what the worker ended with: final loss, accuracy, memory, the loss curve.

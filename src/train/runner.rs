@@ -1,52 +1,92 @@
-//! The parent side of `train-compare`: one worker process per planned column, one after another
-//! (never in parallel, so that they do not disturb each other's timings), and what they measure
-//! gathered into a [`TrainCompareReport`] — measurements only: `analysis` works out the rest.
+//! The parent side of `train-compare`: one worker process per planned column, all alive at once
+//! but never computing at the same time. Each column warms up in turn; then the timed runs come in
+//! rounds — one run of every policy of every column, A, B, C, A, B, C … — so that a drift of the
+//! machine (another tenant, a clock change) weighs on every column alike, until each figure's
+//! median is known precisely enough or its runs or the time budget are spent (`engine::runs`).
+//! What they measure is gathered into a [`TrainCompareReport`] — measurements only: `analysis`
+//! works out the rest.
 
-use std::cell::{Cell, RefCell};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use indicatif::ProgressBar;
 
-use super::plan::{Plan, timed_epochs};
-use super::protocol::{
-    CompareJob, CompareRequest, Event, EventCheck, Progress, SessionRequest, TimedRuns,
-};
+use super::plan::Plan;
+use super::protocol::{CompareJob, CompareRequest, Event, EventCheck, SessionRequest, SessionStep};
 use super::results::{DeviceResult, PolicyResult, RunConfig, SCHEMA_VERSION, TrainCompareReport};
 use crate::engine::SyncPolicy;
-use crate::engine::columns::{Column, WorkerCommand};
-use crate::engine::conversation::{Reply, starting, talk_to_worker};
+use crate::engine::columns::Column;
+use crate::engine::conversation::{Worker, WorkerFailure, starting};
 use crate::engine::measured::{DeviceStatus, RunResult};
 use crate::engine::protocol::WorkerRequest;
+use crate::engine::runs::Runs;
 use crate::progress::progress_bar;
 
-/// Runs every column in turn. Stops early, keeping what finished, when a stop signal arrives
-/// (see `process::catch_stop_signals`).
+/// Runs every column. Stops early, keeping what finished, when a stop signal arrives (see
+/// `process::catch_stop_signals`).
 pub fn run(plan: &Plan) -> TrainCompareReport {
-    let progress = RunProgress::new(plan);
+    let bar = progress_bar();
     let started = Instant::now();
-    let deadline = plan.time_budget.map(|budget| started + budget);
-    let mut devices = Vec::new();
-    for (index, column) in plan.columns.columns.iter().enumerate() {
-        progress.start_column(index);
-        let share = Share {
-            started,
-            deadline,
-            columns_left: plan.columns.columns[index..]
-                .iter()
-                .filter(|c| c.worker.is_ok())
-                .count()
-                .max(1),
-        };
-        let result = match starting(column) {
-            Ok(command) => run_column(plan, column, command, &progress, share),
-            Err((status, reason)) => {
-                DeviceResult::stopped(column.device, column.framework, status, reason)
-            }
-        };
-        devices.push(result);
-    }
-    progress.bar.finish_and_clear();
+    let sessions: Vec<SessionRequest> = plan
+        .columns
+        .columns
+        .iter()
+        .map(|column| SessionRequest {
+            device: column.device,
+            config: plan.config.clone(),
+            policies: plan.policies.clone(),
+            warmup_epochs: plan.warmup_epochs,
+        })
+        .collect();
+    let mut live: Vec<Live> = plan
+        .columns
+        .columns
+        .iter()
+        .zip(&sessions)
+        .map(|(column, session)| Live::new(column, session, plan))
+        .collect();
+    bar.set_length(live.len() as u64 * 100);
 
+    // Warm-ups, one column after another; each worker then waits, idle, for its rounds.
+    for (index, (column, live)) in plan.columns.columns.iter().zip(&mut live).enumerate() {
+        bar.set_position(index as u64 * 100);
+        live.warm_up(plan, column, &bar);
+    }
+    let deadline = plan.time_budget.map(|budget| started + budget);
+    let calibrated = live.iter().filter(|l| l.worker.is_some()).count().max(1);
+    for column in &mut live {
+        if let Some(costs) = column.calibrated.clone() {
+            let now = Instant::now();
+            let share = deadline.map(|d| d.saturating_duration_since(now) / calibrated as u32);
+            (column.epochs, column.runs) = plan.timing(share, &costs);
+            foretell(started, &costs, column.epochs, column.runs.max, calibrated);
+        }
+    }
+
+    // Rounds, interleaved across columns, while any figure wants another run.
+    let mut round_time = Duration::ZERO;
+    loop {
+        let wanted: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_round()).collect();
+        if wanted.is_empty() {
+            break;
+        }
+        // Beyond each column's fewest runs, a round starts only if it fits the budget.
+        let beyond_min = wanted.iter().all(|&i| live[i].round >= live[i].runs.min);
+        if beyond_min && deadline.is_some_and(|d| Instant::now() + round_time > d) {
+            break;
+        }
+        let round_started = Instant::now();
+        for &i in &wanted {
+            live[i].round(&bar, i);
+        }
+        round_time = round_started.elapsed();
+    }
+    for (index, column) in live.iter_mut().enumerate() {
+        bar.set_position(index as u64 * 100 + 99);
+        column.finish(&bar);
+    }
+    bar.finish_and_clear();
+
+    let devices: Vec<DeviceResult> = live.into_iter().map(Live::result).collect();
     let complete = devices
         .iter()
         .all(|d| d.status != DeviceStatus::Interrupted);
@@ -59,7 +99,8 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
             hidden: plan.config.hidden,
             lr: plan.config.lr,
             epochs: plan.config.epochs,
-            repeats: plan.repeats,
+            repeats: plan.runs.max,
+            runs: Some(plan.runs),
             warmup_epochs: plan.warmup_epochs,
             split_seed: plan.config.split_seed,
             train_rows: plan.data.train_rows(),
@@ -74,195 +115,199 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
     }
 }
 
-/// The progress bar, counted in epochs (warm-ups included), moved by each worker's heartbeats;
-/// a column's length is known for sure once its timed epochs are decided.
-struct RunProgress {
-    bar: ProgressBar,
-    policies: Vec<SyncPolicy>,
-    warmup_epochs: u64,
-    repeats: u64,
-    /// Epochs of each column's timed runs (the course's until the column calibrates).
-    timed: RefCell<Vec<u64>>,
-    current: Cell<usize>,
+/// One column during the run: its worker while it lives, what it measured so far, and its timing.
+struct Live<'a> {
+    result: DeviceResult,
+    worker: Option<Worker>,
+    check: EventCheck<'a>,
+    runs_by_policy: Vec<(SyncPolicy, Vec<RunResult>)>,
+    /// Per-epoch costs of the warm-ups, once calibrated.
+    calibrated: Option<Vec<f64>>,
+    epochs: u64,
+    runs: Runs,
+    round: u32,
+    /// Epochs of the course, to tell whether the timed runs were shortened.
+    course: u64,
+    /// The column could not start: its status and reason are final.
+    request: Option<WorkerRequest<CompareRequest>>,
 }
 
-impl RunProgress {
-    fn new(plan: &Plan) -> Self {
-        let bar = progress_bar();
-        let progress = Self {
-            bar,
-            policies: plan.policies.clone(),
-            warmup_epochs: plan.warmup_epochs,
-            repeats: u64::from(plan.repeats),
-            timed: RefCell::new(vec![plan.config.epochs; plan.columns.columns.len()]),
-            current: Cell::new(0),
+impl<'a> Live<'a> {
+    fn new(column: &Column, session: &'a SessionRequest, plan: &Plan) -> Self {
+        Self {
+            result: DeviceResult::new(column.device, column.framework),
+            worker: None,
+            check: EventCheck::new(session),
+            runs_by_policy: plan.policies.iter().map(|&p| (p, Vec::new())).collect(),
+            calibrated: None,
+            epochs: plan.config.epochs,
+            runs: plan.runs,
+            round: 0,
+            course: plan.config.epochs,
+            request: Some(WorkerRequest::new(CompareRequest::Compare(Box::new(
+                CompareJob {
+                    session: session.clone(),
+                    data: plan.data.clone(),
+                },
+            )))),
+        }
+    }
+
+    /// Starts the worker and reads its warm-ups, until it has calibrated.
+    fn warm_up(&mut self, plan: &Plan, column: &Column, bar: &ProgressBar) {
+        let label = self.result.label.clone();
+        let Some(request) = self.request.take() else {
+            return;
         };
-        progress
-            .bar
-            .set_length(progress.offset(plan.columns.columns.len()));
-        progress
-    }
-
-    fn length(&self, timed: u64) -> u64 {
-        self.policies.len() as u64 * (self.warmup_epochs + self.repeats * timed)
-    }
-
-    /// Where column `index` starts.
-    fn offset(&self, index: usize) -> u64 {
-        self.timed.borrow()[..index]
-            .iter()
-            .map(|&t| self.length(t))
-            .sum()
-    }
-
-    fn start_column(&self, index: usize) {
-        self.current.set(index);
-        self.bar.set_position(self.offset(index));
-    }
-
-    fn set_timed_epochs(&self, epochs: u64) {
-        self.timed.borrow_mut()[self.current.get()] = epochs;
-        let columns = self.timed.borrow().len();
-        self.bar.set_length(self.offset(columns));
-    }
-
-    /// Where `progress` is in this column's sequence: every warm-up, then the timed runs round by
-    /// round, one of each policy per round.
-    fn at(&self, progress: Progress) {
-        let count = self.policies.len() as u64;
-        let index = self
-            .policies
-            .iter()
-            .position(|p| *p == progress.policy)
-            .unwrap_or_default() as u64;
-        let timed = self.timed.borrow()[self.current.get()];
-        let done = if progress.repeat == 0 {
-            index * self.warmup_epochs + progress.epoch.min(self.warmup_epochs)
-        } else {
-            count * self.warmup_epochs
-                + ((u64::from(progress.repeat) - 1) * count + index) * timed
-                + progress.epoch
+        let command = match starting(column) {
+            Ok(command) => command,
+            Err((status, reason)) => {
+                self.result.status = status;
+                self.result.reason = Some(reason);
+                return;
+            }
         };
-        let column = self.current.get();
-        self.bar
-            .set_position(self.offset(column) + done.min(self.length(timed)));
+        bar.set_message(format!("{label}: warming up"));
+        let mut worker = match Worker::start(command, &request) {
+            Ok(worker) => worker,
+            Err(failure) => return self.fail(&failure),
+        };
+        let warmup_epochs = plan.warmup_epochs * plan.policies.len() as u64;
+        let start = bar.position();
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(Event::Calibrated { per_epoch_us }) => {
+                    self.calibrated = Some(per_epoch_us);
+                    self.worker = Some(worker);
+                    return;
+                }
+                Ok(Event::Progress(at)) => {
+                    let index = plan
+                        .policies
+                        .iter()
+                        .position(|p| *p == at.policy)
+                        .unwrap_or_default() as u64;
+                    let done = index * plan.warmup_epochs + at.epoch.min(plan.warmup_epochs);
+                    bar.set_position(start + 30 * done / warmup_epochs.max(1));
+                }
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure),
+            }
+        }
     }
 
-    fn tick(&self) {
-        self.bar.tick();
+    /// Whether this column takes part in the next round.
+    fn wants_round(&self) -> bool {
+        self.worker.is_some()
+            && self
+                .runs_by_policy
+                .iter()
+                .any(|(_, runs)| self.runs.wants_more(&per_epoch(runs)))
     }
-}
 
-/// What a column may spend: the run's deadline, shared by the columns still to run.
-#[derive(Clone, Copy)]
-struct Share {
-    started: Instant,
-    deadline: Option<Instant>,
-    /// Columns still to run, this one included.
-    columns_left: usize,
-}
+    /// One timed run of every policy.
+    fn round(&mut self, bar: &ProgressBar, index: usize) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        let step = SessionStep::Round {
+            epochs: self.epochs,
+        };
+        self.round += 1;
+        self.check.asked(step);
+        worker.send(&step);
+        bar.set_message(format!("{}: round {}", self.result.label, self.round));
+        let share = 30 + 69 * u64::from(self.round) / u64::from(self.runs.max.max(1));
+        bar.set_position(index as u64 * 100 + share.min(99));
+        while !self.check.round_done() {
+            match self.next_event(&mut worker, bar) {
+                Ok(Event::Run(run)) => {
+                    if let Some((_, list)) = self
+                        .runs_by_policy
+                        .iter_mut()
+                        .find(|(policy, _)| *policy == run.policy)
+                    {
+                        list.push(run);
+                    }
+                }
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure),
+            }
+        }
+        self.worker = Some(worker);
+    }
 
-/// One column: its worker's whole session, or as much of it as finished.
-fn run_column(
-    plan: &Plan,
-    column: &Column,
-    command: &WorkerCommand,
-    progress: &RunProgress,
-    share: Share,
-) -> DeviceResult {
-    let session = SessionRequest {
-        device: column.device,
-        config: plan.config.clone(),
-        policies: plan.policies.clone(),
-        repeats: plan.repeats,
-        warmup_epochs: plan.warmup_epochs,
-        calibrate: true,
-    };
-    let mut result = DeviceResult::new(column.device, column.framework);
-    let label = result.label.clone();
-    let mut runs: Vec<(SyncPolicy, Vec<RunResult>)> =
-        plan.policies.iter().map(|&p| (p, Vec::new())).collect();
-    progress.bar.set_message(format!("{label}: warming up"));
-    let mut check = EventCheck::new(&session);
-    let request = WorkerRequest::new(CompareRequest::Compare(Box::new(CompareJob {
-        session: session.clone(),
-        data: plan.data.clone(),
-    })));
-    let outcome = talk_to_worker(command, &request, &|| progress.tick(), |event| {
-        check.check(&event)?;
-        Ok(match event {
-            Event::Ready(facts) => {
-                result.facts = Some(facts);
-                Reply::Nothing
+    /// Tells the worker to finish and keeps what it ends with.
+    fn finish(&mut self, bar: &ProgressBar) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.check.asked(SessionStep::Finish);
+        worker.send(&SessionStep::Finish);
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(Event::Finished(outcome)) => return self.result.finish(outcome),
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure),
             }
-            Event::Progress(at) => {
-                progress.at(at);
-                if at.repeat > 0 {
-                    progress
-                        .bar
-                        .set_message(format!("{label}: {}", at.policy.label()));
-                }
-                Reply::Nothing
-            }
-            Event::Calibrated { per_epoch_us } => {
-                let now = Instant::now();
-                let budget = share.deadline.map(|deadline| {
-                    deadline.saturating_duration_since(now) / share.columns_left as u32
-                });
-                let epochs = timed_epochs(budget, &per_epoch_us, plan.repeats, plan.config.epochs);
-                if epochs < plan.config.epochs {
-                    result.timed_epochs = Some(epochs);
-                }
-                progress.set_timed_epochs(epochs);
-                foretell(share, now, &per_epoch_us, plan.repeats, epochs);
-                check.expect_epochs(epochs);
-                Reply::Send(TimedRuns { epochs })
-            }
-            Event::Run(run) => {
-                progress.at(Progress {
-                    policy: run.policy,
-                    repeat: run.repeat,
-                    epoch: run.epochs,
-                });
-                progress
-                    .bar
-                    .set_message(format!("{label}: {}", run.policy.label()));
-                if let Some((_, list)) = runs.iter_mut().find(|(policy, _)| *policy == run.policy) {
-                    list.push(run);
-                }
-                Reply::Nothing
-            }
-            Event::Finished(outcome) => {
-                result.finish(outcome);
-                Reply::Done
-            }
-        })
-    });
-    // After a failure or a stop, the policies keep the runs that finished (`runs` says how many).
-    result.policies = runs
-        .into_iter()
-        .filter(|(_, list)| !list.is_empty())
-        .map(|(policy, list)| PolicyResult::from_runs(policy, list))
-        .collect();
-    if let Err(failure) = outcome {
-        let started = !result.policies.is_empty() || result.facts.is_some();
+        }
+    }
+
+    /// The worker's next event, checked.
+    fn next_event(
+        &mut self,
+        worker: &mut Worker,
+        bar: &ProgressBar,
+    ) -> Result<Event, WorkerFailure> {
+        let event: Event = worker.event(&|| bar.tick())?;
+        self.check.check(&event).map_err(WorkerFailure::Invalid)?;
+        if let Event::Ready(facts) = &event {
+            self.result.facts = Some(facts.clone());
+        }
+        Ok(event)
+    }
+
+    /// The worker failed or was stopped: the column keeps the runs that finished.
+    fn fail(&mut self, failure: &WorkerFailure) {
+        self.worker = None;
+        let started =
+            self.runs_by_policy.iter().any(|(_, r)| !r.is_empty()) || self.result.facts.is_some();
         let (status, reason) = failure.outcome(started);
-        result.status = status;
-        result.reason = Some(reason);
+        self.result.status = status;
+        self.result.reason = Some(reason);
     }
-    result
+
+    fn result(self) -> DeviceResult {
+        let mut result = self.result;
+        if self.epochs < self.course && self.round > 0 {
+            result.timed_epochs = Some(self.epochs);
+        }
+        // After a failure or a stop, the policies keep the runs that finished (`runs` says how
+        // many).
+        result.policies = self
+            .runs_by_policy
+            .into_iter()
+            .filter(|(_, list)| !list.is_empty())
+            .map(|(policy, list)| PolicyResult::from_runs(policy, list))
+            .collect();
+        result
+    }
 }
 
-/// Says once, on stderr, when the run will take over ten minutes (the columns still to run
-/// guessed to cost as much as this one).
-fn foretell(share: Share, now: Instant, per_epoch_us: &[f64], repeats: u32, epochs: u64) {
+/// Each run's cost per epoch, in µs.
+fn per_epoch(runs: &[RunResult]) -> Vec<f64> {
+    runs.iter().map(RunResult::per_epoch_us).collect()
+}
+
+/// Says once, on stderr, when the run may take over ten minutes (every calibrated column guessed
+/// to cost as much as this one).
+fn foretell(started: Instant, per_epoch_us: &[f64], epochs: u64, runs: u32, columns: usize) {
     static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let column = per_epoch_us.iter().sum::<f64>() * f64::from(repeats) * epochs as f64 / 1e6;
-    let spent = now.duration_since(share.started).as_secs_f64();
-    let whole = spent + column * share.columns_left as f64;
+    let column = per_epoch_us.iter().sum::<f64>() * f64::from(runs) * epochs as f64 / 1e6;
+    let whole = started.elapsed().as_secs_f64() + column * columns as f64;
     if whole > 600.0 && !SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
         crate::error::say(&format!(
-            "hwbench: this run will take about {} (without --time-budget, every timed run trains all {epochs} epochs)",
+            "hwbench: this run may take about {} (without --time-budget, every timed run trains all {epochs} epochs)",
             crate::readable::seconds(whole)
         ));
     }

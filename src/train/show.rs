@@ -7,6 +7,23 @@ use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
 
+/// How the timed runs were decided, in one line.
+fn timing(config: &super::results::RunConfig) -> String {
+    let per_figure = match config.runs {
+        Some(runs) if runs.target > 0.0 => format!(
+            "{} to {} timed runs per device and policy (more only while the median's 95% confidence interval is wider than ±{})",
+            runs.min,
+            runs.max,
+            percent(runs.target)
+        ),
+        _ => format!("{} timed runs per device and policy", config.repeats),
+    };
+    format!(
+        "{per_figure}, in rounds interleaved across devices, after a warm-up of up to {} epochs; each cell: median (95% confidence interval of the median, runs)",
+        config.warmup_epochs
+    )
+}
+
 impl Render for TrainCompareReport {
     fn document(&self) -> Document {
         // A column with no finished run would be a block of n/a: it is listed by itself instead.
@@ -58,6 +75,9 @@ impl Render for TrainCompareReport {
                             percent(p.sync_share_of_epoch.unwrap_or_default())
                         )),
                         (None, Some(bound)) => Some(format!("< {} (noise)", micros(bound))),
+                        (None, None) if p.sync_cost_note.is_some() => {
+                            Some("not measurable (see the verdict)".to_string())
+                        }
                         (None, None) => None,
                     })
                 }));
@@ -117,15 +137,12 @@ impl Render for TrainCompareReport {
             ))
             .add("initial weights", self.config.init.clone())
             .add("epochs", self.config.epochs.to_string())
-            .add("timing", format!(
-                "{} timed runs per device and policy after a warm-up of up to {} epochs; median ± half the range",
-                self.config.repeats, self.config.warmup_epochs
-            ))
+            .add("timing", timing(&self.config))
             .add("total run", format!(
                 "all {} epochs; when the time budget let a column time fewer (see \"timed epochs per run\"), its per-epoch cost, syncs included, times {} (derived)",
                 self.config.epochs, self.config.epochs
             ))
-            .add("cost of one sync", "(T(k) − T(never)) / (syncs(k) − syncs(never)), fastest runs; % of an epoch without syncs; \"< x (noise)\" when the difference is inside the run-to-run spread")
+            .add("cost of one sync", "median over rounds of (T(k) − T(never)) / (syncs(k) − syncs(never)), the two runs of each round paired; % of an epoch without syncs; \"< x (noise)\" when its 95% confidence interval holds zero")
             .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
             .add("operations per epoch", "tensor operations candle runs per epoch (forward, backward, SGD update, the loss buffer; views included), counted on the device: on a GPU each is at most one kernel launch")
             .add("hwbench", self.hwbench_version.clone());

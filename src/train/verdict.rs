@@ -4,7 +4,8 @@ use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::{Framework, SyncPolicy};
-use crate::readable::micros;
+use crate::readable::{micros, percent};
+use crate::stats::{Comparison, Spread, VERDICT_THRESHOLD, compare};
 
 /// The conclusions, one paragraph each: what is fastest and why, threads, PyTorch, syncs, and
 /// every column that did not finish.
@@ -86,40 +87,77 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
     lines
 }
 
+/// Which devices are fastest. Devices with no measurable difference from the fastest are named
+/// together (in the report's order), so that a tie never reads as a winner.
 fn fastest(measured: &[&DeviceResult]) -> String {
-    let mut ranked: Vec<(&DeviceResult, f64)> = measured
+    let mut ranked: Vec<(&DeviceResult, Spread)> = measured
         .iter()
-        .filter_map(|d| Some((*d, d.headline_per_epoch_us()?)))
+        .filter_map(|d| Some((*d, d.headline_spread()?)))
         .collect();
-    ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let (best, best_us) = ranked[0];
-    let mut line = format!(
-        "Fastest for this model: {} at {} per epoch.",
-        named(best),
-        micros(best_us)
-    );
-    if let Some((slowest, slow_us)) = ranked.last().filter(|(d, _)| d.label != best.label) {
-        if slow_us / best_us < 1.05 {
-            line.push_str(" Every device measured is within 5% of that.");
-        } else {
-            line.push_str(&format!(
-                " The slowest, {}, needs {} ({:.1}× longer).",
-                named(slowest),
-                micros(*slow_us),
-                slow_us / best_us
-            ));
-        }
+    ranked.sort_by(|a, b| a.1.median.total_cmp(&b.1.median));
+    let (best, best_time) = ranked[0];
+    let mut within: f64 = 0.0;
+    let tied: Vec<&DeviceResult> = measured
+        .iter()
+        .copied()
+        .filter(|d| {
+            d.label == best.label
+                || d.headline_spread().is_some_and(|time| {
+                    match compare(&time, &best_time, VERDICT_THRESHOLD) {
+                        Comparison::Same { within: w } => {
+                            within = within.max(w);
+                            true
+                        }
+                        _ => false,
+                    }
+                })
+        })
+        .collect();
+    let mut line = if tied.len() == 1 {
+        format!(
+            "Fastest for this model: {} at {} per epoch.",
+            named(best),
+            micros(best_time.median)
+        )
+    } else {
+        format!(
+            "Fastest for this model: {}, with no measurable difference between them (within ±{}), at about {} per epoch.",
+            and_list(&tied.iter().map(|d| named(d)).collect::<Vec<_>>()),
+            percent(within),
+            micros(best_time.median)
+        )
+    };
+    if let Some((slowest, slow_time)) = ranked
+        .iter()
+        .rev()
+        .find(|(d, _)| !tied.iter().any(|t| t.label == d.label))
+    {
+        line.push_str(&format!(
+            " The slowest, {}, needs {} ({:.1}× longer).",
+            named(slowest),
+            micros(slow_time.median),
+            slow_time.median / best_time.median
+        ));
     }
-    let gpu_lost =
-        ranked.iter().any(|(d, _)| d.device.is_accelerator()) && !best.device.is_accelerator();
-    line.push_str(if gpu_lost {
+    let any_gpu = ranked.iter().any(|(d, _)| d.device.is_accelerator());
+    let fastest_gpus = tied.iter().filter(|d| d.device.is_accelerator()).count();
+    line.push_str(if any_gpu && fastest_gpus == 0 {
         " An epoch here is a few dozen tiny operations on a 120×4 batch; on a GPU each one is a kernel launch whose fixed cost dwarfs its arithmetic, so the GPU cannot win until the model or the batch grows."
-    } else if best.device.is_accelerator() {
+    } else if fastest_gpus == tied.len() {
         " Even at this size the GPU's launch overhead is smaller than the CPU's per-operation cost on this machine."
     } else {
         " An epoch is a few dozen tiny operations; what decides the speed is the fixed cost per operation, not arithmetic."
     });
     line
+}
+
+/// "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// The column's label, marked when its run did not learn: its speed is not a training speed.
@@ -144,11 +182,11 @@ fn loss(value: f32) -> String {
 
 /// The CPU at one thread against more threads.
 fn threads(measured: &[&DeviceResult]) -> Option<String> {
-    let cpu: Vec<(usize, f64)> = measured
+    let cpu: Vec<(usize, Spread)> = measured
         .iter()
         .filter(|d| d.framework == Framework::Candle)
         .filter_map(|d| match d.device {
-            DeviceSpec::Cpu { threads } => Some((threads, d.headline_per_epoch_us()?)),
+            DeviceSpec::Cpu { threads } => Some((threads, d.headline_spread()?)),
             _ => None,
         })
         .collect();
@@ -157,21 +195,17 @@ fn threads(measured: &[&DeviceResult]) -> Option<String> {
     if most == 1 {
         return None;
     }
-    let ratio = many / one;
-    Some(if (0.95..=1.05).contains(&ratio) {
-        format!(
-            "cpu×{most} is no faster than cpu×1 ({ratio:.2}× the time per epoch): matrices this small give extra threads nothing to share."
-        )
-    } else if many > one {
-        format!(
-            "More CPU threads make it slower: cpu×{most} takes {:.1}× as long per epoch as cpu×1, because handing matrices this small to a thread pool costs more than the work it spreads.",
-            many / one
-        )
-    } else {
-        format!(
-            "cpu×{most} is {:.1}× faster than cpu×1 per epoch.",
-            one / many
-        )
+    Some(match compare(&many, &one, VERDICT_THRESHOLD) {
+        Comparison::Same { within } => format!(
+            "cpu×{most} is no faster than cpu×1: no measurable difference per epoch (within ±{}); matrices this small give extra threads nothing to share.",
+            percent(within)
+        ),
+        Comparison::Slower { ratio } => format!(
+            "More CPU threads make it slower: cpu×{most} takes {ratio:.1}× as long per epoch as cpu×1, because handing matrices this small to a thread pool costs more than the work it spreads."
+        ),
+        Comparison::Faster { ratio } => {
+            format!("cpu×{most} is {ratio:.1}× faster than cpu×1 per epoch.")
+        }
     })
 }
 
@@ -184,22 +218,27 @@ fn against_pytorch(measured: &[&DeviceResult]) -> Option<String> {
             let candle = measured
                 .iter()
                 .find(|d| d.framework == Framework::Candle && d.device == torch.device)?;
-            let (ours, theirs) = (
-                candle.headline_per_epoch_us()?,
-                torch.headline_per_epoch_us()?,
+            let (ours, theirs) = (candle.headline_spread()?, torch.headline_spread()?);
+            let times = format!(
+                "{} vs {} per epoch",
+                micros(ours.median),
+                micros(theirs.median)
             );
-            let ratio = theirs / ours;
-            let (factor, word) = if ratio >= 1.0 {
-                (ratio, "faster")
-            } else {
-                (1.0 / ratio, "slower")
-            };
-            Some(format!(
-                "{factor:.1}× {word} than PyTorch on {} ({} vs {} per epoch)",
-                candle.device,
-                micros(ours),
-                micros(theirs)
-            ))
+            Some(match compare(&ours, &theirs, VERDICT_THRESHOLD) {
+                Comparison::Faster { ratio } => format!(
+                    "{ratio:.1}× faster than PyTorch on {} ({times})",
+                    candle.device
+                ),
+                Comparison::Slower { ratio } => format!(
+                    "{ratio:.1}× slower than PyTorch on {} ({times})",
+                    candle.device
+                ),
+                Comparison::Same { within } => format!(
+                    "level with PyTorch on {} (no measurable difference, within ±{}; {times})",
+                    candle.device,
+                    percent(within)
+                ),
+            })
         })
         .collect();
     if parts.is_empty() {
@@ -216,28 +255,55 @@ fn most_synced(device: &DeviceResult) -> Option<&PolicyResult> {
     device
         .policies
         .iter()
-        .filter(|p| p.sync_cost_us.is_some() || p.sync_cost_below_us.is_some())
+        .filter(|p| p.sync_cost_interval_us.is_some())
         .max_by_key(|p| p.syncs)
+}
+
+/// What one sync costs on a device, as the verdict may say it: a cost only when it is measured and
+/// at least [`VERDICT_THRESHOLD`] of an epoch; otherwise the most it can be.
+enum SyncCost<'a> {
+    Costs { us: f64, share: f64 },
+    Under { share: f64 },
+    NotMeasurable(&'a str),
+}
+
+fn sync_cost<'a>(device: &DeviceResult, policy: &'a PolicyResult) -> Option<SyncCost<'a>> {
+    let epoch = device.policy(SyncPolicy::NEVER)?.per_epoch_us?.median;
+    if let Some(note) = &policy.sync_cost_note {
+        return Some(SyncCost::NotMeasurable(note));
+    }
+    Some(match (policy.sync_cost_us, policy.sync_cost_below_us) {
+        (Some(us), _) if us / epoch >= VERDICT_THRESHOLD => SyncCost::Costs {
+            us,
+            share: us / epoch,
+        },
+        (Some(us), _) => SyncCost::Under {
+            share: VERDICT_THRESHOLD.max(us / epoch),
+        },
+        (None, Some(bound)) => SyncCost::Under {
+            share: VERDICT_THRESHOLD.max(bound / epoch),
+        },
+        (None, None) => return None,
+    })
 }
 
 fn readback_cost(measured: &[&DeviceResult]) -> Option<String> {
     let parts: Vec<String> = measured
         .iter()
         .filter_map(|d| {
-            let policy = most_synced(d)?;
-            Some(match (policy.sync_cost_us, policy.sync_cost_below_us) {
-                (Some(cost), _) => format!(
-                    "{} on {} ({:.0}% of an epoch)",
-                    micros(cost),
+            Some(match sync_cost(d, most_synced(d)?)? {
+                SyncCost::Costs { us, share } => format!(
+                    "{} on {} ({} of an epoch)",
+                    micros(us),
                     d.label,
-                    policy.sync_share_of_epoch.unwrap_or_default() * 100.0
+                    percent(share)
                 ),
-                (None, Some(bound)) => format!(
-                    "less than run-to-run noise on {} (under {})",
+                SyncCost::Under { share } => format!(
+                    "too little to measure on {} (under {} of an epoch)",
                     d.label,
-                    micros(bound)
+                    percent(share)
                 ),
-                (None, None) => return None,
+                SyncCost::NotMeasurable(why) => format!("not measurable on {}: {why}", d.label),
             })
         })
         .collect();
@@ -246,35 +312,47 @@ fn readback_cost(measured: &[&DeviceResult]) -> Option<String> {
     }
     Some(format!(
         "One readback of the loss to the host costs {}. On the CPU the value is already in memory; on a GPU the readback waits for the queued work and copies across PCIe.",
-        parts.join(", ")
+        parts.join("; ")
     ))
 }
 
 fn logging_every_epoch(measured: &[&DeviceResult], epochs: u64) -> Option<String> {
-    let mut largest_share: f64 = 0.0;
+    let mut largest_share: Option<f64> = None;
     let parts: Vec<String> = measured
         .iter()
         .filter_map(|d| {
             let policy = d.policy(SyncPolicy::EVERY_EPOCH)?;
-            let never = d.policy(SyncPolicy::NEVER)?;
-            let added = policy.total_s?.min - never.total_s?.min;
-            let share = added / never.total_s?.min * 100.0;
-            Some(if policy.sync_cost_below_us.is_some() {
-                format!("nothing measurable on {}", d.label)
-            } else {
-                // Only a measured difference may call the interval important.
-                largest_share = largest_share.max(share);
-                format!("{added:.2} s ({share:+.0}%) on {}", d.label)
+            Some(match sync_cost(d, policy)? {
+                SyncCost::Costs { us, share } => {
+                    largest_share = Some(largest_share.unwrap_or_default().max(share));
+                    let added = us * policy.syncs.saturating_sub(1) as f64
+                        / policy.runs.first()?.epochs.max(1) as f64
+                        * epochs as f64;
+                    format!("{} (+{}) on {}", micros(added), percent(share), d.label)
+                }
+                SyncCost::Under { share } => {
+                    format!(
+                        "nothing measurable on {} (under {})",
+                        d.label,
+                        percent(share)
+                    )
+                }
+                SyncCost::NotMeasurable(_) => format!("nothing measurable on {}", d.label),
             })
         })
         .collect();
     if parts.is_empty() {
         return None;
     }
-    let conclusion = if largest_share < 10.0 {
-        "That is why the logging interval barely changes the total time: a readback is small next to the epoch itself."
-    } else {
-        "Here the logging interval does matter: read the loss less often, or keep it on the device and read it once."
+    let conclusion = match largest_share {
+        Some(share) if share >= 0.10 => {
+            "Here the logging interval does matter: read the loss less often, or keep it on the device and read it once.".to_string()
+        }
+        Some(share) => format!(
+            "The logging interval changes the total time by at most {} here: a readback is small next to the epoch itself.",
+            percent(share)
+        ),
+        None => "The logging interval makes no measurable difference to the total time here: a readback is small next to the epoch itself.".to_string(),
     };
     Some(format!(
         "Logging every epoch, as the reference loop's loss.item() does, adds {} over {epochs} epochs compared with reading the loss once at the end. {conclusion}",
@@ -303,16 +381,19 @@ mod tests {
 
     #[test]
     fn differences_inside_the_noise_never_make_the_interval_matter() {
-        // The fastest every-epoch run is 14 % slower than the fastest silent one, but the
-        // run-to-run spreads are wider than that difference.
+        // Round by round, the every-epoch run is 4 ms slower, 1 ms faster, 4 ms slower than the
+        // silent one: the paired differences straddle zero.
         let lines = verdict(vec![device(
             CPU1,
             Framework::Candle,
-            &[(1, &[0.033, 0.036, 0.045]), (0, &[0.029, 0.030, 0.041])],
+            &[(1, &[0.033, 0.029, 0.045]), (0, &[0.029, 0.030, 0.041])],
         )]);
         let logging = line(&lines, "Logging every epoch");
         assert!(logging.contains("nothing measurable on cpu×1"), "{logging}");
-        assert!(logging.contains("barely changes"), "{logging}");
+        assert!(
+            logging.contains("makes no measurable difference"),
+            "{logging}"
+        );
     }
 
     #[test]
@@ -323,7 +404,7 @@ mod tests {
             &[(1, &[0.050, 0.051, 0.052]), (0, &[0.030, 0.031, 0.032])],
         )]);
         let logging = line(&lines, "Logging every epoch");
-        assert!(logging.contains("0.02 s (+67%) on cpu×1"), "{logging}");
+        assert!(logging.contains("20.00 ms (+65%) on cpu×1"), "{logging}");
         assert!(logging.contains("does matter"), "{logging}");
     }
 

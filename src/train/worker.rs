@@ -1,23 +1,22 @@
 //! The worker side of `train-compare`: one device's share of the experiment, measured inside a
-//! worker process — a warm-up run and timed repeats for every sync policy, reported as they are
-//! measured.
+//! worker process — a warm-up run of every sync policy, then the rounds of timed runs the parent
+//! asks for, reported as they are measured.
 
 use std::time::Instant;
 
-use super::protocol::{CURVE_POINTS, Event, Progress, SessionRequest, TimedRuns, WARMUP_LIMIT};
+use super::protocol::{CURVE_POINTS, Event, Progress, SessionRequest, SessionStep, WARMUP_LIMIT};
 use super::results::DeviceOutcome;
 use crate::engine::data::Dataset;
 use crate::engine::measured::{curve_peak, sample_curve};
 use crate::engine::session::{self, Length, Opened, Prepared};
 
 /// Trains and times the whole session on `data`, reporting each step through `emit` as soon as
-/// it is measured. When the request asks to calibrate, `timed_runs` is asked, after the warm-ups,
-/// how many epochs each timed run trains.
+/// it is measured: after the warm-ups, `next_step` is asked what to do until it says `finish`.
 pub fn run_session(
     request: &SessionRequest,
     data: &Dataset,
     mut emit: impl FnMut(Event) -> anyhow::Result<()>,
-    mut timed_runs: impl FnMut() -> anyhow::Result<TimedRuns>,
+    mut next_step: impl FnMut() -> anyhow::Result<SessionStep>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
     let Opened { device, mut facts } = session::open(spec)?;
@@ -71,19 +70,18 @@ pub fn run_session(
             emit(Event::Ready(facts.clone()))?;
         }
     }
-    let epochs = if request.calibrate {
-        emit(Event::Calibrated {
-            per_epoch_us: costs,
-        })?;
-        timed_runs()?.epochs.clamp(1, cfg.epochs)
-    } else {
-        cfg.epochs
-    };
-    // Timed runs are interleaved, one of every policy per round, so that slow drifts of a shared
-    // machine (clock changes, neighbours) weigh on every policy alike instead of on one.
+    emit(Event::Calibrated {
+        per_epoch_us: costs,
+    })?;
+    // Within a round the policies run one after another, so that slow drifts of a shared machine
+    // (clock changes, neighbours) weigh on every policy alike instead of on one; the parent
+    // interleaves the rounds of the columns the same way.
     let mut last = None;
     let mut memory: Option<(f64, &str)> = None;
-    for repeat in 1..=request.repeats {
+    let mut round = 0;
+    while let SessionStep::Round { epochs } = next_step()? {
+        let epochs = epochs.clamp(1, cfg.epochs);
+        round += 1;
         for &policy in &request.policies {
             let mut trained = session::train(
                 &prepared,
@@ -92,9 +90,9 @@ pub fn run_session(
                 policy,
                 Length::Epochs(epochs),
                 false,
-                &mut |epoch| emit(progress(policy, repeat, epoch)),
+                &mut |epoch| emit(progress(policy, round, epoch)),
             )?;
-            trained.result.repeat = repeat;
+            trained.result.repeat = round;
             emit(Event::Run(trained.result.clone()))?;
             // Memory is looked at after every run: the highest is this device's peak.
             if let Some((mib, kind)) = spec.memory_mib(&prepared.device)

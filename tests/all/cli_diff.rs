@@ -30,6 +30,85 @@ fn identical_info_reports_are_the_same() {
 }
 
 #[test]
+fn a_report_diffed_with_itself_is_one_line_identical() {
+    let dir = Dir::new();
+    let a = dir.write_json("a.json", &info_with("gpu/hopper_h100.json"));
+    let output = hwbench().arg("diff").arg(&a).arg(&a).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("are identical"), "{stdout}");
+}
+
+/// A train-compare report whose first policy's per-epoch spread is exactly `us` in every field.
+fn with_cost(report: &Value, us: f64) -> Value {
+    let mut report = report.clone();
+    let spread = &mut report["devices"][0]["policies"][0]["per_epoch_us"];
+    for field in ["min", "median", "max", "ci_low", "ci_high"] {
+        spread[field] = Value::from(us);
+    }
+    report
+}
+
+#[test]
+fn a_timing_changes_only_beyond_noise_and_the_threshold() {
+    let dir = Dir::new();
+    let report = util::run_json(
+        &tiny_train(&[
+            "--cpu-threads",
+            "1",
+            "--sync-every",
+            "0",
+            "--format",
+            "json",
+        ]),
+        &[],
+    );
+    let a = dir.write_json("a.json", &with_cost(&report, 100.0));
+    // 5% slower, the intervals apart: below the default 10% threshold, so not a change.
+    let b = dir.write_json("b.json", &with_cost(&report, 105.0));
+    let (code, stdout, _) = diff(&a, &b);
+    assert_eq!(code, Some(0), "{stdout}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["timings"][0]["noise"], true);
+    assert_eq!(json["threshold"], 0.1);
+    // Not in the table's summary either: only in the details.
+    let table = hwbench().arg("diff").arg(&a).arg(&b).output().unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("No difference"), "{text}");
+    assert!(text.contains("within noise or the threshold"), "{text}");
+    // With a 3% threshold it is a change, named, and the exit code says so.
+    let strict = hwbench()
+        .args(["diff", "--threshold", "3%"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(strict.status.code(), Some(1));
+    let text = String::from_utf8(strict.stdout).unwrap();
+    assert!(text.contains("B 1.05× slower"), "{text}");
+    // 50% slower but with intervals that overlap A's: noise, whatever the threshold.
+    let mut wide = with_cost(&report, 150.0);
+    wide["devices"][0]["policies"][0]["per_epoch_us"]["ci_low"] = Value::from(90.0);
+    let c = dir.write_json("c.json", &wide);
+    let (code, _, _) = util::run(&[
+        "diff".as_ref(),
+        "--threshold".as_ref(),
+        "0".as_ref(),
+        a.as_os_str(),
+        c.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0));
+    let refused = hwbench()
+        .args(["diff", "--threshold", "ten"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}
+
+#[test]
 fn another_gpu_and_driver_are_named() {
     let dir = Dir::new();
     let a = dir.write_json("a.json", &info_with("gpu/hopper_h100.json"));
@@ -76,7 +155,7 @@ fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
     let spread = &mut slower["devices"][0]["policies"][0]["per_epoch_us"];
     let a_max = spread["max"].as_f64().unwrap();
     let a_median = spread["median"].as_f64().unwrap();
-    for field in ["min", "median", "max"] {
+    for field in ["min", "median", "max", "ci_low", "ci_high"] {
         spread[field] = Value::from(a_max * 2.0);
     }
     let b = dir.write_json("b.json", &slower);

@@ -169,8 +169,8 @@ fn a_companion_given_on_the_command_line_is_the_one_the_whole_report_speaks_of()
     let fake = dir.executable(
         "my-cuda",
         r#"case "$1" in
-describe) echo '{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"8.0","ptx":true}' ;;
-worker) echo '{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}'; echo '{"event":"error","message":"fake companion: no GPU"}'; exit 1 ;;
+describe) echo '{"protocol":4,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"8.0","ptx":true}' ;;
+worker) echo '{"event":"hello","protocol":4,"hwbench_version":"0.1.0","backend":"cuda"}'; echo '{"event":"error","message":"fake companion: no GPU"}'; exit 1 ;;
 esac"#,
     );
     let path = dir.join("report.json");

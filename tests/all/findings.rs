@@ -13,7 +13,7 @@ fn companion(dir: &Dir, cuda: &str, cc: &str, ptx: bool) -> String {
     dir.executable(
         &format!("hwbench-cuda-{cuda}-{cc}"),
         &format!(
-            r#"[ "$1" = describe ] && echo '{{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"{cuda}","compute_capability":"{cc}","ptx":{ptx},"libraries":[]}}'"#
+            r#"[ "$1" = describe ] && echo '{{"protocol":4,"hwbench_version":"0.1.0","cuda_version":"{cuda}","compute_capability":"{cc}","ptx":{ptx},"libraries":[]}}'"#
         ),
     )
     .display()

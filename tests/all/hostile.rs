@@ -53,7 +53,7 @@ impl Case {
 
 /// A companion that answers `hello` and then `lines` (JSON events), whatever it is asked.
 fn companion_saying(dir: &Dir, name: &str, lines: &[&str]) -> String {
-    let hello = r#"{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}"#;
+    let hello = r#"{"event":"hello","protocol":4,"hwbench_version":"0.1.0","backend":"cuda"}"#;
     let body: String = std::iter::once(hello)
         .chain(lines.iter().copied())
         .map(|line| format!("printf '%s\\n' '{line}'\n"))
@@ -570,7 +570,7 @@ fn a_helper_that_leaves_a_child_or_hangs_holds_nothing_up() {
         "leaves-a-child",
         &format!(
             r#"[ "$1" = describe ] || exit 2
-echo '{{"protocol":3,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":true,"libraries":[]}}'
+echo '{{"protocol":4,"hwbench_version":"0.1.0","cuda_version":"13.0","compute_capability":"9.0","ptx":true,"libraries":[]}}'
 sleep 300 &
 echo $! > '{}'"#,
             pid_file.display()
@@ -633,7 +633,7 @@ fn a_worker_that_exits_or_floods_stderr_is_called_what_it_did() {
     let leaves = dir.executable(
         "leaves",
         r#"read request
-echo '{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}'
+echo '{"event":"hello","protocol":4,"hwbench_version":"0.1.0","backend":"cuda"}'
 sleep 300 &
 exit 3"#,
     );

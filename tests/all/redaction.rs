@@ -231,7 +231,7 @@ fn runs_under_any_hostname_keep_it_out_of_their_reports() {
         r#"host=$(cat "$HWBENCH_ROOT/proc/sys/kernel/hostname" 2>/dev/null || hostname)
 case "$1" in
 describe) echo "cannot start on $host" >&2; exit 1 ;;
-worker) echo '{"event":"hello","protocol":3,"hwbench_version":"0.1.0","backend":"cuda"}'; printf '{"event":"error","message":"no GPU on %s"}\n' "$host"; exit 1 ;;
+worker) echo '{"event":"hello","protocol":4,"hwbench_version":"0.1.0","backend":"cuda"}'; printf '{"event":"error","message":"no GPU on %s"}\n' "$host"; exit 1 ;;
 esac"#,
     );
     let fixture = PathBuf::from(util::fixture("gpu/hopper_h100.json"));

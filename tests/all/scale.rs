@@ -200,7 +200,7 @@ send = lambda **m: (sys.stdout.write(json.dumps(m) + "\n"), sys.stdout.flush())
 request = json.loads(sys.stdin.readline())
 assert request["job"] == "scale", request
 timing = request["timing"]
-send(event="hello", protocol=3, hwbench_version="0.1.0", backend="cuda")
+send(event="hello", protocol=4, hwbench_version="0.1.0", backend="cuda")
 send(event="ready", name="NVIDIA H100 80GB HBM3", open_ms=1.0, setup_ms=0.0, first_epoch_ms=0.0,
      memory_free_mib={free_mib})
 done = 0
@@ -216,9 +216,10 @@ while True:
     flop = 4*r*i*h + 6*r*h*c + 4*r*h + 8*r*c + 2*((i + 1)*h + (h + 1)*c)
     epoch = {fixed_s} + flop / ({gflops} * 1e9)
     over = epoch > step["max_epoch_s"]
-    epochs = 0 if over else max(timing["min_epochs"], math.ceil(timing["min_run_s"] / epoch))
+    runs = timing["runs"]
+    epochs = 0 if over else max(1, math.ceil(timing["work_s"] / runs["max"] / epoch))
     send(event="point", size=size, kernels="stock", cold_epoch_s=epoch, warm_epoch_s=epoch,
-         over_budget=over, epochs=epochs, runs_s=[] if over else [epoch * epochs] * timing["repeats"],
+         over_budget=over, epochs=epochs, runs_s=[] if over else [epoch * epochs] * runs["min"],
          first_loss=2.5, final_loss=2.4, memory_mib=100.0)
     done += 1
 "#
@@ -457,7 +458,7 @@ fn diff_and_fleet_compare_scale_reports_point_by_point() {
     // B: the second point 3× slower, beyond any noise.
     let mut slower = json.clone();
     let spread = &mut slower["devices"][0]["points"][1]["epoch_s"];
-    for key in ["min", "median", "max"] {
+    for key in ["min", "median", "max", "ci_low", "ci_high"] {
         spread[key] = Value::from(spread[key].as_f64().unwrap() * 3.0);
     }
     let a = dir.write_json("node1.json", &json);
