@@ -17,7 +17,7 @@ use hwbench::fleet::Node;
 use hwbench::redact::Redactor;
 use hwbench::render::{self, Format, Render, Style};
 use hwbench::saved::{self, Saved, Typed};
-use hwbench::scale::protocol::{NextPoint, PointTiming, ScaleCheck, ScaleEvent};
+use hwbench::scale::protocol::{LadderStep, PointTiming, ScaleCheck, ScaleEvent};
 use hwbench::train::protocol::{Event, EventCheck, SessionRequest, SessionStep, TrainConfig};
 
 /// Both targets' work on one input.
@@ -88,8 +88,8 @@ pub fn worker_messages(data: &[u8]) {
         work_s: 0.6,
         warmup_s: 0.1,
     });
-    scale.asked(NextPoint {
-        size: Some(Size::COURSE),
+    scale.asked(LadderStep::Point {
+        size: Size::COURSE,
         max_epoch_s: 1.0,
     });
     for line in text.lines() {

@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::protocol::{Message, PROTOCOL, WorkerRequest};
-use crate::scale::protocol::{LadderRequest, NextPoint};
+use crate::scale::protocol::{LadderRequest, LadderStep};
 use crate::train::protocol::{CompareJob, SessionStep};
 
 /// Every job a worker can be asked to do, as the envelope carries it (`"job": "compare"` or
@@ -70,7 +70,7 @@ pub fn serve() -> u8 {
             Job::Scale(ladder) => crate::scale::worker::run_ladder(
                 ladder,
                 |event| send(&Message::Event(event)),
-                read_line_as::<NextPoint>,
+                read_line_as::<LadderStep>,
             ),
         }))
         .unwrap_or_else(|panic| {

@@ -10,9 +10,10 @@ something fails. Two jobs:
   reads one step at a time: `{"step": "round", "epochs": N}` is one timed `run` of every policy,
   `{"step": "finish"}` ends the job with `finished` and a sampled loss curve.
 - `scale` (hwbench scale): the device, seed and timing in the request; answers `ready` with the
-  free memory, then reads one point at a time (`{"size": {...}, "max_epoch_s": ...}`), makes its
-  data and weights from the seed exactly as hwbench does (`synthetic_uniform`), and answers one
-  `point` each; a point without a size ends the job with `finished`.
+  free memory, then reads one step at a time: `{"step": "point", "size": {...}, "max_epoch_s": S}`
+  makes that size's data and weights from the seed exactly as hwbench does (`synthetic_uniform`),
+  times a cold epoch and a warm-up and answers `prepared`; each `{"step": "run"}` is one timed run
+  of that point, answered `timed`; `{"step": "finish"}` ends the job with `finished`.
 
 The work per epoch mirrors hwbench's candle session: the loss of every epoch is written into a
 preallocated buffer on the device; a policy only decides how often it is also read back with
@@ -287,44 +288,14 @@ def available_memory_mib():
     return None
 
 
-def median_interval_rank(n):
-    """hwbench's `stats::median_interval_rank`: the order statistics bounding the median with 95%."""
-    k, term = 1, 0.5 ** n
-    below = term
-    while 2 * k < n:
-        term *= (n - k + 1) / k
-        if 1 - 2 * (below + term) < 0.95:
-            break
-        below += term
-        k += 1
-    return k
-
-
-def wants_more(fewest, most, target, samples):
-    """hwbench's `Runs::wants_more`: another run while the median is not known within ±target."""
-    n = len(samples)
-    if n < fewest:
-        return True
-    if n >= most:
-        return False
-    ordered = sorted(samples)
-    median = (ordered[(n - 1) // 2] + ordered[n // 2]) / 2
-    k = median_interval_rank(n)
-    return median != 0 and (ordered[n - k] - ordered[k - 1]) / 2 / abs(median) > target
-
-
-def runs_within(runs, work_s, per_run_s):
-    """hwbench's `Runs::within`: the most runs that fit `work_s`, between the fewest and the most."""
-    fit = math.floor(work_s / per_run_s) if per_run_s > 0 else runs["max"]
-    return max(runs["min"], min(fit, runs["max"]))
-
-
 class Ladder:
     def __init__(self, torch, request):
         self.torch = torch
         self.seed = request["seed"]
         self.lr = request["lr"]
         self.timing = request["timing"]
+        self.x = self.y = self.init = None
+        self.epochs = 0
         self.device, self.name, self.open_ms = open_device(torch, request["device"])
         if self.device.type == "cuda":
             # FP32 matrix products, as hwbench's CUDA column (and PyTorch's default).
@@ -388,37 +359,32 @@ class Ladder:
             return self.torch.cuda.max_memory_reserved(self.device) / 2**20
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def point(self, size, max_epoch_s):
+    def prepare_point(self, size, max_epoch_s):
+        """Makes the point's data, times its cold epoch and a warm-up: the `prepared` answer."""
+        self.x = self.y = self.init = None
+        if self.device.type == "cuda":
+            # The last point's cache goes back before the next one is made.
+            self.torch.cuda.empty_cache()
         self.prepare(size)
         timing = self.timing
         _, cold, curve = self.train(1)
         point = {
             "size": size, "kernels": "PyTorch", "cold_epoch_s": cold, "warm_epoch_s": cold,
-            "over_budget": False, "epochs": 0, "runs_s": [], "first_loss": finite(curve[0]) if curve else None,
-            "final_loss": None, "memory_mib": None,
+            "over_budget": False, "epochs": 0, "first_loss": finite(curve[0]) if curve else None,
+            "memory_mib": None,
         }
-        if cold > 3 * max_epoch_s:
-            point["over_budget"] = True
-        else:
+        if cold <= 3 * max_epoch_s:
             epochs, seconds, _ = self.train(MOST_EPOCHS, limit_s=timing["warmup_s"])
             point["warm_epoch_s"] = seconds / epochs
-            if point["warm_epoch_s"] > max_epoch_s:
-                point["over_budget"] = True
-            else:
-                runs = timing["runs"]
-                warm = point["warm_epoch_s"]
-                run_s = timing["work_s"] / max(1, runs["max"])
-                point["epochs"] = min(MOST_EPOCHS, max(1, math.ceil(run_s / warm))) if warm > 0 else MOST_EPOCHS
-                most = runs_within(runs, timing["work_s"], point["epochs"] * warm)
-                while wants_more(runs["min"], most, runs["target"], point["runs_s"]):
-                    _, seconds, curve = self.train(point["epochs"])
-                    point["runs_s"].append(seconds)
-                    point["final_loss"] = finite(curve[-1]) if curve else None
         point["memory_mib"] = self.memory_mib()
-        self.x = self.y = self.init = None
-        if self.device.type == "cuda":
-            # The next column may train on this GPU while this worker waits: hand back the cache.
-            self.torch.cuda.empty_cache()
+        warm = point["warm_epoch_s"]
+        if cold > 3 * max_epoch_s or warm > max_epoch_s:
+            point["over_budget"] = True
+            self.x = self.y = self.init = None
+        else:
+            run_s = timing["work_s"] / max(1, timing["runs"]["max"])
+            point["epochs"] = min(MOST_EPOCHS, max(1, math.ceil(run_s / warm))) if warm > 0 else MOST_EPOCHS
+            self.epochs = point["epochs"]
         return point
 
     def run(self):
@@ -428,10 +394,18 @@ class Ladder:
         )
         while True:
             step = json.loads(sys.stdin.readline())
-            if step.get("size") is None:
+            kind = step.get("step")
+            if kind == "point":
+                send(event="prepared", **self.prepare_point(step["size"], step["max_epoch_s"]))
+            elif kind == "run":
+                if self.x is None:
+                    raise ValueError("asked to time a run with no point prepared")
+                _, seconds, curve = self.train(self.epochs)
+                send(event="timed", seconds=seconds, final_loss=finite(curve[-1]) if curve else None,
+                     memory_mib=self.memory_mib())
+            else:
                 send(event="finished")
                 return
-            send(event="point", **self.point(step["size"], step["max_epoch_s"]))
 
 
 def main():

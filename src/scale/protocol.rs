@@ -2,9 +2,12 @@
 //! device's climb up the ladder, and what the parent checks of them. The envelope (version,
 //! `hello`, `error`) is `engine::protocol`'s.
 //!
-//! The worker says `ready` with the device's free memory, then for each [`NextPoint`] the parent
-//! sends, `progress` heartbeats and one `point`; `finished` after the parent sends a `NextPoint`
-//! without a size.
+//! The worker says `ready` with the device's free memory, then answers the parent's
+//! [`LadderStep`]s: `point` makes that size's data, times its cold epoch and a warm-up, and is
+//! answered with `prepared` (the epochs of each timed run, or over budget); each `run` is one
+//! timed run of the current point, answered with `timed`; `finish` is answered with `finished`.
+//! `progress` heartbeats come while it trains. Between steps the worker is idle, so the parent can
+//! interleave the runs of several workers at one point.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,12 +50,16 @@ pub struct PointTiming {
     pub warmup_s: f64,
 }
 
-/// The parent's word for the next step of a ladder: train this size (unless an epoch takes longer
-/// than `max_epoch_s`), or, without a size, finish.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub struct NextPoint {
-    pub size: Option<Size>,
-    pub max_epoch_s: f64,
+/// The parent's word for the next step of a ladder.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum LadderStep {
+    /// Prepare this size (unless an epoch takes longer than `max_epoch_s`): answered `prepared`.
+    Point { size: Size, max_epoch_s: f64 },
+    /// One timed run of the prepared point: answered `timed`.
+    Run,
+    /// No more points: answered `finished`.
+    Finish,
 }
 
 /// What a `scale` worker reports.
@@ -70,32 +77,41 @@ pub enum ScaleEvent {
     Progress {
         epoch: u64,
     },
-    Point(PointMeasured),
+    Prepared(PointPrepared),
+    Timed(PointRun),
     Finished,
 }
 
-/// One point as a worker measured it.
+/// A point made ready to time, as a worker measured it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PointMeasured {
+pub struct PointPrepared {
     pub size: Size,
-    /// The kernels that ran: "fused", "stock" (candle's operations), "PyTorch".
+    /// The kernels that run: "fused", "stock" (candle's operations), "PyTorch".
     pub kernels: String,
     /// The first (cold) epoch, in seconds.
     pub cold_epoch_s: f64,
     /// An epoch after the cold one, from the warm-up, in seconds.
     pub warm_epoch_s: f64,
-    /// Set when an epoch took longer than the parent's `max_epoch_s`: no timed runs follow.
+    /// Set when an epoch took longer than `max_epoch_s`: no timed runs follow.
     #[serde(default)]
     pub over_budget: bool,
-    /// Epochs of each timed run.
+    /// Epochs of each timed run (0 when over budget).
     pub epochs: u64,
-    /// Each timed run's wall time, in seconds (clock read after synchronising the device).
-    pub runs_s: Vec<f64>,
     /// The loss of the first epoch (the same on every device up to rounding: a check of the
-    /// arithmetic at this size) and of the last epoch of the last run.
+    /// arithmetic at this size).
     pub first_loss: Option<f32>,
+    /// The worker's memory after preparing, in MiB.
+    pub memory_mib: Option<f64>,
+}
+
+/// One timed run of the prepared point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PointRun {
+    /// Wall time of the run, in seconds (clock read after synchronising the device).
+    pub seconds: f64,
+    /// The loss of the run's last epoch.
     pub final_loss: Option<f32>,
-    /// The worker's memory after the point (see `memory_kind` of the device), in MiB.
+    /// The worker's memory after the run, in MiB.
     pub memory_mib: Option<f64>,
 }
 
@@ -139,8 +155,11 @@ impl LadderRequest {
 pub struct ScaleCheck {
     timing: PointTiming,
     ready: bool,
-    /// The point asked for and not yet answered.
-    asked: Option<NextPoint>,
+    /// The last step sent and not yet answered.
+    asked: Option<LadderStep>,
+    /// The point prepared, and its timed runs so far.
+    point: Option<PointPrepared>,
+    runs: u32,
 }
 
 impl ScaleCheck {
@@ -149,12 +168,14 @@ impl ScaleCheck {
             timing,
             ready: false,
             asked: None,
+            point: None,
+            runs: 0,
         }
     }
 
-    /// The parent asked for `next`.
-    pub fn asked(&mut self, next: NextPoint) {
-        self.asked = Some(next);
+    /// The parent asked for `step`.
+    pub fn asked(&mut self, step: LadderStep) {
+        self.asked = Some(step);
     }
 
     /// The first thing wrong with `event`, in one line.
@@ -171,56 +192,58 @@ impl ScaleCheck {
                 self.ready = true;
             }
             ScaleEvent::Progress { .. } => {}
-            ScaleEvent::Point(point) => {
-                let asked = self.asked.take().and_then(|next| next.size);
+            ScaleEvent::Prepared(point) => {
+                let asked = match self.asked.take() {
+                    Some(LadderStep::Point { size, .. }) => Some(size),
+                    _ => None,
+                };
                 if !self.ready || asked != Some(point.size) {
                     return Err(format!(
-                        "the worker measured {}, which was not asked for",
+                        "the worker prepared {}, which was not asked for",
                         point.size
                     ));
                 }
-                self.check_point(point)?;
+                non_negative("cold_epoch_s", point.cold_epoch_s)?;
+                non_negative("warm_epoch_s", point.warm_epoch_s)?;
+                if !point.over_budget && point.epochs == 0 {
+                    return Err(format!(
+                        "the worker would time runs of no epoch at {}",
+                        point.size
+                    ));
+                }
+                if let Some(mib) = point.memory_mib {
+                    non_negative("memory_mib", mib)?;
+                }
+                optional_loss("first_loss", point.first_loss)?;
+                self.point = Some(point.clone());
+                self.runs = 0;
+            }
+            ScaleEvent::Timed(run) => {
+                let prepared = self.point.as_ref().filter(|p| !p.over_budget);
+                if self.asked.take() != Some(LadderStep::Run) || prepared.is_none() {
+                    return Err("the worker timed a run it was not asked for".to_string());
+                }
+                self.runs += 1;
+                if self.runs > self.timing.runs.max {
+                    return Err(format!(
+                        "the worker timed more than the {} runs a point may take",
+                        self.timing.runs.max
+                    ));
+                }
+                if !(run.seconds.is_finite() && run.seconds > 0.0) {
+                    return Err(format!("a run took {} s, not a positive time", run.seconds));
+                }
+                if let Some(mib) = run.memory_mib {
+                    non_negative("memory_mib", mib)?;
+                }
+                optional_loss("final_loss", run.final_loss)?;
             }
             ScaleEvent::Finished => {
-                if self.asked.is_some_and(|next| next.size.is_some()) {
-                    return Err("the worker finished before measuring its point".to_string());
+                if self.asked.take() != Some(LadderStep::Finish) {
+                    return Err("the worker finished before it was told to".to_string());
                 }
             }
         }
         Ok(())
-    }
-
-    fn check_point(&self, point: &PointMeasured) -> Result<(), String> {
-        non_negative("cold_epoch_s", point.cold_epoch_s)?;
-        non_negative("warm_epoch_s", point.warm_epoch_s)?;
-        let runs = self.timing.runs;
-        let (fewest, most) = if point.over_budget {
-            (0, 0)
-        } else {
-            (runs.min as usize, runs.max as usize)
-        };
-        if !(fewest..=most).contains(&point.runs_s.len()) {
-            return Err(format!(
-                "the worker sent {} timed runs of {}, not {fewest} to {most}",
-                point.runs_s.len(),
-                point.size
-            ));
-        }
-        if !point.over_budget && point.epochs == 0 {
-            return Err(format!(
-                "the worker timed runs of no epoch at {}",
-                point.size
-            ));
-        }
-        for &seconds in &point.runs_s {
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(format!("a run took {seconds} s, not a positive time"));
-            }
-        }
-        if let Some(mib) = point.memory_mib {
-            non_negative("memory_mib", mib)?;
-        }
-        optional_loss("first_loss", point.first_loss)?;
-        optional_loss("final_loss", point.final_loss)
     }
 }

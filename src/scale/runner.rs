@@ -1,6 +1,8 @@
 //! The parent side of `hwbench scale`: one worker per column, all alive at once but never
-//! computing at the same time, asked for one point at a time in rounds — every column's next
-//! point, then the next round — so that a drift of the machine weighs on every column alike.
+//! computing at the same time. Point by point, every column prepares its next point, then the
+//! timed runs come in rounds — one run of every column, A, B, C, A, B, C … — until each column's
+//! median is known precisely enough (`engine::runs`), so that a drift of the machine weighs on
+//! every column alike.
 //! Before each point the parent decides whether the device can take it — in memory (the estimate
 //! against what the worker found free) and in time (the last point's epoch, scaled by the work,
 //! against `--max-epoch-seconds`).
@@ -9,8 +11,9 @@ use indicatif::ProgressBar;
 
 use super::analysis;
 use super::plan::{FLOP_FORMULA, ScalePlan, cuda_matmul};
+use super::protocol::PointTiming;
 use super::protocol::{
-    LadderRequest, NextPoint, PointMeasured, ScaleCheck, ScaleEvent, ScaleRequest,
+    LadderRequest, LadderStep, PointPrepared, PointRun, ScaleCheck, ScaleEvent, ScaleRequest,
 };
 use super::results::{
     LadderPoint, PointResult, PointStatus, SCHEMA_VERSION, ScaleColumn, ScaleConfig, ScaleReport,
@@ -20,6 +23,8 @@ use crate::engine::conversation::{Worker, WorkerFailure, starting};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::protocol::WorkerRequest;
+use crate::engine::runs::Runs;
+use crate::engine::synthetic::Size;
 use crate::info::peaks;
 use crate::progress::progress_bar;
 use crate::readable;
@@ -46,10 +51,28 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         .iter()
         .map(|column| Climb::start(plan, column, &bar))
         .collect();
-    // Rounds: each column still climbing measures its next point.
     while live.iter().any(|c| c.worker.is_some()) {
+        // Every column still climbing prepares its next point (its data shares the memory with
+        // the other columns' on the same device)…
+        for i in 0..live.len() {
+            let sharing = live
+                .iter()
+                .filter(|other| other.worker.is_some() && other.memory == live[i].memory)
+                .count();
+            live[i].prepare_next(&steps, sharing, &bar);
+        }
+        // …then times it in rounds, one run of every column that wants one.
+        loop {
+            let wanting: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_run()).collect();
+            if wanting.is_empty() {
+                break;
+            }
+            for i in wanting {
+                live[i].run(&bar);
+            }
+        }
         for climb in &mut live {
-            climb.step(&steps, &bar);
+            climb.finish_point();
         }
         let done: usize = live.iter().map(|c| c.result.points.len()).sum();
         bar.set_position(done.min(runnable * plan.ladder.len()) as u64);
@@ -99,6 +122,18 @@ struct Climb {
     result: ScaleColumn,
     worker: Option<Worker>,
     check: ScaleCheck,
+    timing: PointTiming,
+    /// Which memory the column's points live in: columns on the same device share it.
+    memory: Memory,
+    /// The point being timed: what the worker prepared, its runs, and how many it may take.
+    current: Option<(PointPrepared, Vec<PointRun>, Runs)>,
+}
+
+/// Where a column's data lives: host memory (every CPU column) or one GPU's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Memory {
+    Host,
+    Gpu(usize),
 }
 
 impl Climb {
@@ -109,6 +144,12 @@ impl Climb {
             result: ScaleColumn::new(column.device, column.framework),
             worker: None,
             check: ScaleCheck::new(settings.timing),
+            timing: settings.timing,
+            memory: match column.device {
+                DeviceSpec::Cuda { ordinal } => Memory::Gpu(ordinal),
+                _ => Memory::Host,
+            },
+            current: None,
         };
         let result = &mut climb.result;
         if let DeviceSpec::Cpu { threads } = column.device
@@ -167,29 +208,88 @@ impl Climb {
         }
     }
 
-    /// Asks for the next point the device can take and reads its measurement; when there is none,
-    /// tells the worker to finish.
-    fn step(&mut self, steps: &Steps, bar: &ProgressBar) {
+    /// Asks the worker to prepare the next point the device can take (`sharing` columns hold
+    /// their points in its memory at once); when there is none, tells it to finish.
+    fn prepare_next(&mut self, steps: &Steps, sharing: usize, bar: &ProgressBar) {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        let next = steps.next(&mut self.result.points, self.result.memory_free_mib);
-        self.check.asked(next);
-        worker.send(&next);
-        if let Some(size) = next.size {
-            bar.set_message(format!("{}: {size}", self.result.label));
-        }
+        let step = match steps.next(
+            &mut self.result.points,
+            self.result.memory_free_mib,
+            sharing,
+        ) {
+            Some(size) => LadderStep::Point {
+                size,
+                max_epoch_s: steps.max_epoch_s,
+            },
+            None => LadderStep::Finish,
+        };
+        self.check.asked(step);
+        worker.send(&step);
+        let asked = match step {
+            LadderStep::Point { size, .. } => {
+                bar.set_message(format!("{}: {size}", self.result.label));
+                Some(size)
+            }
+            _ => None,
+        };
         loop {
             match self.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Point(measured)) => {
-                    self.result.points.push(point_result(measured));
+                Ok(ScaleEvent::Prepared(prepared)) => {
+                    let runs = self.timing.runs.within(
+                        self.timing.work_s,
+                        prepared.epochs as f64 * prepared.warm_epoch_s,
+                    );
+                    self.current = Some((prepared, Vec::new(), runs));
                     self.worker = Some(worker);
                     return;
                 }
                 Ok(ScaleEvent::Finished) => return,
                 Ok(_) => {}
-                Err(failure) => return self.fail(&failure, next.size),
+                Err(failure) => return self.fail(&failure, asked),
             }
+        }
+    }
+
+    /// Whether the point being timed wants another run.
+    fn wants_run(&self) -> bool {
+        self.worker.is_some()
+            && self.current.as_ref().is_some_and(|(prepared, runs, most)| {
+                let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
+                !prepared.over_budget && most.wants_more(&seconds)
+            })
+    }
+
+    /// One timed run of the point being timed.
+    fn run(&mut self, bar: &ProgressBar) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.check.asked(LadderStep::Run);
+        worker.send(&LadderStep::Run);
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(ScaleEvent::Timed(run)) => {
+                    if let Some((_, runs, _)) = &mut self.current {
+                        runs.push(run);
+                    }
+                    self.worker = Some(worker);
+                    return;
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    let asked = self.current.take().map(|(p, ..)| p.size);
+                    return self.fail(&failure, asked);
+                }
+            }
+        }
+    }
+
+    /// The point being timed goes into the report.
+    fn finish_point(&mut self) {
+        if let Some((prepared, runs, _)) = self.current.take() {
+            self.result.points.push(point_result(prepared, &runs));
         }
     }
 
@@ -208,6 +308,7 @@ impl Climb {
     /// the points it finished.
     fn fail(&mut self, failure: &WorkerFailure, asked: Option<crate::engine::synthetic::Size>) {
         self.worker = None;
+        self.current = None;
         let result = &mut self.result;
         let (status, failure) = failure.outcome(result.facts.is_some());
         result.status = status;
@@ -227,13 +328,18 @@ impl Climb {
     }
 }
 
-/// What a worker measured, as a point of the report (its derived figures come later).
-fn point_result(m: PointMeasured) -> PointResult {
+/// What a worker prepared and timed, as a point of the report (its derived figures come later).
+fn point_result(m: PointPrepared, runs: &[PointRun]) -> PointResult {
     let status = if m.over_budget {
         PointStatus::OverBudget
     } else {
         PointStatus::Measured
     };
+    let memory = runs
+        .iter()
+        .filter_map(|r| r.memory_mib)
+        .chain(m.memory_mib)
+        .max_by(f64::total_cmp);
     PointResult {
         size: m.size,
         status,
@@ -242,13 +348,13 @@ fn point_result(m: PointMeasured) -> PointResult {
             .then(|| format!("an epoch took {}", readable::micros(m.warm_epoch_s * 1e6))),
         kernels: Some(m.kernels),
         epochs: (!m.over_budget).then_some(m.epochs),
-        epoch_s: Spread::of(m.runs_s.iter().map(|s| s / m.epochs.max(1) as f64)),
+        epoch_s: Spread::of(runs.iter().map(|r| r.seconds / m.epochs.max(1) as f64)),
         cold_epoch_s: Some(m.cold_epoch_s),
         gflops: None,
         peak_share: None,
         first_loss: m.first_loss,
-        final_loss: m.final_loss,
-        memory_mib: m.memory_mib,
+        final_loss: runs.last().and_then(|r| r.final_loss),
+        memory_mib: memory,
     }
 }
 
@@ -277,13 +383,15 @@ impl<'a> Steps<'a> {
         }
     }
 
-    /// The next point to train, after adding to `points` the ones the device cannot take; no size
-    /// when the climb is over.
-    fn next(&self, points: &mut Vec<PointResult>, free_mib: Option<f64>) -> NextPoint {
-        let stop = NextPoint {
-            size: None,
-            max_epoch_s: self.max_epoch_s,
-        };
+    /// The next point to train, after adding to `points` the ones the device cannot take (its
+    /// free memory is shared by `sharing` columns holding a point at once); `None` when the climb
+    /// is over.
+    fn next(
+        &self,
+        points: &mut Vec<PointResult>,
+        free_mib: Option<f64>,
+        sharing: usize,
+    ) -> Option<Size> {
         // The last measured point's epoch, scaled by the work, predicts the next one's: an upper
         // bound while the device gets more efficient with size, which it does up the ladder.
         let last = points.iter().rev().find_map(|p| {
@@ -318,14 +426,23 @@ impl<'a> Steps<'a> {
                     continue;
                 }
             }
+            let needed = point.memory_needed_mib * sharing.max(1) as f64;
             if let Some(free) = free_mib
-                && point.memory_needed_mib > free * MEMORY_HEADROOM
+                && needed > free * MEMORY_HEADROOM
             {
-                let why = format!(
-                    "needs about {}, {} free",
-                    readable::memory(point.memory_needed_mib),
-                    readable::memory(free)
-                );
+                let why = if sharing > 1 {
+                    format!(
+                        "needs about {} for {sharing} columns at once, {} free",
+                        readable::memory(needed),
+                        readable::memory(free)
+                    )
+                } else {
+                    format!(
+                        "needs about {}, {} free",
+                        readable::memory(needed),
+                        readable::memory(free)
+                    )
+                };
                 points.push(PointResult::not_measured(
                     size,
                     PointStatus::NeedsMemory,
@@ -333,12 +450,9 @@ impl<'a> Steps<'a> {
                 ));
                 continue;
             }
-            return NextPoint {
-                size: Some(size),
-                max_epoch_s: self.max_epoch_s,
-            };
+            return Some(size);
         }
-        stop
+        None
     }
 }
 
@@ -363,13 +477,13 @@ mod tests {
         let ladder = ladder();
         let steps = Steps::new(&ladder, 1.0);
         let mut points = Vec::new();
-        assert_eq!(steps.next(&mut points, None).size, Some(ladder[0].size));
+        assert_eq!(steps.next(&mut points, None, 1), Some(ladder[0].size));
         // The sixth point at 0.1 s per epoch: the seventh (8× the work) would take 0.8 s.
         points.extend(ladder[..6].iter().map(|p| measured(p.size, 0.1)));
-        assert_eq!(steps.next(&mut points, None).size, Some(ladder[6].size));
+        assert_eq!(steps.next(&mut points, None, 1), Some(ladder[6].size));
         // At 0.2 s per epoch it would take 1.6 s: the rest are over budget.
         points.push(measured(ladder[6].size, 0.2));
-        assert_eq!(steps.next(&mut points, None).size, None);
+        assert_eq!(steps.next(&mut points, None, 1), None);
         assert_eq!(points.len(), 9);
         assert!(points[7].reason.as_deref().unwrap().contains("predicted"));
         assert_eq!(points[8].status, PointStatus::OverBudget);
@@ -383,11 +497,11 @@ mod tests {
             ladder[..7].iter().map(|p| measured(p.size, 1e-3)).collect();
         // 1 GiB free: the 0.5 GiB point fits, the 2.1 GiB one does not.
         assert_eq!(
-            steps.next(&mut points, Some(1024.0)).size,
+            steps.next(&mut points, Some(1024.0), 1),
             Some(ladder[7].size)
         );
         points.push(measured(ladder[7].size, 1e-2));
-        assert_eq!(steps.next(&mut points, Some(1024.0)).size, None);
+        assert_eq!(steps.next(&mut points, Some(1024.0), 1), None);
         assert_eq!(points[8].status, PointStatus::NeedsMemory);
         assert_eq!(
             points[8].reason.as_deref(),
@@ -404,7 +518,7 @@ mod tests {
             PointStatus::OverBudget,
             None,
         )];
-        assert_eq!(steps.next(&mut points, None).size, None);
+        assert_eq!(steps.next(&mut points, None, 1), None);
         assert!(
             points[1..]
                 .iter()

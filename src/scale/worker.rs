@@ -1,10 +1,10 @@
-//! The worker side of `hwbench scale`: open the device once, then train each size the parent
-//! sends with the engine's loop (`engine::session::train`, as `train-compare` does), timed the
-//! same way.
+//! The worker side of `hwbench scale`: open the device once, then prepare each size the parent
+//! sends and time the runs it asks for, with the engine's loop (`engine::session::train`, as
+//! `train-compare` does), timed the same way.
 
 use std::time::Duration;
 
-use super::protocol::{LadderRequest, NextPoint, PointMeasured, ScaleEvent};
+use super::protocol::{LadderRequest, LadderStep, PointPrepared, PointRun, ScaleEvent};
 use crate::engine::SyncPolicy;
 use crate::engine::fused::Kernels;
 use crate::engine::session::{self, Length, Opened, Prepared, Trained};
@@ -14,116 +14,133 @@ use crate::engine::synthetic::{self, Size};
 /// a fifth of a second).
 const MOST_EPOCHS: u64 = 10_000_000;
 
-/// Opens the device, says it is ready, and measures each point the parent asks for until it asks
-/// for none.
+/// One size's data and weights on the device, ready for timed runs.
+struct Point {
+    prepared: Prepared,
+    init: crate::engine::model::InitWeights,
+    epochs: u64,
+}
+
+/// Opens the device, says it is ready, and answers each step the parent sends until `finish`.
 pub fn run_ladder(
     request: &LadderRequest,
     mut emit: impl FnMut(ScaleEvent) -> anyhow::Result<()>,
-    mut next: impl FnMut() -> anyhow::Result<NextPoint>,
+    mut next: impl FnMut() -> anyhow::Result<LadderStep>,
 ) -> anyhow::Result<()> {
     let spec = request.device;
     // No setup or first epoch for the whole device: each size makes its own data, and has its
-    // cold epoch (`PointMeasured::cold_epoch_s`).
+    // cold epoch (`PointPrepared::cold_epoch_s`).
     let Opened { device, facts } = session::open(spec)?;
     emit(ScaleEvent::Ready {
         facts,
         memory_free_mib: spec.free_memory_mib(&device),
     })?;
     let kernels = Kernels::chosen(&device, request.kernels);
+    let mut point: Option<Point> = None;
     loop {
-        let step = next()?;
-        let Some(size) = step.size else {
-            return emit(ScaleEvent::Finished);
-        };
-        size.check().map_err(anyhow::Error::msg)?;
-        let measured = measure(request, size, step.max_epoch_s, &device, kernels, &mut emit)?;
-        emit(ScaleEvent::Point(measured))?;
+        match next()? {
+            LadderStep::Point { size, max_epoch_s } => {
+                // The last point's data goes before the next one's is made.
+                drop(point.take());
+                size.check().map_err(anyhow::Error::msg)?;
+                let (ready, answer) =
+                    prepare(request, size, max_epoch_s, &device, kernels, &mut emit)?;
+                point = ready;
+                emit(ScaleEvent::Prepared(answer))?;
+            }
+            LadderStep::Run => {
+                let Some(p) = &point else {
+                    anyhow::bail!("asked to time a run with no point prepared");
+                };
+                let trained = train(request, p, Length::Epochs(p.epochs), &mut emit)?;
+                emit(ScaleEvent::Timed(PointRun {
+                    seconds: trained.result.total_s,
+                    final_loss: trained.result.final_loss,
+                    memory_mib: request.device.memory_mib(&device).map(|(mib, _)| mib),
+                }))?;
+            }
+            LadderStep::Finish => return emit(ScaleEvent::Finished),
+        }
     }
 }
 
-/// One point: the cold epoch, a warm-up, then the timed runs (unless an epoch is over budget).
-fn measure(
+fn train(
+    request: &LadderRequest,
+    point: &Point,
+    length: Length,
+    emit: &mut impl FnMut(ScaleEvent) -> anyhow::Result<()>,
+) -> anyhow::Result<Trained> {
+    session::train(
+        &point.prepared,
+        &point.init,
+        request.lr,
+        SyncPolicy::NEVER,
+        length,
+        false,
+        &mut |epoch| emit(ScaleEvent::Progress { epoch }),
+    )
+}
+
+/// One point made ready: the cold epoch, a warm-up, and the epochs of each timed run — or over
+/// budget, its data dropped.
+fn prepare(
     request: &LadderRequest,
     size: Size,
     max_epoch_s: f64,
     device: &candle_core::Device,
     kernels: Kernels,
     emit: &mut impl FnMut(ScaleEvent) -> anyhow::Result<()>,
-) -> anyhow::Result<PointMeasured> {
+) -> anyhow::Result<(Option<Point>, PointPrepared)> {
     let prepared = {
         let (features, labels) = synthetic::rows(request.seed, size);
         Prepared::rows(&features, &labels, device.clone(), kernels)?
     };
-    let init = synthetic::init_weights(request.seed, size);
-    let timing = request.timing;
-    let mut run = |length| -> anyhow::Result<Trained> {
-        session::train(
-            &prepared,
-            &init,
-            request.lr,
-            SyncPolicy::NEVER,
-            length,
-            false,
-            &mut |epoch| emit(ScaleEvent::Progress { epoch }),
-        )
+    let mut point = Point {
+        prepared,
+        init: synthetic::init_weights(request.seed, size),
+        epochs: 0,
     };
-    let cold = run(Length::Epochs(1))?;
+    let timing = request.timing;
+    let cold = train(request, &point, Length::Epochs(1), emit)?;
     let cold_epoch_s = cold.result.total_s;
-    let mut measured = PointMeasured {
+    let mut answer = PointPrepared {
         size,
         kernels: kernels.name().to_string(),
         cold_epoch_s,
         warm_epoch_s: cold_epoch_s,
         over_budget: false,
         epochs: 0,
-        runs_s: Vec::new(),
         first_loss: cold.curve.first().copied().filter(|v| v.is_finite()),
-        final_loss: None,
         memory_mib: None,
     };
     drop(cold);
     // A cold epoch pays for first allocations (and on a GPU, loading kernels): far over the
     // budget, it is over budget warm too.
-    if cold_epoch_s > 3.0 * max_epoch_s {
-        measured.over_budget = true;
-        return Ok(with_memory(measured, request, device));
+    if cold_epoch_s <= 3.0 * max_epoch_s {
+        let warm = train(
+            request,
+            &point,
+            Length::Until {
+                epochs: MOST_EPOCHS,
+                limit: Duration::from_secs_f64(timing.warmup_s),
+                at_least: 1,
+            },
+            emit,
+        )?;
+        answer.warm_epoch_s = warm.result.total_s / warm.result.epochs as f64;
     }
-    let warm = run(Length::Until {
-        epochs: MOST_EPOCHS,
-        limit: Duration::from_secs_f64(timing.warmup_s),
-        at_least: 1,
-    })?;
-    measured.warm_epoch_s = warm.result.total_s / warm.result.epochs as f64;
-    drop(warm);
-    if measured.warm_epoch_s > max_epoch_s {
-        measured.over_budget = true;
-        return Ok(with_memory(measured, request, device));
+    answer.memory_mib = request.device.memory_mib(device).map(|(mib, _)| mib);
+    if cold_epoch_s > 3.0 * max_epoch_s || answer.warm_epoch_s > max_epoch_s {
+        answer.over_budget = true;
+        return Ok((None, answer));
     }
-    let runs = timing.runs;
-    measured.epochs = timed_epochs(
-        measured.warm_epoch_s,
-        timing.work_s / f64::from(runs.max.max(1)),
+    answer.epochs = timed_epochs(
+        answer.warm_epoch_s,
+        timing.work_s / f64::from(timing.runs.max.max(1)),
         1,
     );
-    let runs = runs.within(
-        timing.work_s,
-        measured.epochs as f64 * measured.warm_epoch_s,
-    );
-    while runs.wants_more(&measured.runs_s) {
-        let trained = run(Length::Epochs(measured.epochs))?;
-        measured.runs_s.push(trained.result.total_s);
-        measured.final_loss = trained.result.final_loss;
-    }
-    Ok(with_memory(measured, request, device))
-}
-
-fn with_memory(
-    mut measured: PointMeasured,
-    request: &LadderRequest,
-    device: &candle_core::Device,
-) -> PointMeasured {
-    measured.memory_mib = request.device.memory_mib(device).map(|(mib, _)| mib);
-    measured
+    point.epochs = answer.epochs;
+    Ok((Some(point), answer))
 }
 
 /// Epochs of a timed run: at least `min_epochs`, and enough for `min_run_s` at `epoch_s` each.

@@ -882,3 +882,92 @@ fn identical_gpus_run_once_unless_all_are_asked_for() {
     let (all, _) = labels(&["--devices", "all"]);
     assert_eq!(all.len(), 9, "{all:?}");
 }
+
+/// A fake compare worker for `who` ("cuda" or "pytorch") that logs "who round" to `log` as each
+/// round starts, and times every run at exactly 500 µs per epoch (so six runs settle every figure).
+fn logging_worker(dir: &Dir, who: &str, log: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.write(
+        &format!("fake_{who}.py"),
+        format!(
+            r#"import json, sys
+send = lambda **m: (sys.stdout.write(json.dumps(m) + "\n"), sys.stdout.flush())
+request = json.loads(sys.stdin.readline())["session"]
+send(event="hello", protocol=4, hwbench_version="0.1.0", backend="{who}")
+send(event="ready", name="GPU", open_ms=1.0, setup_ms=1.0, first_epoch_ms=1.0)
+policies = request["policies"]
+send(event="calibrated", per_epoch_us=[500.0] * len(policies))
+repeat = 0
+while True:
+    step = json.loads(sys.stdin.readline())
+    if step["step"] != "round":
+        break
+    repeat += 1
+    open({log:?}, "a").write("{who} %d\n" % repeat)
+    epochs = step["epochs"]
+    for every in policies:
+        syncs = (epochs // every + 1) if every else 1
+        send(event="run", policy=every, repeat=repeat, epochs=epochs, total_s=epochs * 500e-6,
+             syncs=syncs, readback_s=epochs * 250e-6, diverged_at=None, final_loss=0.5)
+send(event="finished", final_loss=0.5, test_accuracy=0.9, loss_curve=[], loss_peak=None,
+     peak_memory_mib=1.0, memory_kind="GPU")
+"#
+        ),
+    );
+    script
+}
+
+#[test]
+fn columns_take_their_timed_runs_in_interleaved_rounds() {
+    let dir = Dir::new();
+    let log = dir.join("rounds.log");
+    let cuda = logging_worker(&dir, "cuda", &log);
+    let torch = logging_worker(&dir, "pytorch", &log);
+    let companion = dir.executable(
+        "hwbench-cuda",
+        &format!("exec python3 '{}'", cuda.display()),
+    );
+    // The fake Python answers the torch probe, and runs the fake worker for anything else.
+    let python = dir.executable(
+        "python3",
+        &format!(
+            "case \"$3\" in *'import json, torch'*) echo '{{\"version\": \"2.0\", \"cuda_devices\": 1}}'; exit 0 ;; esac\nexec python3 '{}'",
+            torch.display()
+        ),
+    );
+    let (code, json) = util::run_json_status(
+        &[
+            "train-compare".as_ref(),
+            "--devices".as_ref(),
+            "cuda:0".as_ref(),
+            "--with-pytorch".as_ref(),
+            "--python".as_ref(),
+            python.as_os_str(),
+            "--cuda-companion".as_ref(),
+            companion.as_os_str(),
+            "--warmup-epochs".as_ref(),
+            "5".as_ref(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ],
+        &[(
+            "HWBENCH_GPU_FIXTURE",
+            &util::fixture("gpu/hopper_h100.json"),
+        )],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    // Identical runs settle every figure at the fewest runs: six rounds, taken in turn.
+    let expected: Vec<String> = (1..=6)
+        .flat_map(|round| [format!("cuda {round}"), format!("pytorch {round}")])
+        .collect();
+    let rounds: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(rounds, expected);
+    for device in json["devices"].as_array().unwrap() {
+        let spread = &device["policies"][0]["per_epoch_us"];
+        assert_eq!(spread["n"], 6, "{device}");
+        assert_eq!(spread["median"], 500.0, "{device}");
+    }
+}

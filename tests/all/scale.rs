@@ -206,10 +206,13 @@ send(event="ready", name="NVIDIA H100 80GB HBM3", open_ms=1.0, setup_ms=0.0, fir
 done = 0
 while True:
     step = json.loads(sys.stdin.readline())
-    size = step["size"]
-    if size is None:
+    if step["step"] == "finish":
         send(event="finished")
         break
+    if step["step"] == "run":
+        send(event="timed", seconds=epoch * epochs, final_loss=2.4, memory_mib=100.0)
+        continue
+    size = step["size"]
     if done == {hang_after}:
         time.sleep(300)
     r, i, h, c = size["rows"], size["inputs"], size["hidden"], size["classes"]
@@ -218,9 +221,8 @@ while True:
     over = epoch > step["max_epoch_s"]
     runs = timing["runs"]
     epochs = 0 if over else max(1, math.ceil(timing["work_s"] / runs["max"] / epoch))
-    send(event="point", size=size, kernels="stock", cold_epoch_s=epoch, warm_epoch_s=epoch,
-         over_budget=over, epochs=epochs, runs_s=[] if over else [epoch * epochs] * runs["min"],
-         first_loss=2.5, final_loss=2.4, memory_mib=100.0)
+    send(event="prepared", size=size, kernels="stock", cold_epoch_s=epoch, warm_epoch_s=epoch,
+         over_budget=over, epochs=epochs, first_loss=2.5, memory_mib=100.0)
     done += 1
 "#
         ),

@@ -137,24 +137,37 @@ fn out_of_range_requests_are_refused_before_anything_is_allocated() {
 }
 
 #[test]
-fn a_scale_worker_measures_each_point_it_is_sent_and_finishes_when_told() {
+fn a_scale_worker_prepares_each_point_it_is_sent_times_each_run_and_finishes_when_told() {
     let request = r#"{"protocol":4,"job":"scale","device":{"kind":"cpu","threads":1},"seed":0,"lr":0.01,"timing":{"runs":{"min":2,"max":2,"target":0.0},"work_s":0.02,"warmup_s":0.01}}"#;
-    let point = r#"{"size":{"inputs":4,"hidden":10,"classes":3,"rows":120},"max_epoch_s":1.0}"#;
-    let stop = r#"{"size":null,"max_epoch_s":1.0}"#;
-    let (code, messages) = ask(&[request, point, stop].join("\n"));
+    let point = r#"{"step":"point","size":{"inputs":4,"hidden":10,"classes":3,"rows":120},"max_epoch_s":1.0}"#;
+    let run = r#"{"step":"run"}"#;
+    let stop = r#"{"step":"finish"}"#;
+    let (code, messages) = tell(&[request, point, run, run, stop]);
     assert_eq!(code, Some(0), "{messages:?}");
     let events: Vec<&str> = messages
         .iter()
         .map(|m| m["event"].as_str().unwrap())
         .collect();
-    assert_eq!(events, ["hello", "ready", "point", "finished"]);
+    assert_eq!(
+        events,
+        ["hello", "ready", "prepared", "timed", "timed", "finished"]
+    );
     assert!(messages[1]["memory_free_mib"].as_f64().unwrap() > 0.0);
-    let measured = &messages[2];
-    assert_eq!(measured["size"]["rows"], 120);
-    assert_eq!(measured["runs_s"].as_array().unwrap().len(), 2);
+    let prepared = &messages[2];
+    assert_eq!(prepared["size"]["rows"], 120);
     // Each of the two runs takes its share of the 0.02 s: hundreds of the course's epochs.
-    assert!(measured["epochs"].as_u64().unwrap() >= 100, "{measured}");
-    assert_eq!(measured["over_budget"], false);
+    assert!(prepared["epochs"].as_u64().unwrap() >= 100, "{prepared}");
+    assert_eq!(prepared["over_budget"], false);
+    assert!(messages[3]["seconds"].as_f64().unwrap() > 0.0);
+    // A run with no point prepared is refused in one line.
+    let (code, messages) = tell(&[request, run]);
+    assert_eq!(code, Some(1));
+    assert!(
+        messages.last().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("no point prepared")
+    );
 
     // A bad request is refused before the device opens.
     let refused = request.replace(r#""lr":0.01"#, r#""lr":-1"#);
