@@ -886,7 +886,7 @@ fn identical_gpus_run_once_unless_all_are_asked_for() {
 /// A fake compare worker for `who` ("cuda" or "pytorch") that logs "who round" to `log` as each
 /// round starts, and times every run at exactly 500 µs per epoch (so six runs settle every figure).
 fn logging_worker(dir: &Dir, who: &str, log: &std::path::Path) -> std::path::PathBuf {
-    let script = dir.write(
+    dir.write(
         &format!("fake_{who}.py"),
         format!(
             r#"import json, sys
@@ -912,8 +912,7 @@ send(event="finished", final_loss=0.5, test_accuracy=0.9, loss_curve=[], loss_pe
      peak_memory_mib=1.0, memory_kind="GPU")
 "#
         ),
-    );
-    script
+    )
 }
 
 #[test]
