@@ -12,8 +12,9 @@ something fails. Two jobs:
 - `scale` (hwbench scale): the device, seed and timing in the request; answers `ready` with the
   free memory, then reads one step at a time: `{"step": "point", "size": {...}, "max_epoch_s": S}`
   makes that size's data and weights from the seed exactly as hwbench does (`synthetic_uniform`),
-  times a cold epoch and a warm-up and answers `prepared`; each `{"step": "run"}` is one timed run
-  of that point, answered `timed`; `{"step": "finish"}` ends the job with `finished`.
+  times a cold epoch and a warm-up and answers `prepared` (the data stays ready); each
+  `{"step": "run", "size": {...}}` is one timed run of a prepared size, answered `timed`;
+  `{"step": "finish"}` ends the job with `finished`.
 
 The work per epoch mirrors hwbench's candle session: the loss of every epoch is written into a
 preallocated buffer on the device; a policy only decides how often it is also read back with
@@ -288,6 +289,10 @@ def available_memory_mib():
     return None
 
 
+def size_key(size):
+    return (size["inputs"], size["hidden"], size["classes"], size["rows"])
+
+
 class Ladder:
     def __init__(self, torch, request):
         self.torch = torch
@@ -295,7 +300,7 @@ class Ladder:
         self.lr = request["lr"]
         self.timing = request["timing"]
         self.x = self.y = self.init = None
-        self.epochs = 0
+        self.points = {}
         self.device, self.name, self.open_ms = open_device(torch, request["device"])
         if self.device.type == "cuda":
             # FP32 matrix products, as hwbench's CUDA column (and PyTorch's default).
@@ -360,11 +365,8 @@ class Ladder:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def prepare_point(self, size, max_epoch_s):
-        """Makes the point's data, times its cold epoch and a warm-up: the `prepared` answer."""
-        self.x = self.y = self.init = None
-        if self.device.type == "cuda":
-            # The last point's cache goes back before the next one is made.
-            self.torch.cuda.empty_cache()
+        """Makes the point's data, times its cold epoch and a warm-up: the `prepared` answer. The
+        data stays ready (in `self.points`) for the runs hwbench asks for, in any order."""
         self.prepare(size)
         timing = self.timing
         _, cold, curve = self.train(1)
@@ -380,11 +382,13 @@ class Ladder:
         warm = point["warm_epoch_s"]
         if cold > 3 * max_epoch_s or warm > max_epoch_s:
             point["over_budget"] = True
-            self.x = self.y = self.init = None
         else:
             run_s = timing["work_s"] / max(1, timing["runs"]["max"])
             point["epochs"] = min(MOST_EPOCHS, max(1, math.ceil(run_s / warm))) if warm > 0 else MOST_EPOCHS
-            self.epochs = point["epochs"]
+            self.points[size_key(size)] = (self.x, self.y, self.init, size, point["epochs"])
+        self.x = self.y = self.init = None
+        if self.device.type == "cuda":
+            self.torch.cuda.empty_cache()
         return point
 
     def run(self):
@@ -398,11 +402,14 @@ class Ladder:
             if kind == "point":
                 send(event="prepared", **self.prepare_point(step["size"], step["max_epoch_s"]))
             elif kind == "run":
-                if self.x is None:
-                    raise ValueError("asked to time a run with no point prepared")
-                _, seconds, curve = self.train(self.epochs)
-                send(event="timed", seconds=seconds, final_loss=finite(curve[-1]) if curve else None,
-                     memory_mib=self.memory_mib())
+                ready = self.points.get(size_key(step["size"]))
+                if ready is None:
+                    raise ValueError("asked to time a run of a size that is not prepared")
+                self.x, self.y, self.init, self.size, epochs = ready
+                _, seconds, curve = self.train(epochs)
+                self.x = self.y = self.init = None
+                send(event="timed", size=step["size"], seconds=seconds,
+                     final_loss=finite(curve[-1]) if curve else None, memory_mib=self.memory_mib())
             else:
                 send(event="finished")
                 return

@@ -126,19 +126,21 @@ pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Op
     })
 }
 
-/// The fixed cost of an epoch on a column (its smallest measured point's time), and the first
-/// point whose epoch takes at least twice that: from there on the arithmetic, not the fixed cost,
-/// decides. `None` for the point when no measured point gets there.
+/// The fixed cost of an epoch on a column (its smallest measured point's median time), and the
+/// first point whose epoch takes measurably at least twice that (its confidence interval wholly
+/// above twice the fixed cost's): from there on the arithmetic, not the fixed cost, decides.
+/// `None` for the point when no measured point gets there.
 pub fn fixed_cost(column: &ScaleColumn) -> Option<(f64, Option<Size>)> {
     let mut measured = column
         .points
         .iter()
-        .filter_map(|p| Some((p.size, p.median_s()?)));
+        .filter_map(|p| Some((p.size, p.epoch_s?)));
     let (_, fixed) = measured.next()?;
+    let twice = 2.0 * fixed.interval().1;
     let from = measured
-        .find(|(_, seconds)| *seconds >= 2.0 * fixed)
+        .find(|(_, time)| time.interval().0 >= twice)
         .map(|(size, _)| size);
-    Some((fixed, from))
+    Some((fixed.median, from))
 }
 
 /// The best share of peak a column reached, with its point.

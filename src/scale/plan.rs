@@ -33,16 +33,16 @@ impl ScaleSettings {
     pub const SEED: u32 = 0;
     pub const LR: f64 = 0.01;
 
-    /// What `hwbench scale` does with no options: the default ladder, each point timed in 6 to 10
-    /// runs sharing out 0.6 s (at least one epoch each), until its median is known within ±3%.
+    /// What `hwbench scale` does with no options: the default ladder, each point timed in 6 to 15
+    /// runs sharing out 0.9 s (at least one epoch each), until its median is known within ±3%.
     pub fn standard() -> Self {
         Self {
             devices: DeviceSettings::default(),
             sizes: ladder::DEFAULT.to_vec(),
             max_epoch_s: Self::MAX_EPOCH_S,
             timing: PointTiming {
-                runs: Runs::adaptive(10),
-                work_s: 0.6,
+                runs: Runs::adaptive(15),
+                work_s: 0.9,
                 warmup_s: 0.1,
             },
             seed: Self::SEED,
@@ -57,8 +57,8 @@ impl ScaleSettings {
             sizes: ladder::quick(),
             max_epoch_s: 0.25,
             timing: PointTiming {
-                runs: Runs::adaptive(10),
-                work_s: 0.15,
+                runs: Runs::adaptive(15),
+                work_s: 0.2,
                 warmup_s: 0.05,
             },
             ..Self::standard()

@@ -3,11 +3,11 @@
 //! `hello`, `error`) is `engine::protocol`'s.
 //!
 //! The worker says `ready` with the device's free memory, then answers the parent's
-//! [`LadderStep`]s: `point` makes that size's data, times its cold epoch and a warm-up, and is
-//! answered with `prepared` (the epochs of each timed run, or over budget); each `run` is one
-//! timed run of the current point, answered with `timed`; `finish` is answered with `finished`.
-//! `progress` heartbeats come while it trains. Between steps the worker is idle, so the parent can
-//! interleave the runs of several workers at one point.
+//! [`LadderStep`]s: `point` makes that size's data (kept until the job ends), times its cold epoch
+//! and a warm-up, and is answered with `prepared` (the epochs of each timed run, or over budget);
+//! each `run` is one timed run of a prepared size, answered with `timed`; `finish` is answered with
+//! `finished`. `progress` heartbeats come while it trains. Between steps the worker is idle, so
+//! the parent can interleave the runs of every point of several workers.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,8 +56,8 @@ pub struct PointTiming {
 pub enum LadderStep {
     /// Prepare this size (unless an epoch takes longer than `max_epoch_s`): answered `prepared`.
     Point { size: Size, max_epoch_s: f64 },
-    /// One timed run of the prepared point: answered `timed`.
-    Run,
+    /// One timed run of a prepared size: answered `timed`.
+    Run { size: Size },
     /// No more points: answered `finished`.
     Finish,
 }
@@ -104,9 +104,10 @@ pub struct PointPrepared {
     pub memory_mib: Option<f64>,
 }
 
-/// One timed run of the prepared point.
+/// One timed run of a prepared point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PointRun {
+    pub size: Size,
     /// Wall time of the run, in seconds (clock read after synchronising the device).
     pub seconds: f64,
     /// The loss of the run's last epoch.
@@ -157,9 +158,8 @@ pub struct ScaleCheck {
     ready: bool,
     /// The last step sent and not yet answered.
     asked: Option<LadderStep>,
-    /// The point prepared, and its timed runs so far.
-    point: Option<PointPrepared>,
-    runs: u32,
+    /// Each size prepared for timed runs, with its runs so far.
+    runs: Vec<(Size, u32)>,
 }
 
 impl ScaleCheck {
@@ -168,8 +168,7 @@ impl ScaleCheck {
             timing,
             ready: false,
             asked: None,
-            point: None,
-            runs: 0,
+            runs: Vec::new(),
         }
     }
 
@@ -215,16 +214,24 @@ impl ScaleCheck {
                     non_negative("memory_mib", mib)?;
                 }
                 optional_loss("first_loss", point.first_loss)?;
-                self.point = Some(point.clone());
-                self.runs = 0;
+                if !point.over_budget {
+                    self.runs.push((point.size, 0));
+                }
             }
             ScaleEvent::Timed(run) => {
-                let prepared = self.point.as_ref().filter(|p| !p.over_budget);
-                if self.asked.take() != Some(LadderStep::Run) || prepared.is_none() {
-                    return Err("the worker timed a run it was not asked for".to_string());
-                }
-                self.runs += 1;
-                if self.runs > self.timing.runs.max {
+                let asked = match self.asked.take() {
+                    Some(LadderStep::Run { size }) => Some(size),
+                    _ => None,
+                };
+                let prepared = self.runs.iter_mut().find(|(size, _)| *size == run.size);
+                let Some((_, count)) = prepared.filter(|_| asked == Some(run.size)) else {
+                    return Err(format!(
+                        "the worker timed a run of {}, which was not asked for",
+                        run.size
+                    ));
+                };
+                *count += 1;
+                if *count > self.timing.runs.max {
                     return Err(format!(
                         "the worker timed more than the {} runs a point may take",
                         self.timing.runs.max

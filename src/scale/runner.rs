@@ -1,8 +1,9 @@
 //! The parent side of `hwbench scale`: one worker per column, all alive at once but never
-//! computing at the same time. Point by point, every column prepares its next point, then the
-//! timed runs come in rounds — one run of every column, A, B, C, A, B, C … — until each column's
-//! median is known precisely enough (`engine::runs`), so that a drift of the machine weighs on
-//! every column alike.
+//! computing at the same time. First the climb: every column in turn prepares its next point (its
+//! data, a cold epoch and a warm-up) until it reaches the top of what it can take. Then the timed
+//! runs come in rounds over the whole ladder — one run of every point of every column, A, B, C,
+//! A, B, C … — until each figure's median is known precisely enough (`engine::runs`), so that a
+//! drift of the machine, however long, weighs on every column and every point alike.
 //! Before each point the parent decides whether the device can take it — in memory (the estimate
 //! against what the worker found free) and in time (the last point's epoch, scaled by the work,
 //! against `--max-epoch-seconds`).
@@ -51,31 +52,39 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         .iter()
         .map(|column| Climb::start(plan, column, &bar))
         .collect();
-    while live.iter().any(|c| c.worker.is_some()) {
-        // Every column still climbing prepares its next point (its data shares the memory with
-        // the other columns' on the same device)…
+    // The climb, one point of every column at a time.
+    while live.iter().any(|c| c.climbing) {
         for i in 0..live.len() {
+            // Columns on the same device hold their points in its memory at once.
             let sharing = live
                 .iter()
                 .filter(|other| other.worker.is_some() && other.memory == live[i].memory)
                 .count();
             live[i].prepare_next(&steps, sharing, &bar);
         }
-        // …then times it in rounds, one run of every column that wants one.
-        loop {
-            let wanting: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_run()).collect();
-            if wanting.is_empty() {
-                break;
-            }
-            for i in wanting {
-                live[i].run(&bar);
+    }
+    // Rounds over every point and column, while any figure wants another run.
+    let mut round = 0;
+    loop {
+        round += 1;
+        let mut ran = false;
+        for index in 0..plan.ladder.len() {
+            for climb in &mut live {
+                if climb.wants_run(index) {
+                    climb.run(index, &bar);
+                    ran = true;
+                }
             }
         }
-        for climb in &mut live {
-            climb.finish_point();
+        if !ran {
+            break;
         }
-        let done: usize = live.iter().map(|c| c.result.points.len()).sum();
-        bar.set_position(done.min(runnable * plan.ladder.len()) as u64);
+        bar.set_message(format!("round {round}"));
+        let rounds = u64::from(plan.settings.timing.runs.max.max(1));
+        bar.set_position((runnable * plan.ladder.len()) as u64 * round.min(rounds) / rounds);
+    }
+    for climb in &mut live {
+        climb.finish(&bar);
     }
     bar.finish_and_clear();
 
@@ -83,6 +92,9 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         .into_iter()
         .map(|climb| {
             let mut result = climb.result;
+            for timed in climb.timed {
+                result.points[timed.index] = point_result(timed.prepared, &timed.runs);
+            }
             // Every point has its line, tried or not.
             let tried = result.points.len();
             result.points.extend(plan.ladder[tried..].iter().map(|p| {
@@ -117,16 +129,27 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
     }
 }
 
-/// One column on its way up the ladder: its worker while it climbs, and what it measured.
+/// One column on its way up the ladder: its worker while it lives, and what it measured.
 struct Climb {
     result: ScaleColumn,
     worker: Option<Worker>,
+    /// Still preparing points.
+    climbing: bool,
     check: ScaleCheck,
     timing: PointTiming,
     /// Which memory the column's points live in: columns on the same device share it.
     memory: Memory,
-    /// The point being timed: what the worker prepared, its runs, and how many it may take.
-    current: Option<(PointPrepared, Vec<PointRun>, Runs)>,
+    /// Every point prepared for timed runs, with its runs so far.
+    timed: Vec<Timed>,
+}
+
+/// A prepared point of a column and its timed runs.
+struct Timed {
+    /// Where the point is in the column's `points`.
+    index: usize,
+    prepared: PointPrepared,
+    runs: Vec<PointRun>,
+    most: Runs,
 }
 
 /// Where a column's data lives: host memory (every CPU column) or one GPU's.
@@ -143,13 +166,14 @@ impl Climb {
         let mut climb = Self {
             result: ScaleColumn::new(column.device, column.framework),
             worker: None,
+            climbing: false,
             check: ScaleCheck::new(settings.timing),
             timing: settings.timing,
             memory: match column.device {
                 DeviceSpec::Cuda { ordinal } => Memory::Gpu(ordinal),
                 _ => Memory::Host,
             },
-            current: None,
+            timed: Vec::new(),
         };
         let result = &mut climb.result;
         if let DeviceSpec::Cpu { threads } = column.device
@@ -197,6 +221,7 @@ impl Climb {
                     result.facts = Some(facts);
                     result.memory_free_mib = memory_free_mib;
                     climb.worker = Some(worker);
+                    climb.climbing = true;
                     return climb;
                 }
                 Ok(_) => {}
@@ -209,87 +234,117 @@ impl Climb {
     }
 
     /// Asks the worker to prepare the next point the device can take (`sharing` columns hold
-    /// their points in its memory at once); when there is none, tells it to finish.
+    /// their points in its memory at once); when there is none, the climb is over.
     fn prepare_next(&mut self, steps: &Steps, sharing: usize, bar: &ProgressBar) {
+        if !self.climbing {
+            return;
+        }
         let Some(mut worker) = self.worker.take() else {
+            self.climbing = false;
             return;
         };
-        let step = match steps.next(
-            &mut self.result.points,
-            self.result.memory_free_mib,
-            sharing,
-        ) {
-            Some(size) => LadderStep::Point {
-                size,
-                max_epoch_s: steps.max_epoch_s,
-            },
-            None => LadderStep::Finish,
+        let held: f64 = self
+            .timed
+            .iter()
+            .filter_map(|t| steps.memory_of(t.prepared.size))
+            .sum();
+        // What the columns sharing the memory already hold (each about as much as this one).
+        let free = self
+            .result
+            .memory_free_mib
+            .map(|free| free - held * sharing as f64);
+        let Some(size) = steps.next(&mut self.result.points, free, sharing) else {
+            self.climbing = false;
+            self.worker = Some(worker);
+            return;
+        };
+        let step = LadderStep::Point {
+            size,
+            max_epoch_s: steps.max_epoch_s,
         };
         self.check.asked(step);
         worker.send(&step);
-        let asked = match step {
-            LadderStep::Point { size, .. } => {
-                bar.set_message(format!("{}: {size}", self.result.label));
-                Some(size)
-            }
-            _ => None,
-        };
+        bar.set_message(format!("{}: {size}", self.result.label));
         loop {
             match self.next_event(&mut worker, bar) {
                 Ok(ScaleEvent::Prepared(prepared)) => {
-                    let runs = self.timing.runs.within(
-                        self.timing.work_s,
-                        prepared.epochs as f64 * prepared.warm_epoch_s,
-                    );
-                    self.current = Some((prepared, Vec::new(), runs));
-                    self.worker = Some(worker);
-                    return;
-                }
-                Ok(ScaleEvent::Finished) => return,
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure, asked),
-            }
-        }
-    }
-
-    /// Whether the point being timed wants another run.
-    fn wants_run(&self) -> bool {
-        self.worker.is_some()
-            && self.current.as_ref().is_some_and(|(prepared, runs, most)| {
-                let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
-                !prepared.over_budget && most.wants_more(&seconds)
-            })
-    }
-
-    /// One timed run of the point being timed.
-    fn run(&mut self, bar: &ProgressBar) {
-        let Some(mut worker) = self.worker.take() else {
-            return;
-        };
-        self.check.asked(LadderStep::Run);
-        worker.send(&LadderStep::Run);
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Timed(run)) => {
-                    if let Some((_, runs, _)) = &mut self.current {
-                        runs.push(run);
+                    let index = self.result.points.len();
+                    // Until its runs come, the warm-up's epoch stands for the point's (the next
+                    // point's time is predicted from it).
+                    let mut point = point_result(prepared.clone(), &[]);
+                    point.epoch_s = Spread::of([prepared.warm_epoch_s]);
+                    self.result.points.push(point);
+                    if !prepared.over_budget {
+                        let most = self.timing.runs.within(
+                            self.timing.work_s,
+                            prepared.epochs as f64 * prepared.warm_epoch_s,
+                        );
+                        self.timed.push(Timed {
+                            index,
+                            prepared,
+                            runs: Vec::new(),
+                            most,
+                        });
+                    } else {
+                        self.result.points[index] = point_result(prepared, &[]);
                     }
                     self.worker = Some(worker);
                     return;
                 }
                 Ok(_) => {}
-                Err(failure) => {
-                    let asked = self.current.take().map(|(p, ..)| p.size);
-                    return self.fail(&failure, asked);
-                }
+                Err(failure) => return self.fail(&failure, Some(size)),
             }
         }
     }
 
-    /// The point being timed goes into the report.
-    fn finish_point(&mut self) {
-        if let Some((prepared, runs, _)) = self.current.take() {
-            self.result.points.push(point_result(prepared, &runs));
+    /// Whether the point at `index` of the ladder wants another run.
+    fn wants_run(&self, index: usize) -> bool {
+        self.worker.is_some()
+            && self.timed.iter().any(|t| {
+                let seconds: Vec<f64> = t.runs.iter().map(|r| r.seconds).collect();
+                t.index == index && t.most.wants_more(&seconds)
+            })
+    }
+
+    /// One timed run of the point at `index`.
+    fn run(&mut self, index: usize, bar: &ProgressBar) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        let Some(size) = self.result.points.get(index).map(|p| p.size) else {
+            return;
+        };
+        let step = LadderStep::Run { size };
+        self.check.asked(step);
+        worker.send(&step);
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(ScaleEvent::Timed(run)) => {
+                    if let Some(timed) = self.timed.iter_mut().find(|t| t.index == index) {
+                        timed.runs.push(run);
+                    }
+                    self.worker = Some(worker);
+                    return;
+                }
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure, None),
+            }
+        }
+    }
+
+    /// Tells the worker the job is done.
+    fn finish(&mut self, bar: &ProgressBar) {
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
+        self.check.asked(LadderStep::Finish);
+        worker.send(&LadderStep::Finish);
+        loop {
+            match self.next_event(&mut worker, bar) {
+                Ok(ScaleEvent::Finished) => return,
+                Ok(_) => {}
+                Err(failure) => return self.fail(&failure, None),
+            }
         }
     }
 
@@ -306,9 +361,9 @@ impl Climb {
 
     /// The worker failed or was stopped while measuring `asked` (if anything): the column keeps
     /// the points it finished.
-    fn fail(&mut self, failure: &WorkerFailure, asked: Option<crate::engine::synthetic::Size>) {
+    fn fail(&mut self, failure: &WorkerFailure, asked: Option<Size>) {
         self.worker = None;
-        self.current = None;
+        self.climbing = false;
         let result = &mut self.result;
         let (status, failure) = failure.outcome(result.facts.is_some());
         result.status = status;
@@ -381,6 +436,14 @@ impl<'a> Steps<'a> {
             ladder,
             max_epoch_s,
         }
+    }
+
+    /// The memory a point's data and model take, as estimated, in MiB.
+    fn memory_of(&self, size: Size) -> Option<f64> {
+        self.ladder
+            .iter()
+            .find(|p| p.size == size)
+            .map(|p| p.memory_needed_mib)
     }
 
     /// The next point to train, after adding to `points` the ones the device cannot take (its

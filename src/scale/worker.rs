@@ -36,24 +36,27 @@ pub fn run_ladder(
         memory_free_mib: spec.free_memory_mib(&device),
     })?;
     let kernels = Kernels::chosen(&device, request.kernels);
-    let mut point: Option<Point> = None;
+    // Every prepared size stays ready: the parent times them in rounds over the whole ladder.
+    let mut points: Vec<(Size, Point)> = Vec::new();
     loop {
         match next()? {
             LadderStep::Point { size, max_epoch_s } => {
-                // The last point's data goes before the next one's is made.
-                drop(point.take());
                 size.check().map_err(anyhow::Error::msg)?;
+                if points.iter().any(|(s, _)| *s == size) {
+                    anyhow::bail!("asked to prepare {size} twice");
+                }
                 let (ready, answer) =
                     prepare(request, size, max_epoch_s, &device, kernels, &mut emit)?;
-                point = ready;
+                points.extend(ready.map(|point| (size, point)));
                 emit(ScaleEvent::Prepared(answer))?;
             }
-            LadderStep::Run => {
-                let Some(p) = &point else {
-                    anyhow::bail!("asked to time a run with no point prepared");
+            LadderStep::Run { size } => {
+                let Some((_, p)) = points.iter().find(|(s, _)| *s == size) else {
+                    anyhow::bail!("asked to time a run of {size}, which is not prepared");
                 };
                 let trained = train(request, p, Length::Epochs(p.epochs), &mut emit)?;
                 emit(ScaleEvent::Timed(PointRun {
+                    size,
                     seconds: trained.result.total_s,
                     final_loss: trained.result.final_loss,
                     memory_mib: request.device.memory_mib(&device).map(|(mib, _)| mib),

@@ -269,6 +269,14 @@ enum SyncCost<'a> {
 
 fn sync_cost<'a>(device: &DeviceResult, policy: &'a PolicyResult) -> Option<SyncCost<'a>> {
     let epoch = device.policy(SyncPolicy::NEVER)?.per_epoch_us?.median;
+    let (low, high) = policy.sync_cost_interval_us?;
+    // Whatever the difference is made of, one surely under the threshold is too little to
+    // measure.
+    if low.abs().max(high.abs()) < VERDICT_THRESHOLD * epoch {
+        return Some(SyncCost::Under {
+            share: VERDICT_THRESHOLD,
+        });
+    }
     if let Some(note) = &policy.sync_cost_note {
         return Some(SyncCost::NotMeasurable(note));
     }

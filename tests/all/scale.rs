@@ -204,13 +204,15 @@ send(event="hello", protocol=4, hwbench_version="0.1.0", backend="cuda")
 send(event="ready", name="NVIDIA H100 80GB HBM3", open_ms=1.0, setup_ms=0.0, first_epoch_ms=0.0,
      memory_free_mib={free_mib})
 done = 0
+prepared = {{}}
 while True:
     step = json.loads(sys.stdin.readline())
     if step["step"] == "finish":
         send(event="finished")
         break
     if step["step"] == "run":
-        send(event="timed", seconds=epoch * epochs, final_loss=2.4, memory_mib=100.0)
+        key = json.dumps(step["size"], sort_keys=True)
+        send(event="timed", size=step["size"], seconds=prepared[key], final_loss=2.4, memory_mib=100.0)
         continue
     size = step["size"]
     if done == {hang_after}:
@@ -221,6 +223,7 @@ while True:
     over = epoch > step["max_epoch_s"]
     runs = timing["runs"]
     epochs = 0 if over else max(1, math.ceil(timing["work_s"] / runs["max"] / epoch))
+    prepared[json.dumps(size, sort_keys=True)] = epoch * epochs
     send(event="prepared", size=size, kernels="stock", cold_epoch_s=epoch, warm_epoch_s=epoch,
          over_budget=over, epochs=epochs, first_loss=2.5, memory_mib=100.0)
     done += 1
@@ -299,17 +302,25 @@ fn a_device_stops_climbing_before_an_epoch_over_the_cap() {
 #[test]
 fn a_point_that_needs_more_memory_than_is_free_is_skipped() {
     let dir = Dir::new();
-    // 10 MiB free: the fifth point needs 8 MiB, the sixth 36 MiB.
+    // 10 MiB free: the fifth point needs 8 MiB, but the four before it stay ready for their
+    // rounds of timed runs and hold about 2 MiB; the sixth needs 36 MiB.
     let companion = fake_gpu(&dir, 1e-5, 1000.0, 10.0, usize::MAX);
     let (code, json) = scale_on_fake_gpu(&companion, &[]);
     assert_eq!(code, Some(0), "{json}");
+    let statuses = statuses(&json);
     assert_eq!(
-        statuses(&json),
-        [vec!["measured"; 5], vec!["needs_memory"; 4]].concat()
+        statuses[..5],
+        [vec!["measured"; 4], vec!["needs_memory"]].concat()
+    );
+    let reason = json["devices"][0]["points"][4]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("needs about 8 MiB, "), "{reason}");
+    assert!(
+        reason.ends_with(" MiB free") && !reason.contains("10 MiB free"),
+        "{reason}"
     );
     assert_eq!(
-        json["devices"][0]["points"][5]["reason"],
-        "needs about 36 MiB, 10 MiB free"
+        json["devices"][0]["points"][5]["reason"].as_str().unwrap()[..18],
+        *"needs about 36 MiB"
     );
     let output = hwbench()
         .args([

@@ -140,7 +140,7 @@ fn out_of_range_requests_are_refused_before_anything_is_allocated() {
 fn a_scale_worker_prepares_each_point_it_is_sent_times_each_run_and_finishes_when_told() {
     let request = r#"{"protocol":4,"job":"scale","device":{"kind":"cpu","threads":1},"seed":0,"lr":0.01,"timing":{"runs":{"min":2,"max":2,"target":0.0},"work_s":0.02,"warmup_s":0.01}}"#;
     let point = r#"{"step":"point","size":{"inputs":4,"hidden":10,"classes":3,"rows":120},"max_epoch_s":1.0}"#;
-    let run = r#"{"step":"run"}"#;
+    let run = r#"{"step":"run","size":{"inputs":4,"hidden":10,"classes":3,"rows":120}}"#;
     let stop = r#"{"step":"finish"}"#;
     let (code, messages) = tell(&[request, point, run, run, stop]);
     assert_eq!(code, Some(0), "{messages:?}");
@@ -159,14 +159,14 @@ fn a_scale_worker_prepares_each_point_it_is_sent_times_each_run_and_finishes_whe
     assert!(prepared["epochs"].as_u64().unwrap() >= 100, "{prepared}");
     assert_eq!(prepared["over_budget"], false);
     assert!(messages[3]["seconds"].as_f64().unwrap() > 0.0);
-    // A run with no point prepared is refused in one line.
+    // A run of a size that was not prepared is refused in one line.
     let (code, messages) = tell(&[request, run]);
     assert_eq!(code, Some(1));
     assert!(
         messages.last().unwrap()["message"]
             .as_str()
             .unwrap()
-            .contains("no point prepared")
+            .contains("which is not prepared")
     );
 
     // A bad request is refused before the device opens.
