@@ -76,6 +76,11 @@ pub struct DiffReport {
     pub findings: Vec<FindingChange>,
     /// True when nothing differs beyond measurement noise and the threshold.
     pub same: bool,
+    /// Scale points measured in one report and over budget in the other, where the measured epoch
+    /// took at least half of `--max-epoch-seconds`: a point at the budget's edge, which noise
+    /// decides; listed, not counted as a difference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget_edge: Vec<String>,
     /// True when the two reports hold the same JSON (then nothing else is listed).
     #[serde(default)]
     pub identical: bool,
@@ -150,6 +155,7 @@ pub fn diff_reports(
             fields_not_listed: 0,
             timings: Vec::new(),
             findings: Vec::new(),
+            budget_edge: Vec::new(),
             same: true,
             identical: true,
             threshold,
@@ -216,11 +222,14 @@ pub fn diff_reports(
         ));
         timings = timing_differences(train_a, train_b, threshold);
     }
+    let mut budget_edge = Vec::new();
     if let (Some(scale_a), Some(scale_b)) = (typed_a.scaling(), typed_b.scaling()) {
-        devices.extend(with_prefix(
+        let (listed, edge) = at_budget_edge(
             scale_device_differences(scale_a, scale_b),
-            &prefix("scale"),
-        ));
+            [scale_a, scale_b],
+        );
+        budget_edge = edge;
+        devices.extend(with_prefix(listed, &prefix("scale")));
         timings.extend(scale_timing_differences(scale_a, scale_b, threshold));
     }
     fields.extend(walk::Differences {
@@ -250,6 +259,7 @@ pub fn diff_reports(
         fields_not_listed: fields.not_listed,
         timings,
         findings,
+        budget_edge,
         same,
         identical: false,
         threshold,
@@ -354,6 +364,49 @@ fn scale_device_differences(a: &ScaleReport, b: &ScaleReport) -> Vec<FieldDiffer
             .collect()
     };
     differences(&summary(a), &summary(b))
+}
+
+/// Splits point status differences into real ones and those at the budget's edge (see
+/// [`DiffReport::budget_edge`]).
+fn at_budget_edge(
+    differences: Vec<FieldDifference>,
+    reports: [&ScaleReport; 2],
+) -> (Vec<FieldDifference>, Vec<String>) {
+    let mut edge = Vec::new();
+    let listed = differences
+        .into_iter()
+        .filter(|f| {
+            let statuses = [f.a.as_deref(), f.b.as_deref()];
+            let Some(measured) = statuses.iter().position(|s| *s == Some("measured")) else {
+                return true;
+            };
+            if statuses[1 - measured] != Some("over_budget") {
+                return true;
+            }
+            let report = reports[measured];
+            let near_cap = report.devices.iter().any(|c| {
+                c.points.iter().any(|p| {
+                    f.path == format!("devices.{}.points.{}.status", c.label, p.size)
+                        && p.median_s()
+                            .is_some_and(|s| s >= report.config.max_epoch_s / 2.0)
+                })
+            });
+            if near_cap {
+                let side = ["A", "B"];
+                edge.push(format!(
+                    "{}: measured in {}, over budget in {}",
+                    f.path
+                        .trim_start_matches("devices.")
+                        .trim_end_matches(".status")
+                        .replace(".points.", " at "),
+                    side[measured],
+                    side[1 - measured]
+                ));
+            }
+            !near_cap
+        })
+        .collect();
+    (listed, edge)
 }
 
 /// Median per-epoch costs of the columns and ladder points both reports measured.

@@ -123,6 +123,12 @@ impl Render for DiffReport {
             ));
         }
         let mut details = Vec::new();
+        if !self.budget_edge.is_empty() {
+            details.push(Section::text(
+                "At the budget's edge (not counted as differences)",
+                self.budget_edge.clone(),
+            ));
+        }
         if !changed.is_empty() {
             summary.push(timing_grid(
                 "Per-epoch cost that changed (median)",

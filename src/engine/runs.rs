@@ -23,6 +23,10 @@ impl Runs {
     pub const MAX: u32 = 12;
     /// Precise enough: the median known within ±3%.
     pub const TARGET: f64 = 0.03;
+    /// However little work allows, a noisy figure may take this many runs: from nine on, the
+    /// median's interval leaves out the slowest and the fastest run, so one disturbed run no
+    /// longer decides what can be claimed.
+    pub const TRIMMED: u32 = 9;
 
     /// The default: between [`Self::MIN`] and `max` runs, until ±[`Self::TARGET`].
     pub fn adaptive(max: u32) -> Self {
@@ -54,15 +58,16 @@ impl Runs {
     }
 
     /// The most runs a figure may take when `work` runs' worth of time is allowed but each run is
-    /// `per_run` of it (between `min` and `max`).
+    /// `per_run` of it: what fits, but at least [`Self::TRIMMED`] (and `min`), at most `max`.
     pub fn within(&self, work: f64, per_run: f64) -> Self {
         let fit = if per_run > 0.0 {
             (work / per_run).floor()
         } else {
             f64::from(self.max)
         };
+        let floor = Self::TRIMMED.max(self.min).min(self.max);
         Self {
-            max: (fit.min(f64::from(self.max)) as u32).max(self.min),
+            max: (fit.min(f64::from(self.max)) as u32).max(floor),
             ..*self
         }
     }
@@ -89,7 +94,9 @@ mod tests {
     fn the_most_runs_fit_the_work_allowed() {
         let runs = Runs::adaptive(12);
         assert_eq!(runs.within(60_000.0, 5_000.0).max, 12);
-        assert_eq!(runs.within(6_000.0, 1_000.0).max, 6);
-        assert_eq!(runs.within(100.0, 1_000.0).max, Runs::MIN);
+        // Little work allowed: still nine runs if the figure is noisy.
+        assert_eq!(runs.within(6_000.0, 1_000.0).max, Runs::TRIMMED);
+        assert_eq!(runs.within(100.0, 1_000.0).max, Runs::TRIMMED);
+        assert_eq!(Runs::exactly(3).within(100.0, 1_000.0).max, 3);
     }
 }

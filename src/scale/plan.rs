@@ -34,7 +34,8 @@ impl ScaleSettings {
     pub const LR: f64 = 0.01;
 
     /// What `hwbench scale` does with no options: the default ladder, each point timed in 6 to 15
-    /// runs sharing out 0.9 s (at least one epoch each), until its median is known within ±3%.
+    /// runs sharing out 0.6 s (at least one epoch each; 9 at least if noisy), until its median is
+    /// known within ±3%.
     pub fn standard() -> Self {
         Self {
             devices: DeviceSettings::default(),
@@ -42,7 +43,7 @@ impl ScaleSettings {
             max_epoch_s: Self::MAX_EPOCH_S,
             timing: PointTiming {
                 runs: Runs::adaptive(15),
-                work_s: 0.9,
+                work_s: 0.6,
                 warmup_s: 0.1,
             },
             seed: Self::SEED,

@@ -217,11 +217,11 @@ mod tests {
             (5_000, Runs::adaptive(12))
         );
         // cuda:0 at 730 µs per epoch, four policies, 20 s: 6,849 epochs of work fit, in runs of
-        // the floor; six runs at least even so.
+        // the floor; six runs at least even so, nine if they are noisy.
         let budget = Some(Duration::from_secs(20));
         let (epochs, most) = run_timing(runs, 3, 20_000, budget, &[730.0; 4]);
-        assert_eq!((epochs, most.min, most.max), (MIN_TIMED_EPOCHS, 6, 6));
-        // `--quick`: 2,000 epochs, runs of 1,000, six of them.
+        assert_eq!((epochs, most.min, most.max), (MIN_TIMED_EPOCHS, 6, 9));
+        // `--quick`: 2,000 epochs, runs of 1,000, six to nine of them.
         assert_eq!(run_timing(runs, 3, 2_000, None, &[15.0; 4]).0, 1_000);
         // A short course is never lengthened.
         assert_eq!(run_timing(runs, 3, 300, None, &[15.0; 4]).0, 300);

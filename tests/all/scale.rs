@@ -510,3 +510,51 @@ fn diff_and_fleet_compare_scale_reports_point_by_point() {
         "{reason}"
     );
 }
+
+#[test]
+fn a_point_at_the_budgets_edge_is_listed_but_not_a_difference() {
+    let dir = Dir::new();
+    let json = util::run_json(
+        &[
+            "scale",
+            "--devices",
+            "cpu",
+            "--cpu-threads",
+            "1",
+            "--sizes",
+            "4:10:3:120,8:24:6:224",
+            "--quick",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    // B stopped before the second point. In A that point's epoch took over half the cap (the cap
+    // set just above it): noise decides such a point, so it is listed, not counted.
+    let second = json["devices"][0]["points"][1]["epoch_s"]["median"]
+        .as_f64()
+        .unwrap();
+    let mut a = json.clone();
+    a["config"]["max_epoch_s"] = Value::from(second * 1.5);
+    let mut b = a.clone();
+    b["devices"][0]["points"][1]["status"] = Value::from("over_budget");
+    b["devices"][0]["points"][1]["epoch_s"] = Value::Null;
+    let (pa, pb) = (dir.write_json("a.json", &a), dir.write_json("b.json", &b));
+    let output = hwbench()
+        .args(["diff", "--format", "json"])
+        .args([&pa, &pb])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let diff: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        diff["budget_edge"][0],
+        "cpu×1 at 8:24:6:224: measured in A, over budget in B"
+    );
+    // Far below the cap, the same change is a difference.
+    a["config"]["max_epoch_s"] = Value::from(second * 100.0);
+    b["config"]["max_epoch_s"] = a["config"]["max_epoch_s"].clone();
+    let (pa, pb) = (dir.write_json("a.json", &a), dir.write_json("b.json", &b));
+    let output = hwbench().arg("diff").args([&pa, &pb]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+}
