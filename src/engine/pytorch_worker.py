@@ -230,7 +230,9 @@ class Session:
                 break
             repeat += 1
             rounds_epochs = max(1, min(epochs, int(step["epochs"])))
-            for every in self.policies:
+            # Each round starts one policy later, as hwbench's own sessions do.
+            start = (repeat - 1) % len(self.policies)
+            for every in self.policies[start:] + self.policies[:start]:
                 run, curve, model, _ = self.train(every, repeat, rounds_epochs)
                 run["repeat"] = repeat
                 send(event="run", **run)

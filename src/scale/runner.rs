@@ -68,8 +68,11 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
     loop {
         round += 1;
         let mut ran = false;
+        // Each round starts one column later than the last: no column always runs first.
+        let columns = live.len().max(1);
         for index in 0..plan.ladder.len() {
-            for climb in &mut live {
+            for k in 0..live.len() {
+                let climb = &mut live[(k + round as usize) % columns];
                 if climb.wants_run(index) {
                     climb.run(index, &bar);
                     ran = true;

@@ -64,8 +64,14 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
 
     // Rounds, interleaved across columns, while any figure wants another run.
     let mut round_time = Duration::ZERO;
+    let mut rounds = 0;
     loop {
-        let wanted: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_round()).collect();
+        // Each round starts one column later than the last: no column always runs first.
+        let mut wanted: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_round()).collect();
+        if !wanted.is_empty() {
+            let shift = rounds % wanted.len();
+            wanted.rotate_left(shift);
+        }
         if wanted.is_empty() {
             break;
         }
@@ -79,6 +85,7 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
             live[i].round(&bar, i);
         }
         round_time = round_started.elapsed();
+        rounds += 1;
     }
     for (index, column) in live.iter_mut().enumerate() {
         bar.set_position(index as u64 * 100 + 99);

@@ -75,14 +75,20 @@ pub fn run_session(
     })?;
     // Within a round the policies run one after another, so that slow drifts of a shared machine
     // (clock changes, neighbours) weigh on every policy alike instead of on one; the parent
-    // interleaves the rounds of the columns the same way.
+    // interleaves the rounds of the columns the same way. Each round starts one policy later
+    // than the last, so that no policy is always the first after another column's run (caches
+    // and sleeping threads cold), which would show as a cost of syncing.
     let mut last = None;
     let mut memory: Option<(f64, &str)> = None;
     let mut round = 0;
     while let SessionStep::Round { epochs } = next_step()? {
         let epochs = epochs.clamp(1, cfg.epochs);
         round += 1;
-        for &policy in &request.policies {
+        let start = (round as usize - 1) % request.policies.len().max(1);
+        let order = request.policies[start..]
+            .iter()
+            .chain(&request.policies[..start]);
+        for &policy in order {
             let mut trained = session::train(
                 &prepared,
                 &cfg.init,
