@@ -291,10 +291,14 @@ fn training_summary(report: &TrainCompareReport) -> Section {
             ]
         })
         .collect();
+    let runs = match report.config.runs {
+        Some(runs) if runs.min != runs.max => format!("{} to {}", runs.min, runs.max),
+        _ => report.config.repeats.to_string(),
+    };
     Section::grid(
         format!(
-            "Training (iris MLP, {} epochs, {} timed runs)",
-            report.config.epochs, report.config.repeats
+            "Training (iris MLP, {} epochs, {runs} timed runs each)",
+            report.config.epochs
         ),
         header,
         rows,

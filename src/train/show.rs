@@ -76,7 +76,7 @@ impl Render for TrainCompareReport {
                         )),
                         (None, Some(bound)) => Some(format!("< {} (noise)", micros(bound))),
                         (None, None) if p.sync_cost_note.is_some() => {
-                            Some("not measurable (see the verdict)".to_string())
+                            Some("not a sync's cost (see the JSON)".to_string())
                         }
                         (None, None) => None,
                     })
@@ -115,11 +115,16 @@ impl Render for TrainCompareReport {
                     .map(|n| n.to_string()))
             }));
         }
+        // After the last timed run: of the course's epochs, or of as many as the runs trained.
+        let after = |d: &DeviceResult| match d.timed_epochs {
+            Some(epochs) => format!(" (epoch {epochs})"),
+            None => String::new(),
+        };
         rows.push(row("final training loss", &|d| {
-            opt(d.final_loss.map(|l| format!("{l:.4}")))
+            opt(d.final_loss.map(|l| format!("{l:.4}{}", after(d))))
         }));
         rows.push(row("test accuracy", &|d| {
-            opt(d.test_accuracy.map(|a| format!("{:.4}", a)))
+            opt(d.test_accuracy.map(|a| format!("{a:.4}{}", after(d))))
         }));
         rows.push(row("peak memory", &|d| opt(d.peak_memory_mib.map(memory))));
         rows.push(row("speed vs cpu×1", &|d| {
