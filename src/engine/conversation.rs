@@ -236,6 +236,27 @@ impl Worker {
         }
     }
 
+    /// Sends `step` (if any), then reads events — each first passed to `check`, whose `Err` is an
+    /// impossible event — until `pick` takes one: what the parent waits for after each step.
+    pub fn until<E: DeserializeOwned, T>(
+        &mut self,
+        step: Option<&impl Serialize>,
+        tick: &dyn Fn(),
+        mut check: impl FnMut(&E) -> Result<(), String>,
+        mut pick: impl FnMut(E) -> Option<T>,
+    ) -> Result<T, WorkerFailure> {
+        if let Some(step) = step {
+            self.send(step);
+        }
+        loop {
+            let event = self.event(tick)?;
+            check(&event).map_err(WorkerFailure::Invalid)?;
+            if let Some(picked) = pick(event) {
+                return Ok(picked);
+            }
+        }
+    }
+
     /// Why the worker's output ended: how it exited and the last thing it said on stderr.
     fn exited(&mut self) -> WorkerFailure {
         self.stdin = None;

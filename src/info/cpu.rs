@@ -380,17 +380,28 @@ fn fill_topology_from_sysfs(root: &Root, report: &mut CpuReport) {
     }
 }
 
-/// "0-3,8,10-11" → [0, 1, 2, 3, 8, 10, 11].
+/// CPU numbers from this on are not CPUs (Linux allows at most 8192): a list naming them is read
+/// no further than this, so that a hostile or broken list cannot allocate without bound.
+pub const MAX_CPU: usize = 1 << 16;
+
+/// "0-3,8,10-11" → [0, 1, 2, 3, 8, 10, 11]; numbers at or above [`MAX_CPU`], reversed ranges and
+/// parts that are not numbers are left out.
 pub fn parse_cpu_list(text: &str) -> Vec<usize> {
     let mut cpus = Vec::new();
-    for part in text.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
-                    cpus.extend(a..=b);
-                }
-            }
-            None => cpus.extend(part.parse::<usize>().ok()),
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<usize>(), b.trim().parse::<usize>()),
+            None => (part.parse::<usize>(), part.parse::<usize>()),
+        };
+        if let (Ok(first), Ok(last)) = (first, last)
+            && first <= last
+            && first < MAX_CPU
+        {
+            cpus.extend(first..=last.min(MAX_CPU - 1));
+        }
+        if cpus.len() >= MAX_CPU {
+            cpus.truncate(MAX_CPU);
+            break;
         }
     }
     cpus

@@ -93,8 +93,14 @@ pub const RULES: &[(&str, Severity, &str)] = &[
     (
         "gpu.pcie-narrow",
         Severity::Warning,
-        "PCIe link narrower than the GPU and slot allow",
+        "PCIe link narrower than the GPU and slot allow, while the GPU works",
     ),
+    (
+        "gpu.power-limit-low",
+        Severity::Warning,
+        "power limit below the board's default",
+    ),
+    ("gpu.memory-full", Severity::Warning, "no free GPU memory"),
     (
         "gpu.other-processes",
         Severity::Warning,
@@ -146,6 +152,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "gpu.pcie-gen-low",
         Severity::Note,
         "PCIe link running below its maximum generation (idle GPUs lower it)",
+    ),
+    (
+        "gpu.pcie-narrow-idle",
+        Severity::Note,
+        "PCIe link narrower than its maximum on an idle GPU (idle GPUs narrow it)",
     ),
     (
         "gpu.persistence-off",
@@ -276,7 +287,9 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
                 )
             })
             .collect();
-        if let Some(first) = holding.first() {
+        // The software power cap alone on an idle GPU is the driver saving power, not a fault.
+        let idle_power_saving = holding == ["sw_power_cap"] && !busy(gpu);
+        if !holding.is_empty() && !idle_power_saving {
             let clock = match (gpu.sm_clock_mhz, gpu.sm_clock_max_mhz) {
                 (Some(now), Some(max)) => format!("; SM clock {now} of {max} MHz"),
                 _ => String::new(),
@@ -287,11 +300,10 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
                 }
                 _ => String::new(),
             };
-            add(
-                "gpu.clocks-held-down",
-                subject,
-                format!("clocks event reasons: {}{clock}{power}", holding.join(", ")),
-                match *first {
+            // One piece of advice per kind of reason, in the order NVML gave them.
+            let mut advice: Vec<&str> = Vec::new();
+            for reason in &holding {
+                let line = match *reason {
                     "sw_power_cap" => {
                         "the power limit holds the clocks down: check `nvidia-smi -q -d POWER` and raise the limit (nvidia-smi -pl) to the default"
                     }
@@ -304,11 +316,57 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
                     _ => {
                         "the board asks for lower clocks (power delivery or temperature): check power cables, the power supply and cooling"
                     }
-                },
+                };
+                if !advice.contains(&line) {
+                    advice.push(line);
+                }
+            }
+            add(
+                "gpu.clocks-held-down",
+                subject,
+                format!("clocks event reasons: {}{clock}{power}", holding.join(", ")),
+                &advice.join("; "),
             );
         }
     }
+    if let (Some(limit), Some(default)) = (
+        gpu.power_limit_enforced_w.or(gpu.power_limit_w),
+        gpu.power_limit_default_w,
+    ) && limit < default * 0.95
+    {
+        add(
+            "gpu.power-limit-low",
+            subject,
+            format!("power limit {limit:.0} W of {default:.0} W by default"),
+            "under load the clocks will be held down: raise the limit to the default (nvidia-smi -pl, as root) unless it was lowered on purpose",
+        );
+    }
+    if let (Some(free), Some(total)) = (gpu.memory_free_mib, gpu.memory_total_mib)
+        && total > 0
+        && free.saturating_mul(100) < total
+    {
+        add(
+            "gpu.memory-full",
+            subject,
+            format!("{free} MiB free of {total} MiB"),
+            "training here will run out of memory: see which processes hold it (nvidia-smi), stop them, or use another GPU",
+        );
+    }
     if let (Some(width), Some(max)) = (gpu.pcie_width_current, gpu.pcie_width_max)
+        && width < max
+        && !busy(gpu)
+    {
+        add(
+            "gpu.pcie-narrow-idle",
+            subject,
+            format!(
+                "idle: PCIe {} of {}",
+                link(gpu.pcie_generation_current, width),
+                link(gpu.pcie_generation_max, max)
+            ),
+            "an idle GPU narrows its link to save power: look again while it works (nvidia-smi -q -d PCIE) before reseating anything",
+        );
+    } else if let (Some(width), Some(max)) = (gpu.pcie_width_current, gpu.pcie_width_max)
         && width < max
     {
         add(
@@ -436,6 +494,17 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
     }
 }
 
+/// Whether the GPU is working now: NVML's utilisation at least 10% and no `gpu_idle` clocks
+/// event reason. Where neither is known it is taken as idle, so that an idle-state reading never
+/// raises an alarm.
+fn busy(gpu: &GpuReport) -> bool {
+    let idle_reason = gpu
+        .clocks_event_reasons
+        .as_ref()
+        .is_some_and(|reasons| reasons.iter().any(|r| r == "gpu_idle"));
+    !idle_reason && gpu.utilization_gpu_percent.is_some_and(|u| u >= 10)
+}
+
 /// The id of the finding about other processes on a GPU.
 pub const OTHER_PROCESSES: &str = "gpu.other-processes";
 
@@ -443,7 +512,11 @@ pub const OTHER_PROCESSES: &str = "gpu.other-processes";
 /// the report still has them; `None` when there are none (or NVML could not say).
 pub fn other_processes(gpu: &GpuReport) -> Option<String> {
     let processes = gpu.processes.as_ref().filter(|p| !p.is_empty())?;
-    let memory: u64 = processes.iter().filter_map(|p| p.memory_used_mib).sum();
+    // NVML's numbers can be anything: add without wrapping around.
+    let memory = processes
+        .iter()
+        .filter_map(|p| p.memory_used_mib)
+        .fold(0u64, u64::saturating_add);
     let named: Vec<String> = processes
         .iter()
         .filter_map(|p| match (&p.name, p.pid) {

@@ -84,15 +84,22 @@ pub struct GpuReport {
     pub sm_count: Option<u32>,
     #[serde(default)]
     pub memory_bus_width_bits: Option<u32>,
-    /// Theoretical FP32 throughput: cores × 2 (an FMA) × the maximum SM clock, TFLOP/s.
+    /// Theoretical FP32 throughput: cores × 2 (an FMA) × the rated boost clock, TFLOP/s (see
+    /// `fp32_peak_basis`).
     #[serde(default)]
     pub fp32_peak_tflops: Option<f64>,
+    /// How `fp32_peak_tflops` was reckoned: which clock, from where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fp32_peak_basis: Option<String>,
     /// Theoretical memory bandwidth: bus width × maximum memory clock × 2 / 8, GB/s.
     #[serde(default)]
     pub memory_bandwidth_peak_gbs: Option<f64>,
     /// "data centre", "workstation", "consumer desktop", "laptop" or "embedded".
     #[serde(default)]
     pub class: Option<String>,
+    /// How busy the GPU's SMs were over NVML's last sample period, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization_gpu_percent: Option<u32>,
     /// What holds the clocks down right now, as NVML's clocks event reasons name it
     /// ("sw_power_cap", "hw_thermal_slowdown", …; "gpu_idle" when nothing runs).
     #[serde(default)]
@@ -411,8 +418,14 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
             &mut u,
         ),
         fp32_peak_tflops: None,
+        fp32_peak_basis: None,
         memory_bandwidth_peak_gbs: None,
         class: None,
+        utilization_gpu_percent: keep(
+            ask(device.utilization_rates()).map(|u| u.gpu),
+            "utilization_gpu_percent",
+            &mut u,
+        ),
         clocks_event_reasons: keep(
             ask(device.current_throttle_reasons()).map(reason_names),
             "clocks_event_reasons",

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod cuda_libs;
 pub mod findings;
 pub mod gpu;
+pub mod gpu_model;
 pub mod machine;
 pub mod peaks;
 pub mod show;

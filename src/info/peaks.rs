@@ -4,6 +4,7 @@
 
 use super::cpu::CpuReport;
 use super::gpu::GpuReport;
+use super::gpu_model::Model;
 
 /// CUDA cores per streaming multiprocessor, by compute capability.
 fn cores_per_sm(major: u32, minor: u32) -> Option<u32> {
@@ -19,7 +20,8 @@ fn cores_per_sm(major: u32, minor: u32) -> Option<u32> {
     })
 }
 
-/// Fills a GPU's SM count, peaks and class from what NVML reported.
+/// Fills a GPU's SM count, peaks and class from what NVML reported; a peak it cannot reckon says
+/// why in `unavailable`.
 pub fn fill_gpu(gpu: &mut GpuReport) {
     let cc = gpu.compute_capability.as_deref().and_then(|cc| {
         let (major, minor) = cc.split_once('.')?;
@@ -28,68 +30,83 @@ pub fn fill_gpu(gpu: &mut GpuReport) {
             minor.trim_end_matches('a').parse().ok()?,
         ))
     });
-    if let (Some(cores), Some((major, minor))) = (gpu.cuda_cores, cc) {
-        gpu.sm_count = cores_per_sm(major, minor).map(|per_sm| cores / per_sm);
+    let per_sm = cc.and_then(|(major, minor)| cores_per_sm(major, minor));
+    if let (Some(cores), Some(per_sm)) = (gpu.cuda_cores, per_sm) {
+        gpu.sm_count = Some(cores / per_sm);
     }
-    gpu.fp32_peak_tflops = gpu_fp32_tflops(gpu);
-    if let (Some(bits), Some(mhz)) = (gpu.memory_bus_width_bits, gpu.memory_clock_max_mhz) {
-        gpu.memory_bandwidth_peak_gbs = Some(f64::from(bits) * f64::from(mhz) * 2.0 / 8.0 / 1e3);
-    }
-    gpu.class = gpu
-        .name
-        .as_deref()
-        .and_then(|name| class(name, gpu.brand.as_deref()))
+    let model = gpu.name.as_deref().map(Model::of);
+    gpu.class = model
+        .as_ref()
+        .and_then(|m| m.class(gpu.brand.as_deref()))
         .map(str::to_string);
+    // A GPU of an architecture and a name hwbench has never seen: its factors would be guesses.
+    if gpu.class.is_none() && per_sm.is_none() {
+        let reason = format!(
+            "unknown GPU: compute capability {} and a name hwbench does not know, so no peak is reckoned",
+            gpu.compute_capability.as_deref().unwrap_or("unknown")
+        );
+        why_not(gpu, "fp32_peak_tflops", reason.clone());
+        why_not(gpu, "memory_bandwidth_peak_gbs", reason);
+        return;
+    }
+    match fp32_peak(gpu, model.as_ref()) {
+        Ok((tflops, basis)) => {
+            gpu.fp32_peak_tflops = Some(tflops);
+            gpu.fp32_peak_basis = Some(basis);
+        }
+        Err(reason) => why_not(gpu, "fp32_peak_tflops", reason),
+    }
+    match (gpu.memory_bus_width_bits, gpu.memory_clock_max_mhz) {
+        (Some(bits), Some(mhz)) => {
+            gpu.memory_bandwidth_peak_gbs =
+                Some(f64::from(bits) * f64::from(mhz) * 2.0 / 8.0 / 1e3);
+        }
+        _ => why_not(
+            gpu,
+            "memory_bandwidth_peak_gbs",
+            "NVML gave no memory bus size or maximum memory clock".to_string(),
+        ),
+    }
 }
 
-/// A GPU's FP32 peak in TFLOP/s: CUDA cores × 2 FLOP per cycle (one FMA) × the maximum SM clock.
-fn gpu_fp32_tflops(gpu: &GpuReport) -> Option<f64> {
-    let (cores, mhz) = (gpu.cuda_cores?, gpu.sm_clock_max_mhz?);
-    Some(f64::from(cores) * 2.0 * f64::from(mhz) / 1e6)
+/// Says why `field` is null (unless NVML already said).
+fn why_not(gpu: &mut GpuReport, field: &str, reason: String) {
+    gpu.unavailable.entry(field.to_string()).or_insert(reason);
+}
+
+/// A GPU's FP32 peak in TFLOP/s — CUDA cores × 2 FLOP per cycle (one FMA) × the rated boost
+/// clock — with its basis. The clock: the model's rated boost where NVML's maximum is the top of
+/// a clock table instead (GeForce and RTX workstation boards); on data-centre boards NVML's
+/// maximum is the boost clock; elsewhere it is only an upper bound, and the basis says so.
+fn fp32_peak(gpu: &GpuReport, model: Option<&Model>) -> Result<(f64, String), String> {
+    let cores = gpu.cuda_cores.ok_or("NVML gave no CUDA core count")?;
+    let max = gpu.sm_clock_max_mhz;
+    let (mhz, clock) = match (model.and_then(Model::rated_boost_mhz), max) {
+        (Some(rated), _) => (rated, "rated boost clock of this model"),
+        (None, Some(max)) if gpu.class.as_deref() == Some("data centre") => (
+            max,
+            "maximum SM clock, NVML: the boost clock on data-centre boards",
+        ),
+        (None, Some(max)) => (
+            max,
+            "upper bound: NVML's maximum SM clock, not the rated boost",
+        ),
+        (None, None) => return Err("NVML gave no maximum SM clock".to_string()),
+    };
+    Ok((
+        f64::from(cores) * 2.0 * f64::from(mhz) / 1e6,
+        format!("{cores} CUDA cores × 2 FLOP per cycle × {mhz} MHz ({clock})"),
+    ))
 }
 
 /// A GPU's FP32 peak in GFLOP/s, with how it was reckoned (for a column's share of it).
 pub fn gpu_peak(gpu: &GpuReport) -> Option<(f64, String)> {
-    let tflops = gpu_fp32_tflops(gpu)?;
-    Some((
-        tflops * 1e3,
-        format!(
-            "{} CUDA cores × 2 FLOP per cycle × {} MHz (maximum SM clock, NVML)",
-            gpu.cuda_cores?, gpu.sm_clock_max_mhz?
-        ),
-    ))
+    Some((gpu.fp32_peak_tflops? * 1e3, gpu.fp32_peak_basis.clone()?))
 }
 
-/// What kind of machine a GPU is made for, from its name and brand.
+/// What kind of machine a GPU is made for, from its name (read as a model name) and brand.
 pub fn class(name: &str, brand: Option<&str>) -> Option<&'static str> {
-    let name = name.to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
-    Some(if has(&["jetson", "orin", "xavier", "tegra", "thor"]) {
-        "embedded"
-    } else if has(&["laptop", "max-q", "mobile"]) {
-        "laptop"
-    } else if brand.is_some_and(|b| b.starts_with("Tesla"))
-        || has(&[
-            "a100", "h100", "h200", "h800", "h20", "a800", "b100", "b200", "gb200", "gh200", " l4",
-            "l40", "a10", "a16", "a2 ", "a30", "a40", "t4", "v100", "p100", "p40", "k80",
-        ])
-    {
-        "data centre"
-    } else if has(&[
-        "quadro",
-        "rtx a",
-        "rtx pro",
-        " ada generation",
-        "rtx 6000",
-        "rtx 5000",
-    ]) || brand.is_some_and(|b| b.starts_with("Quadro") || b.starts_with("NVIDIA RTX"))
-    {
-        "workstation"
-    } else if has(&["geforce", "titan"]) {
-        "consumer desktop"
-    } else {
-        return None;
-    })
+    Model::of(name).class(brand)
 }
 
 /// FP32 floating-point operations one core does per cycle at most (its FMA units × lanes × 2),
@@ -230,12 +247,59 @@ mod tests {
         assert!((a100.fp32_peak_tflops.unwrap() - 19.5).abs() < 0.05);
         assert!((a100.memory_bandwidth_peak_gbs.unwrap() - 2039.0).abs() < 1.0);
         assert_eq!(a100.sm_count, Some(108));
-        // RTX 4090: 82.6 TFLOPS FP32, 1008 GB/s.
-        let rtx = gpu("NVIDIA GeForce RTX 4090", "8.9", 16384, 2520, 384, 10501);
-        assert!((rtx.fp32_peak_tflops.unwrap() - 82.6).abs() < 0.1);
-        assert!((rtx.memory_bandwidth_peak_gbs.unwrap() - 1008.0).abs() < 1.0);
-        assert_eq!(rtx.sm_count, Some(128));
-        assert_eq!(rtx.class.as_deref(), Some("consumer desktop"));
+    }
+
+    #[test]
+    fn every_board_gets_its_published_fp32_peak_from_what_nvml_reports() {
+        // (name, compute capability, CUDA cores, NVML's maximum SM clock as NVML reports it,
+        // published FP32 TFLOP/s). On GeForce and RTX workstation boards NVML's maximum is the
+        // top of the clock table (3105 MHz on a 4090), far above the rated boost the published
+        // peak uses.
+        for (name, cc, cores, max_mhz, published) in [
+            ("NVIDIA GeForce RTX 3090", "8.6", 10496, 2100, 35.6),
+            ("NVIDIA GeForce RTX 4090", "8.9", 16384, 3105, 82.6),
+            ("NVIDIA GeForce RTX 5090", "12.0", 21760, 3090, 104.8),
+            ("NVIDIA RTX 6000 Ada Generation", "8.9", 18176, 3105, 91.1),
+            ("NVIDIA L4", "8.9", 7424, 2040, 30.3),
+            ("NVIDIA A100-SXM4-80GB", "8.0", 6912, 1410, 19.5),
+            ("NVIDIA H100 80GB HBM3", "9.0", 16896, 1980, 66.9),
+            ("NVIDIA H200", "9.0", 16896, 1980, 66.9),
+        ] {
+            let board = gpu(name, cc, cores, max_mhz, 384, 10501);
+            let tflops = board.fp32_peak_tflops.unwrap();
+            assert!(
+                (tflops / published - 1.0).abs() < 0.05,
+                "{name}: {tflops:.1} TFLOP/s, published {published}"
+            );
+        }
+        // A board hwbench has no rated clock for says its peak is an upper bound.
+        let other = gpu("NVIDIA RTX A1000", "8.6", 2304, 2100, 128, 6001);
+        assert!(
+            other
+                .fp32_peak_basis
+                .unwrap()
+                .contains("upper bound: NVML's maximum SM clock")
+        );
+    }
+
+    #[test]
+    fn an_unknown_gpu_gets_no_peak_and_says_why() {
+        let future = gpu("NVIDIA X9000", "13.0", 30000, 3000, 512, 12000);
+        assert_eq!(
+            (future.fp32_peak_tflops, future.memory_bandwidth_peak_gbs),
+            (None, None)
+        );
+        assert_eq!(future.class, None);
+        assert!(future.unavailable["fp32_peak_tflops"].starts_with("unknown GPU"));
+        // A known board NVML said too little about: each null peak has its reason.
+        let mut bare = GpuReport {
+            name: Some("NVIDIA L4".to_string()),
+            compute_capability: Some("8.9".to_string()),
+            ..GpuReport::default()
+        };
+        fill_gpu(&mut bare);
+        assert!(bare.unavailable["fp32_peak_tflops"].contains("CUDA core count"));
+        assert!(bare.unavailable["memory_bandwidth_peak_gbs"].contains("memory bus size"));
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl Render for InfoReport {
         metrics.push(finding);
         let mut peak = Metric::new(
             "gpu_fp32_peak_flops",
-            "Theoretical FP32 throughput: CUDA cores × 2 × maximum SM clock.",
+            "Theoretical FP32 throughput: CUDA cores × 2 × the rated boost clock (see fp32_peak_basis).",
         );
         for gpu in &self.gpu.devices {
             peak = peak.sample(
@@ -560,7 +560,18 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
         p.add("memory bus", format!("{bits} bits"));
     }
     if let Some(tflops) = g.fp32_peak_tflops {
-        p.add("FP32 peak (theoretical)", format!("{tflops:.1} TFLOP/s"));
+        let bound = g
+            .fp32_peak_basis
+            .as_deref()
+            .is_some_and(|basis| basis.contains("upper bound"));
+        p.add(
+            "FP32 peak (theoretical)",
+            if bound {
+                format!("{tflops:.1} TFLOP/s (upper bound: maximum clock, not the rated boost)")
+            } else {
+                format!("{tflops:.1} TFLOP/s")
+            },
+        );
     }
     if let Some(gbs) = g.memory_bandwidth_peak_gbs {
         p.add("memory bandwidth (theoretical)", format!("{gbs:.0} GB/s"));

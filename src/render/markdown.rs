@@ -3,7 +3,7 @@
 use super::{Body, Document, Section};
 
 pub fn render(doc: &Document) -> String {
-    let mut out = format!("### {}\n\n", doc.title);
+    let mut out = format!("### {}\n\n", escape_html(&doc.title));
     for section in &doc.summary {
         write_section(&mut out, section);
     }
@@ -35,7 +35,7 @@ fn write_section(out: &mut String, section: &Section) {
         }
         Body::Text(paragraphs) => {
             for paragraph in paragraphs {
-                out.push_str(paragraph);
+                out.push_str(&escape_html(paragraph));
                 out.push_str("\n\n");
             }
             return;
@@ -52,7 +52,16 @@ fn write_row(out: &mut String, cells: &[String]) {
     out.push('\n');
 }
 
-/// Keeps a cell inside its table: pipes escaped, line breaks as `<br>`.
+/// Keeps a cell inside its table: HTML escaped, pipes escaped, line breaks as `<br>`.
 fn escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', "<br>")
+    escape_html(text).replace('|', "\\|").replace('\n', "<br>")
+}
+
+/// `<`, `>` and `&` as entities: text from outside hwbench (a process named `</details>`, a
+/// Python `<module>`) must not become HTML that GitHub hides or that closes the report's own
+/// `<details>` block.
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

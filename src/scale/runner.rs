@@ -208,32 +208,36 @@ impl Climb {
                 return climb;
             }
         };
-        loop {
-            match climb.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Ready {
+        let check = &mut climb.check;
+        let ready = worker.until(
+            None::<&LadderStep>,
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| match event {
+                ScaleEvent::Ready {
                     facts,
                     memory_free_mib,
-                }) => {
-                    let result = &mut climb.result;
-                    if column.device.is_accelerator()
-                        && let Some((gflops, basis)) = gpu_peak(plan, facts.name.as_deref())
-                    {
-                        result.peak_gflops = Some(gflops);
-                        result.peak_basis = Some(basis);
-                    }
-                    result.facts = Some(facts);
-                    result.memory_free_mib = memory_free_mib;
-                    climb.worker = Some(worker);
-                    climb.climbing = true;
-                    return climb;
+                } => Some((facts, memory_free_mib)),
+                _ => None,
+            },
+        );
+        match ready {
+            Ok((facts, memory_free_mib)) => {
+                let result = &mut climb.result;
+                if column.device.is_accelerator()
+                    && let Some((gflops, basis)) = gpu_peak(plan, facts.name.as_deref())
+                {
+                    result.peak_gflops = Some(gflops);
+                    result.peak_basis = Some(basis);
                 }
-                Ok(_) => {}
-                Err(failure) => {
-                    climb.fail(&failure, None);
-                    return climb;
-                }
+                result.facts = Some(facts);
+                result.memory_free_mib = memory_free_mib;
+                climb.worker = Some(worker);
+                climb.climbing = true;
             }
+            Err(failure) => climb.fail(&failure, None),
         }
+        climb
     }
 
     /// Asks the worker to prepare the next point the device can take (`sharing` columns hold
@@ -266,38 +270,42 @@ impl Climb {
             max_epoch_s: steps.max_epoch_s,
         };
         self.check.asked(step);
-        worker.send(&step);
         bar.set_message(format!("{}: {size}", self.result.label));
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Prepared(prepared)) => {
-                    let index = self.result.points.len();
-                    // Until its runs come, the warm-up's epoch stands for the point's (the next
-                    // point's time is predicted from it).
-                    let mut point = point_result(prepared.clone(), &[]);
-                    point.epoch_s = Spread::of([prepared.warm_epoch_s]);
-                    self.result.points.push(point);
-                    if !prepared.over_budget {
-                        let most = self.timing.runs.within(
-                            self.timing.work_s,
-                            prepared.epochs as f64 * prepared.warm_epoch_s,
-                        );
-                        self.timed.push(Timed {
-                            index,
-                            prepared,
-                            runs: Vec::new(),
-                            most,
-                        });
-                    } else {
-                        self.result.points[index] = point_result(prepared, &[]);
-                    }
-                    self.worker = Some(worker);
-                    return;
-                }
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure, Some(size)),
-            }
+        let check = &mut self.check;
+        let prepared = worker.until(
+            Some(&step),
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| match event {
+                ScaleEvent::Prepared(prepared) => Some(prepared),
+                _ => None,
+            },
+        );
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(failure) => return self.fail(&failure, Some(size)),
+        };
+        let index = self.result.points.len();
+        if prepared.over_budget {
+            self.result.points.push(point_result(prepared, &[]));
+        } else {
+            // Until its runs come, the warm-up's epoch stands for the point's (the next point's
+            // time is predicted from it).
+            let mut point = point_result(prepared.clone(), &[]);
+            point.epoch_s = Spread::of([prepared.warm_epoch_s]);
+            self.result.points.push(point);
+            let most = self.timing.runs.within(
+                self.timing.work_s,
+                prepared.epochs as f64 * prepared.warm_epoch_s,
+            );
+            self.timed.push(Timed {
+                index,
+                prepared,
+                runs: Vec::new(),
+                most,
+            });
         }
+        self.worker = Some(worker);
     }
 
     /// Whether the point at `index` of the ladder wants another run.
@@ -319,19 +327,24 @@ impl Climb {
         };
         let step = LadderStep::Run { size };
         self.check.asked(step);
-        worker.send(&step);
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Timed(run)) => {
-                    if let Some(timed) = self.timed.iter_mut().find(|t| t.index == index) {
-                        timed.runs.push(run);
-                    }
-                    self.worker = Some(worker);
-                    return;
+        let check = &mut self.check;
+        let timed = worker.until(
+            Some(&step),
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| match event {
+                ScaleEvent::Timed(run) => Some(run),
+                _ => None,
+            },
+        );
+        match timed {
+            Ok(run) => {
+                if let Some(timed) = self.timed.iter_mut().find(|t| t.index == index) {
+                    timed.runs.push(run);
                 }
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure, None),
+                self.worker = Some(worker);
             }
+            Err(failure) => self.fail(&failure, None),
         }
     }
 
@@ -341,25 +354,16 @@ impl Climb {
             return;
         };
         self.check.asked(LadderStep::Finish);
-        worker.send(&LadderStep::Finish);
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(ScaleEvent::Finished) => return,
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure, None),
-            }
+        let check = &mut self.check;
+        let finished = worker.until(
+            Some(&LadderStep::Finish),
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| matches!(event, ScaleEvent::Finished).then_some(()),
+        );
+        if let Err(failure) = finished {
+            self.fail(&failure, None);
         }
-    }
-
-    /// The worker's next event, checked.
-    fn next_event(
-        &mut self,
-        worker: &mut Worker,
-        bar: &ProgressBar,
-    ) -> Result<ScaleEvent, WorkerFailure> {
-        let event: ScaleEvent = worker.event(&|| bar.tick())?;
-        self.check.check(&event).map_err(WorkerFailure::Invalid)?;
-        Ok(event)
     }
 
     /// The worker failed or was stopped while measuring `asked` (if anything): the column keeps

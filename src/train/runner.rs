@@ -181,14 +181,19 @@ impl<'a> Live<'a> {
         };
         let warmup_epochs = plan.warmup_epochs * plan.policies.len() as u64;
         let start = bar.position();
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(Event::Calibrated { per_epoch_us }) => {
-                    self.calibrated = Some(per_epoch_us);
-                    self.worker = Some(worker);
-                    return;
+        let facts = &mut self.result.facts;
+        let check = &mut self.check;
+        let calibrated = worker.until(
+            None::<&SessionStep>,
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| match event {
+                Event::Calibrated { per_epoch_us } => Some(per_epoch_us),
+                Event::Ready(ready) => {
+                    *facts = Some(ready);
+                    None
                 }
-                Ok(Event::Progress(at)) => {
+                Event::Progress(at) => {
                     let index = plan
                         .policies
                         .iter()
@@ -196,10 +201,17 @@ impl<'a> Live<'a> {
                         .unwrap_or_default() as u64;
                     let done = index * plan.warmup_epochs + at.epoch.min(plan.warmup_epochs);
                     bar.set_position(start + 30 * done / warmup_epochs.max(1));
+                    None
                 }
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure),
+                _ => None,
+            },
+        );
+        match calibrated {
+            Ok(costs) => {
+                self.calibrated = Some(costs);
+                self.worker = Some(worker);
             }
+            Err(failure) => self.fail(&failure),
         }
     }
 
@@ -222,26 +234,29 @@ impl<'a> Live<'a> {
         };
         self.round += 1;
         self.check.asked(step);
-        worker.send(&step);
         bar.set_message(format!("{}: round {}", self.result.label, self.round));
         let share = 30 + 69 * u64::from(self.round) / u64::from(self.runs.max.max(1));
         bar.set_position(index as u64 * 100 + share.min(99));
-        while !self.check.round_done() {
-            match self.next_event(&mut worker, bar) {
-                Ok(Event::Run(run)) => {
-                    if let Some((_, list)) = self
-                        .runs_by_policy
-                        .iter_mut()
-                        .find(|(policy, _)| *policy == run.policy)
-                    {
-                        list.push(run);
-                    }
+        let (check, runs) = (&mut self.check, &mut self.runs_by_policy);
+        let mut left = runs.len();
+        let done = worker.until(
+            Some(&step),
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| {
+                if let Event::Run(run) = event
+                    && let Some((_, list)) = runs.iter_mut().find(|(p, _)| *p == run.policy)
+                {
+                    list.push(run);
+                    left -= 1;
                 }
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure),
-            }
+                (left == 0).then_some(())
+            },
+        );
+        match done {
+            Ok(()) => self.worker = Some(worker),
+            Err(failure) => self.fail(&failure),
         }
-        self.worker = Some(worker);
     }
 
     /// Tells the worker to finish and keeps what it ends with.
@@ -250,28 +265,20 @@ impl<'a> Live<'a> {
             return;
         };
         self.check.asked(SessionStep::Finish);
-        worker.send(&SessionStep::Finish);
-        loop {
-            match self.next_event(&mut worker, bar) {
-                Ok(Event::Finished(outcome)) => return self.result.finish(outcome),
-                Ok(_) => {}
-                Err(failure) => return self.fail(&failure),
-            }
+        let check = &mut self.check;
+        let finished = worker.until(
+            Some(&SessionStep::Finish),
+            &|| bar.tick(),
+            |event| check.check(event),
+            |event| match event {
+                Event::Finished(outcome) => Some(outcome),
+                _ => None,
+            },
+        );
+        match finished {
+            Ok(outcome) => self.result.finish(outcome),
+            Err(failure) => self.fail(&failure),
         }
-    }
-
-    /// The worker's next event, checked.
-    fn next_event(
-        &mut self,
-        worker: &mut Worker,
-        bar: &ProgressBar,
-    ) -> Result<Event, WorkerFailure> {
-        let event: Event = worker.event(&|| bar.tick())?;
-        self.check.check(&event).map_err(WorkerFailure::Invalid)?;
-        if let Event::Ready(facts) = &event {
-            self.result.facts = Some(facts.clone());
-        }
-        Ok(event)
     }
 
     /// The worker failed or was stopped: the column keeps the runs that finished.

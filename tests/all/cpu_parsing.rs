@@ -49,6 +49,16 @@ fn arm_neoverse_v2() {
 #[test]
 fn small_parsers() {
     assert_eq!(parse_cpu_list("0-3,8,10-11"), vec![0, 1, 2, 3, 8, 10, 11]);
+    // Hostile lists: a range to the end of u64 (once "capacity overflow"), a billion CPUs (once
+    // 24 GB), a reversed range, garbage. Nothing past MAX_CPU is read, nothing panics.
+    let huge = parse_cpu_list("0-18446744073709551615");
+    assert_eq!(huge.len(), hwbench::info::cpu::MAX_CPU);
+    assert_eq!(parse_cpu_list("1000000000-1999999999,5"), vec![5]);
+    assert_eq!(parse_cpu_list("7-3,x-2,3-,,4"), vec![4]);
+    assert_eq!(
+        parse_cpu_list(&"0-65535,".repeat(1000)).len(),
+        hwbench::info::cpu::MAX_CPU
+    );
     assert_eq!(parse_cache_size("32K"), Some(32));
     assert_eq!(parse_cache_size("32M"), Some(32 * 1024));
     assert_eq!(parse_cpu_max("max 100000\n"), None);

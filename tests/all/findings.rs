@@ -72,6 +72,7 @@ fn every_rule_fires_on_its_fixture() {
             vec![("CUDA_VISIBLE_DEVICES", "-1")],
         ),
         ("troubled", "driver_mismatch.json", vec![]),
+        ("healthy", "idle_5090_and_l4.json", vec![]),
         ("arm-no-neon", "hopper_h100.json", vec![]),
     ] {
         fired.extend(ids(&info(root, gpus, &extra, false)));
@@ -94,6 +95,55 @@ fn no_rule_fires_on_a_healthy_machine() {
         let report = info("healthy", gpus, &[("HWBENCH_CUDA", &matching)], false);
         assert!(ids(&report).is_empty(), "{gpus}: {}", report["findings"]);
     }
+}
+
+#[test]
+fn an_idle_healthy_node_passes_fail_on_warning() {
+    // An idle RTX 5090 with only the software power cap active (24 W, its limit at the default)
+    // and an idle L4, both links narrowed to x8 of x16: what a Slurm prolog sees between jobs.
+    let report = info("healthy", "idle_5090_and_l4.json", &[], false);
+    let findings = report["findings"].as_array().unwrap();
+    assert!(
+        findings.iter().all(|f| f["severity"] == "note"),
+        "{}",
+        report["findings"]
+    );
+    assert!(ids(&report).contains("gpu.pcie-narrow-idle"));
+    let output = hwbench()
+        .args(["info", "--fail-on", "warning"])
+        .env("HWBENCH_ROOT", util::fixture("roots/healthy"))
+        .env(
+            "HWBENCH_GPU_FIXTURE",
+            util::fixture("gpu/idle_5090_and_l4.json"),
+        )
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn several_clock_reasons_get_advice_for_each_and_a_lowered_limit_is_named() {
+    let report = info("troubled", "troubled_two_models.json", &[], false);
+    let finding = |id: &str| {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id && f["subject"] == "GPU 0")
+            .unwrap_or_else(|| panic!("no {id}: {}", report["findings"]))
+            .clone()
+    };
+    let held = finding("gpu.clocks-held-down");
+    let advice = held["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("power limit") && advice.contains("too hot"),
+        "{advice}"
+    );
+    assert_eq!(
+        finding("gpu.power-limit-low")["evidence"],
+        "power limit 500 W of 700 W by default"
+    );
 }
 
 #[test]

@@ -725,3 +725,47 @@ fn crafted_timings_and_deep_folders_are_said_as_they_are() {
     let skipped = json["skipped"].to_string();
     assert!(skipped.contains("levels down"), "{json}");
 }
+
+#[test]
+fn hostile_gpu_strings_are_cleaned_in_every_format_and_markdown_escapes_html() {
+    let dir = Dir::new();
+    let mut gpus: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(util::fixture("gpu/healthy_h100.json")).unwrap(),
+    )
+    .unwrap();
+    // A GPU name and a process name (from /proc/PID/comm, which any local user can set) with
+    // terminal escapes and HTML that would close the report's <details> block on GitHub.
+    gpus["devices"][0]["name"] = "NVIDIA H100 \u{1b}[2J<b>&".into();
+    gpus["devices"][0]["processes"] = serde_json::json!([
+        {"pid": 4242, "name": "</details>\u{1b}]0;pwn\u{7}<module>", "memory_used_mib": 10}
+    ]);
+    let fixture = dir.write_json("gpus.json", &gpus);
+    let run = |format: &str| {
+        let output = hwbench()
+            .args(["info", "--no-redact", "--format", format])
+            .env("HWBENCH_GPU_FIXTURE", &fixture)
+            .env("HWBENCH_ROOT", util::fixture("roots/healthy"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for format in ["table", "markdown", "prometheus"] {
+        let text = run(format);
+        assert!(text.contains("H100"), "{format}: {text}");
+        for bad in ['\u{1b}', '\u{7}'] {
+            assert!(!text.contains(bad), "{format}: {bad:?} in {text}");
+        }
+    }
+    let markdown = run("markdown");
+    assert!(!markdown.contains("</details>\u{1b}") && !markdown.contains("<module>"));
+    assert!(markdown.contains("&lt;/details&gt;"), "{markdown}");
+    assert!(markdown.contains("&lt;b&gt;&amp;"), "{markdown}");
+    // The report's own block is still there, once.
+    assert_eq!(markdown.matches("</details>").count(), 1, "{markdown}");
+    // JSON keeps the text whole, escaped as JSON does.
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(
+        json["gpu"]["devices"][0]["name"],
+        "NVIDIA H100 \u{1b}[2J<b>&"
+    );
+}

@@ -450,10 +450,9 @@ fn pytorch_climbs_the_same_ladder_from_the_same_first_loss() {
     assert!(verdict.contains("pytorch cpu×1's throughput"), "{verdict}");
 }
 
-#[test]
-fn diff_and_fleet_compare_scale_reports_point_by_point() {
-    let dir = Dir::new();
-    let json = util::run_json(
+/// A quick cpu×1 scale report of the course's size and the next.
+fn two_point_report() -> Value {
+    util::run_json(
         &[
             "scale",
             "--devices",
@@ -467,7 +466,13 @@ fn diff_and_fleet_compare_scale_reports_point_by_point() {
             "json",
         ],
         &[],
-    );
+    )
+}
+
+#[test]
+fn diff_and_fleet_compare_scale_reports_point_by_point() {
+    let dir = Dir::new();
+    let json = two_point_report();
     // B: the second point 3× slower, beyond any noise.
     let mut slower = json.clone();
     let spread = &mut slower["devices"][0]["points"][1]["epoch_s"];
@@ -514,21 +519,7 @@ fn diff_and_fleet_compare_scale_reports_point_by_point() {
 #[test]
 fn a_point_at_the_budgets_edge_is_listed_but_not_a_difference() {
     let dir = Dir::new();
-    let json = util::run_json(
-        &[
-            "scale",
-            "--devices",
-            "cpu",
-            "--cpu-threads",
-            "1",
-            "--sizes",
-            "4:10:3:120,8:24:6:224",
-            "--quick",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
+    let json = two_point_report();
     // B stopped before the second point. In A that point's epoch took over half the cap (the cap
     // set just above it): noise decides such a point, so it is listed, not counted.
     let second = json["devices"][0]["points"][1]["epoch_s"]["median"]

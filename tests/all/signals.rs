@@ -155,7 +155,15 @@ fn ctrl_c_never_replaces_an_existing_report() {
     let target = dir.join("report.json");
     std::fs::write(&target, "KEEP").unwrap();
     let child = hwbench()
-        .args(["train-compare", "--cpu-threads", "1", "-o"])
+        // Exact runs of 200,000 epochs: still running when the signal comes, however fast.
+        .args([
+            "train-compare",
+            "--cpu-threads",
+            "1",
+            "--epochs",
+            "200000",
+            "-o",
+        ])
         .arg(&target)
         .stderr(Stdio::piped())
         .spawn()
