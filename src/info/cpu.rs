@@ -40,7 +40,7 @@ pub struct CpuReport {
     pub base_mhz: Option<f64>,
     pub max_mhz: Option<f64>,
     /// Where cpufreq gives no maximum: the clock a core ran at, measured by hwbench (dependent
-    /// additions, one per cycle, timed over about a millisecond; best of five), in MHz.
+    /// additions, one per cycle, timed over a tenth of a millisecond; best of five), in MHz.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measured_mhz: Option<f64>,
     /// The clock /proc/cpuinfo reports now ("cpu MHz"): in a virtual machine, usually the host's

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::InfoReport;
 use super::cpu::{CpuReport, parse_cpu_list};
-use super::gpu::GpuReport;
+use super::gpu::{GpuReport, pci_slot};
 use crate::readable::gib;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -89,6 +89,16 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "gpu.clocks-held-down",
         Severity::Warning,
         "clocks held down now by power cap, slowdown, thermal, power brake or sync boost",
+    ),
+    (
+        "gpu.missing-from-nvml",
+        Severity::Error,
+        "NVIDIA GPUs on the PCI bus that NVML does not see (fallen off the bus, or held by another driver)",
+    ),
+    (
+        "gpu.driver-not-loaded",
+        Severity::Warning,
+        "NVIDIA GPUs on the PCI bus but no NVIDIA driver to use them",
     ),
     (
         "gpu.pcie-narrow",
@@ -234,6 +244,44 @@ fn driver(report: &InfoReport, add: &mut Add) {
             format!("NVML: {error}"),
             "reboot, or unload and reload the nvidia kernel modules, so that they match the installed driver",
         );
+    }
+    if let Some(on_bus) = gpus.pci_gpus.as_ref().filter(|found| !found.is_empty()) {
+        let seen: Vec<String> = gpus
+            .devices
+            .iter()
+            .filter_map(|g| g.pci_bus_id.as_deref().map(pci_slot))
+            .collect();
+        if gpus.nvml_loaded {
+            let missing: Vec<&str> = on_bus
+                .iter()
+                .filter(|address| !seen.contains(&pci_slot(address)))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                add(
+                    "gpu.missing-from-nvml",
+                    "GPUs",
+                    format!(
+                        "{} NVIDIA GPUs on the PCI bus, NVML sees {}; not seen: {}",
+                        on_bus.len(),
+                        gpus.devices.len(),
+                        missing.join(", ")
+                    ),
+                    "a GPU has fallen off the bus or is held by another driver: look for Xid 79 in the kernel log and at `lspci -k`; drain the node and reset or reseat the GPU",
+                );
+            }
+        } else if gpus.nvml_error.is_none() {
+            add(
+                "gpu.driver-not-loaded",
+                "NVIDIA driver",
+                format!(
+                    "{} NVIDIA GPUs on the PCI bus; {}",
+                    on_bus.len(),
+                    gpus.message.as_deref().unwrap_or("NVML did not start")
+                ),
+                "install or load the NVIDIA driver (nvidia-smi must list the GPUs), or nothing can train on them",
+            );
+        }
     }
     let mut names: Vec<&str> = gpus
         .devices

@@ -32,7 +32,44 @@ pub struct GpuSection {
     #[serde(default)]
     pub nvml_error: Option<String>,
     pub devices: Vec<GpuReport>,
+    /// The NVIDIA display and 3D controllers on the PCI bus (sysfs, vendor 0x10de), by address:
+    /// what NVML should see. `null` where /sys/bus/pci cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pci_gpus: Option<Vec<String>>,
     pub unavailable: Unavailable,
+}
+
+/// The NVIDIA GPUs sysfs lists under `root`: PCI devices of vendor 0x10de whose class is a VGA
+/// (0x0300) or 3D (0x0302) controller, by address ("0000:07:00.0"), sorted.
+pub fn pci_gpus(root: &super::Root) -> Option<Vec<String>> {
+    let entries = std::fs::read_dir(root.path("/sys/bus/pci/devices")).ok()?;
+    let mut found: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let read = |file: &str| {
+                root.read(&format!("/sys/bus/pci/devices/{name}/{file}"))
+                    .map(|t| t.trim().to_lowercase())
+            };
+            let class = read("class")?;
+            (read("vendor")? == "0x10de"
+                && (class.starts_with("0x0300") || class.starts_with("0x0302")))
+            .then_some(name.to_lowercase())
+        })
+        .take(1024)
+        .collect();
+    found.sort();
+    Some(found)
+}
+
+/// A PCI address without its domain, as both NVML ("00000000:07:00.0") and sysfs
+/// ("0000:07:00.0") write it: "07:00.0".
+pub fn pci_slot(address: &str) -> String {
+    let parts: Vec<&str> = address.rsplitn(3, ':').collect();
+    match parts.as_slice() {
+        [function, bus, ..] => format!("{bus}:{function}").to_lowercase(),
+        _ => address.to_lowercase(),
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -262,6 +299,7 @@ pub fn probe_nvml() -> GpuSection {
     let mut section = GpuSection {
         nvml_loaded: true,
         message: None,
+        pci_gpus: None,
         driver_version: keep(
             ask(nvml.sys_driver_version()),
             "driver_version",

@@ -57,6 +57,7 @@ impl Machine {
             for device in &mut gpus.devices {
                 peaks::fill_gpu(device);
             }
+            gpus.pci_gpus = super::gpu::pci_gpus(&self.root);
             gpus
         })
     }

@@ -73,6 +73,7 @@ fn every_rule_fires_on_its_fixture() {
         ),
         ("troubled", "driver_mismatch.json", vec![]),
         ("healthy", "idle_5090_and_l4.json", vec![]),
+        ("troubled", "no_driver.json", vec![]),
         ("arm-no-neon", "hopper_h100.json", vec![]),
     ] {
         fired.extend(ids(&info(root, gpus, &extra, false)));
@@ -95,6 +96,37 @@ fn no_rule_fires_on_a_healthy_machine() {
         let report = info("healthy", gpus, &[("HWBENCH_CUDA", &matching)], false);
         assert!(ids(&report).is_empty(), "{gpus}: {}", report["findings"]);
     }
+}
+
+#[test]
+fn a_gpu_on_the_bus_that_nvml_does_not_see_is_an_error() {
+    // The troubled machine's sysfs lists three NVIDIA 3D controllers; NVML sees two of them.
+    let report = info("troubled", "troubled_two_models.json", &[], false);
+    let missing = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "gpu.missing-from-nvml")
+        .unwrap_or_else(|| panic!("{}", report["findings"]));
+    assert_eq!(missing["severity"], "error");
+    assert_eq!(
+        missing["evidence"],
+        "3 NVIDIA GPUs on the PCI bus, NVML sees 2; not seen: 0000:0a:00.0"
+    );
+    assert_eq!(
+        report["gpu"]["pci_gpus"],
+        serde_json::json!(["0000:07:00.0", "0000:0a:00.0", "0000:19:00.0"])
+    );
+    // Without a driver the same bus is a warning that says so; a machine without PCI data in its
+    // root (the healthy one) raises neither.
+    let bare = info("troubled", "no_driver.json", &[], false);
+    assert!(
+        ids(&bare).contains("gpu.driver-not-loaded"),
+        "{}",
+        bare["findings"]
+    );
+    let healthy = info("healthy", "healthy_h100.json", &[], false);
+    assert!(healthy["gpu"]["pci_gpus"].is_null());
 }
 
 #[test]
@@ -188,7 +220,9 @@ fn fail_on_exits_1_with_one_line_and_still_writes_the_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("at error or above: gpu.ecc-uncorrected (GPU 0)"),
+        stderr.contains(
+            "at error or above: gpu.missing-from-nvml (GPUs), gpu.ecc-uncorrected (GPU 0)"
+        ),
         "{stderr}"
     );
     assert!(path.exists());
