@@ -197,11 +197,6 @@ impl<'a> EventCheck<'a> {
         self.asked = Some(step);
     }
 
-    /// Whether every policy's run of the round asked for has come.
-    pub fn round_done(&self) -> bool {
-        self.runs_this_round.len() == self.request.policies.len()
-    }
-
     /// The first thing wrong with `event`, in one line.
     pub fn check(&mut self, event: &Event) -> Result<(), String> {
         let epochs = self.request.config.epochs;
