@@ -112,6 +112,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
     ),
     ("gpu.memory-full", Severity::Warning, "no free GPU memory"),
     (
+        "gpu.temperature-at-slowdown",
+        Severity::Warning,
+        "GPU temperature at its slowdown threshold",
+    ),
+    (
         "gpu.other-processes",
         Severity::Warning,
         "other processes use the GPU",
@@ -387,6 +392,25 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
             subject,
             format!("power limit {limit:.0} W of {default:.0} W by default"),
             "under load the clocks will be held down: raise the limit to the default (nvidia-smi -pl, as root) unless it was lowered on purpose",
+        );
+    }
+    // At the threshold the board is about to slow down, even if no thermal reason shows yet (a
+    // thermal reason already makes `gpu.clocks-held-down`).
+    let thermal_reason = gpu.clocks_event_reasons.as_ref().is_some_and(|reasons| {
+        reasons
+            .iter()
+            .any(|r| r == "sw_thermal_slowdown" || r == "hw_thermal_slowdown")
+    });
+    if let (Some(now), Some(slowdown)) = (gpu.temperature_c, gpu.temperature_slowdown_c)
+        && slowdown > 0
+        && now.saturating_add(2) >= slowdown
+        && !thermal_reason
+    {
+        add(
+            "gpu.temperature-at-slowdown",
+            subject,
+            format!("{now} °C, slowdown at {slowdown} °C"),
+            "the GPU is about to slow itself down: check its cooling, fans and airflow before timing anything",
         );
     }
     if let (Some(free), Some(total)) = (gpu.memory_free_mib, gpu.memory_total_mib)

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{
-    Brand, Clock, EccCounter, MemoryError, TemperatureSensor,
+    Brand, Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
 };
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
@@ -101,6 +101,10 @@ pub struct GpuReport {
     pub memory_clock_mhz: Option<u32>,
     pub memory_clock_max_mhz: Option<u32>,
     pub temperature_c: Option<u32>,
+    /// The temperature at which the board starts slowing its clocks down, °C (NVML's slowdown
+    /// threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_slowdown_c: Option<u32>,
     pub persistence_mode: Option<bool>,
     pub mig_enabled: Option<bool>,
     /// MIG mode after the next GPU reset.
@@ -423,6 +427,11 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         temperature_c: keep(
             ask(device.temperature(TemperatureSensor::Gpu)),
             "temperature_c",
+            &mut u,
+        ),
+        temperature_slowdown_c: keep(
+            ask(device.temperature_threshold(TemperatureThreshold::Slowdown)),
+            "temperature_slowdown_c",
             &mut u,
         ),
         persistence_mode: keep(
