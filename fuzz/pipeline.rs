@@ -9,6 +9,7 @@
 //! result, never a panic.
 
 use hwbench::engine::SyncPolicy;
+use hwbench::engine::conversation::Checks;
 use hwbench::engine::device::DeviceSpec;
 use hwbench::engine::model::InitWeights;
 use hwbench::engine::protocol::Message;

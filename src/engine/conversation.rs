@@ -77,32 +77,13 @@ pub fn starting(column: &Column) -> Result<&WorkerCommand, (DeviceStatus, String
         .map_err(|reason| (DeviceStatus::NotRun, reason.clone()))
 }
 
-/// What the parent does after an event: nothing, answer the worker, or end the conversation (the
-/// worker finished).
-pub enum Reply<R> {
-    Nothing,
-    Send(R),
-    Done,
-}
-
-/// Starts one worker, sends it `request`, and hands each event of its job to `on_event` (which
-/// checks it: an `Err` is an impossible event), until the job is done, the worker fails, stays
-/// silent past its timeout, or a stop signal arrives. `tick` is called while waiting. The worker
-/// and every process it started are gone when this returns.
-pub fn talk_to_worker<J: Serialize, E: DeserializeOwned, R: Serialize>(
-    command: &WorkerCommand,
-    request: &WorkerRequest<J>,
-    tick: &dyn Fn(),
-    mut on_event: impl FnMut(E) -> Result<Reply<R>, String>,
-) -> Result<(), WorkerFailure> {
-    let mut worker = Worker::start(command, request)?;
-    loop {
-        match on_event(worker.event(tick)?).map_err(WorkerFailure::Invalid)? {
-            Reply::Nothing => {}
-            Reply::Send(answer) => worker.send(&answer),
-            Reply::Done => return Ok(()),
-        }
-    }
+/// What the parent checks of one worker's conversation in a job: each step it sent (`S`), and each
+/// event (`E`) against what was asked — a worker's numbers are believed only once they pass.
+pub trait Checks<S, E> {
+    /// The parent sent `step`.
+    fn asked(&mut self, step: S);
+    /// The first thing wrong with `event`, in one line.
+    fn check(&mut self, event: &E) -> Result<(), String>;
 }
 
 /// One live worker process: started with its request, then read an event at a time and answered
@@ -236,21 +217,23 @@ impl Worker {
         }
     }
 
-    /// Sends `step` (if any), then reads events — each first passed to `check`, whose `Err` is an
-    /// impossible event — until `pick` takes one: what the parent waits for after each step.
-    pub fn until<E: DeserializeOwned, T>(
+    /// Sends `step` (if any; `checks` is told), then reads events — each checked by `checks`,
+    /// whose `Err` is an impossible event — until `pick` takes one: what the parent waits for
+    /// after each step of a job.
+    pub fn step<S: Serialize + Copy, E: DeserializeOwned, T>(
         &mut self,
-        step: Option<&impl Serialize>,
+        step: Option<S>,
+        checks: &mut impl Checks<S, E>,
         tick: &dyn Fn(),
-        mut check: impl FnMut(&E) -> Result<(), String>,
         mut pick: impl FnMut(E) -> Option<T>,
     ) -> Result<T, WorkerFailure> {
         if let Some(step) = step {
-            self.send(step);
+            checks.asked(step);
+            self.send(&step);
         }
         loop {
             let event = self.event(tick)?;
-            check(&event).map_err(WorkerFailure::Invalid)?;
+            checks.check(&event).map_err(WorkerFailure::Invalid)?;
             if let Some(picked) = pick(event) {
                 return Ok(picked);
             }

@@ -426,31 +426,28 @@ fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
     }
     if let (Some(width), Some(max)) = (gpu.pcie_width_current, gpu.pcie_width_max)
         && width < max
-        && !busy(gpu)
     {
-        add(
-            "gpu.pcie-narrow-idle",
-            subject,
-            format!(
-                "idle: PCIe {} of {}",
-                link(gpu.pcie_generation_current, width),
-                link(gpu.pcie_generation_max, max)
-            ),
-            "an idle GPU narrows its link to save power: look again while it works (nvidia-smi -q -d PCIE) before reseating anything",
+        let evidence = format!(
+            "PCIe {} of {}",
+            link(gpu.pcie_generation_current, width),
+            link(gpu.pcie_generation_max, max)
         );
-    } else if let (Some(width), Some(max)) = (gpu.pcie_width_current, gpu.pcie_width_max)
-        && width < max
-    {
-        add(
-            "gpu.pcie-narrow",
-            subject,
-            format!(
-                "PCIe {} of {}",
-                link(gpu.pcie_generation_current, width),
-                link(gpu.pcie_generation_max, max)
-            ),
-            "the link trained narrower than GPU and slot allow, so host transfers run slower: reseat the GPU, check the riser and the slot's lanes (BIOS bifurcation)",
-        );
+        // An idle GPU narrows its link to save power: only a working GPU's narrow link is a fault.
+        if busy(gpu) {
+            add(
+                "gpu.pcie-narrow",
+                subject,
+                evidence,
+                "the link trained narrower than GPU and slot allow, so host transfers run slower: reseat the GPU, check the riser and the slot's lanes (BIOS bifurcation)",
+            );
+        } else {
+            add(
+                "gpu.pcie-narrow-idle",
+                subject,
+                format!("idle: {evidence}"),
+                "an idle GPU narrows its link to save power: look again while it works (nvidia-smi -q -d PCIE) before reseating anything",
+            );
+        }
     } else if let (Some(generation), Some(max)) =
         (gpu.pcie_generation_current, gpu.pcie_generation_max)
         && generation < max

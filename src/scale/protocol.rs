@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::conversation::Checks;
 use crate::engine::device::DeviceSpec;
 use crate::engine::fused::KernelChoice;
 use crate::engine::limits;
@@ -171,14 +172,16 @@ impl ScaleCheck {
             runs: Vec::new(),
         }
     }
+}
 
+impl Checks<LadderStep, ScaleEvent> for ScaleCheck {
     /// The parent asked for `step`.
-    pub fn asked(&mut self, step: LadderStep) {
+    fn asked(&mut self, step: LadderStep) {
         self.asked = Some(step);
     }
 
     /// The first thing wrong with `event`, in one line.
-    pub fn check(&mut self, event: &ScaleEvent) -> Result<(), String> {
+    fn check(&mut self, event: &ScaleEvent) -> Result<(), String> {
         match event {
             ScaleEvent::Ready {
                 facts,

@@ -209,10 +209,10 @@ impl Climb {
             }
         };
         let check = &mut climb.check;
-        let ready = worker.until(
-            None::<&LadderStep>,
+        let ready = worker.step(
+            None::<LadderStep>,
+            check,
             &|| bar.tick(),
-            |event| check.check(event),
             |event| match event {
                 ScaleEvent::Ready {
                     facts,
@@ -269,18 +269,12 @@ impl Climb {
             size,
             max_epoch_s: steps.max_epoch_s,
         };
-        self.check.asked(step);
         bar.set_message(format!("{}: {size}", self.result.label));
         let check = &mut self.check;
-        let prepared = worker.until(
-            Some(&step),
-            &|| bar.tick(),
-            |event| check.check(event),
-            |event| match event {
-                ScaleEvent::Prepared(prepared) => Some(prepared),
-                _ => None,
-            },
-        );
+        let prepared = worker.step(Some(step), check, &|| bar.tick(), |event| match event {
+            ScaleEvent::Prepared(prepared) => Some(prepared),
+            _ => None,
+        });
         let prepared = match prepared {
             Ok(prepared) => prepared,
             Err(failure) => return self.fail(&failure, Some(size)),
@@ -319,24 +313,18 @@ impl Climb {
 
     /// One timed run of the point at `index`.
     fn run(&mut self, index: usize, bar: &ProgressBar) {
-        let Some(mut worker) = self.worker.take() else {
-            return;
-        };
         let Some(size) = self.result.points.get(index).map(|p| p.size) else {
             return;
         };
+        let Some(mut worker) = self.worker.take() else {
+            return;
+        };
         let step = LadderStep::Run { size };
-        self.check.asked(step);
         let check = &mut self.check;
-        let timed = worker.until(
-            Some(&step),
-            &|| bar.tick(),
-            |event| check.check(event),
-            |event| match event {
-                ScaleEvent::Timed(run) => Some(run),
-                _ => None,
-            },
-        );
+        let timed = worker.step(Some(step), check, &|| bar.tick(), |event| match event {
+            ScaleEvent::Timed(run) => Some(run),
+            _ => None,
+        });
         match timed {
             Ok(run) => {
                 if let Some(timed) = self.timed.iter_mut().find(|t| t.index == index) {
@@ -353,14 +341,10 @@ impl Climb {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        self.check.asked(LadderStep::Finish);
         let check = &mut self.check;
-        let finished = worker.until(
-            Some(&LadderStep::Finish),
-            &|| bar.tick(),
-            |event| check.check(event),
-            |event| matches!(event, ScaleEvent::Finished).then_some(()),
-        );
+        let finished = worker.step(Some(LadderStep::Finish), check, &|| bar.tick(), |event| {
+            matches!(event, ScaleEvent::Finished).then_some(())
+        });
         if let Err(failure) = finished {
             self.fail(&failure, None);
         }

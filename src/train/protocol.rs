@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::results::DeviceOutcome;
+use crate::engine::conversation::Checks;
 use crate::engine::data::{CLASSES, Dataset, FEATURES};
 use crate::engine::device::DeviceSpec;
 use crate::engine::measured::{DeviceFacts, RunResult};
@@ -187,9 +188,11 @@ impl<'a> EventCheck<'a> {
             runs_this_round: BTreeSet::new(),
         }
     }
+}
 
+impl Checks<SessionStep, Event> for EventCheck<'_> {
     /// The parent sent `step`.
-    pub fn asked(&mut self, step: SessionStep) {
+    fn asked(&mut self, step: SessionStep) {
         if let SessionStep::Round { .. } = step {
             self.round += 1;
             self.runs_this_round.clear();
@@ -198,7 +201,7 @@ impl<'a> EventCheck<'a> {
     }
 
     /// The first thing wrong with `event`, in one line.
-    pub fn check(&mut self, event: &Event) -> Result<(), String> {
+    fn check(&mut self, event: &Event) -> Result<(), String> {
         let epochs = self.request.config.epochs;
         match event {
             Event::Calibrated { per_epoch_us } => {
@@ -266,7 +269,9 @@ impl<'a> EventCheck<'a> {
         }
         Ok(())
     }
+}
 
+impl EventCheck<'_> {
     fn known_policy(&self, policy: SyncPolicy) -> Result<(), String> {
         if self.request.policies.contains(&policy) {
             Ok(())

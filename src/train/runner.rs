@@ -68,13 +68,11 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
     loop {
         // Each round starts one column later than the last: no column always runs first.
         let mut wanted: Vec<usize> = (0..live.len()).filter(|&i| live[i].wants_round()).collect();
-        if !wanted.is_empty() {
-            let shift = rounds % wanted.len();
-            wanted.rotate_left(shift);
-        }
         if wanted.is_empty() {
             break;
         }
+        let shift = rounds % wanted.len();
+        wanted.rotate_left(shift);
         // Beyond each column's fewest runs, a round starts only if it fits the budget.
         let beyond_min = wanted.iter().all(|&i| live[i].round >= live[i].runs.min);
         if beyond_min && deadline.is_some_and(|d| Instant::now() + round_time > d) {
@@ -183,10 +181,10 @@ impl<'a> Live<'a> {
         let start = bar.position();
         let facts = &mut self.result.facts;
         let check = &mut self.check;
-        let calibrated = worker.until(
-            None::<&SessionStep>,
+        let calibrated = worker.step(
+            None::<SessionStep>,
+            check,
             &|| bar.tick(),
-            |event| check.check(event),
             |event| match event {
                 Event::Calibrated { per_epoch_us } => Some(per_epoch_us),
                 Event::Ready(ready) => {
@@ -233,26 +231,20 @@ impl<'a> Live<'a> {
             epochs: self.epochs,
         };
         self.round += 1;
-        self.check.asked(step);
         bar.set_message(format!("{}: round {}", self.result.label, self.round));
         let share = 30 + 69 * u64::from(self.round) / u64::from(self.runs.max.max(1));
         bar.set_position(index as u64 * 100 + share.min(99));
         let (check, runs) = (&mut self.check, &mut self.runs_by_policy);
         let mut left = runs.len();
-        let done = worker.until(
-            Some(&step),
-            &|| bar.tick(),
-            |event| check.check(event),
-            |event| {
-                if let Event::Run(run) = event
-                    && let Some((_, list)) = runs.iter_mut().find(|(p, _)| *p == run.policy)
-                {
-                    list.push(run);
-                    left -= 1;
-                }
-                (left == 0).then_some(())
-            },
-        );
+        let done = worker.step(Some(step), check, &|| bar.tick(), |event| {
+            if let Event::Run(run) = event
+                && let Some((_, list)) = runs.iter_mut().find(|(p, _)| *p == run.policy)
+            {
+                list.push(run);
+                left -= 1;
+            }
+            (left == 0).then_some(())
+        });
         match done {
             Ok(()) => self.worker = Some(worker),
             Err(failure) => self.fail(&failure),
@@ -264,17 +256,17 @@ impl<'a> Live<'a> {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
-        self.check.asked(SessionStep::Finish);
         let check = &mut self.check;
-        let finished = worker.until(
-            Some(&SessionStep::Finish),
-            &|| bar.tick(),
-            |event| check.check(event),
-            |event| match event {
-                Event::Finished(outcome) => Some(outcome),
-                _ => None,
-            },
-        );
+        let finished =
+            worker.step(
+                Some(SessionStep::Finish),
+                check,
+                &|| bar.tick(),
+                |event| match event {
+                    Event::Finished(outcome) => Some(outcome),
+                    _ => None,
+                },
+            );
         match finished {
             Ok(outcome) => self.result.finish(outcome),
             Err(failure) => self.fail(&failure),
