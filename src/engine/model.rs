@@ -12,7 +12,6 @@ use candle_core::{D, DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::data::{CLASSES, FEATURES, MersenneTwister};
-use super::fused::{self, Kernels};
 use super::limits;
 
 const REFERENCE_INIT: &[u8] = include_bytes!("../../data/torch_iris_seed0_init.safetensors");
@@ -246,7 +245,7 @@ pub struct Batch {
     pub x: Tensor,
     /// Class indices, [rows], u32.
     pub y: Tensor,
-    /// The same class indices on the host (the fused CPU loss reads them).
+    /// The same class indices on the host (the fused CPU epoch reads them).
     pub host_y: Vec<u32>,
 }
 
@@ -267,35 +266,29 @@ impl Batch {
     }
 }
 
-/// The model's parameters on one device, as candle variables that candle-nn's SGD updates in place.
+/// The model's parameters on the host, in the layout both the fused epoch and [`Mlp`] use.
 ///
 /// PyTorch's `fc1 = nn.Linear(inputs, hidden)` computes `x · W1ᵀ + b1`. Here `W1ᵀ` and `b1` are
 /// stored together as one [inputs + 1, hidden] matrix and the inputs carry a constant 1, so the
 /// layer is a single matrix product whose gradient includes the bias's; `fc2`'s weight is stored
-/// transposed ([hidden, classes]). The arithmetic, and what plain SGD does to every number, is exactly PyTorch's;
-/// what goes is a broadcast addition and a transposition per layer, whose backward passes cost more
-/// than the layers' arithmetic on a model this small.
-pub struct Mlp {
+/// transposed ([hidden, classes]). The arithmetic, and what plain SGD does to every number, is
+/// exactly PyTorch's; what goes is a broadcast addition and a transposition per layer, whose
+/// backward passes cost more than the layers' arithmetic on a model this small.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parameters {
+    pub inputs: usize,
+    pub hidden: usize,
+    pub classes: usize,
     /// [inputs + 1, hidden]: rows 0..inputs are fc1.weightᵀ, the last row is fc1.bias.
-    fc1: Var,
+    pub fc1: Vec<f32>,
     /// [hidden, classes]: fc2.weightᵀ.
-    fc2_weight: Var,
+    pub fc2_weight: Vec<f32>,
     /// [classes]
-    fc2_bias: Var,
-    kernels: Kernels,
+    pub fc2_bias: Vec<f32>,
 }
 
-impl Mlp {
-    /// The model on `device`, using the fastest kernels available there.
-    pub fn new(init: &InitWeights, device: &Device) -> candle_core::Result<Self> {
-        Self::with_kernels(init, device, Kernels::for_device(device))
-    }
-
-    pub fn with_kernels(
-        init: &InitWeights,
-        device: &Device,
-        kernels: Kernels,
-    ) -> candle_core::Result<Self> {
+impl Parameters {
+    pub fn new(init: &InitWeights) -> Self {
         let (inputs, h, classes) = (init.inputs, init.hidden, init.classes);
         let mut fc1 = vec![0f32; (inputs + 1) * h];
         for unit in 0..h {
@@ -304,17 +297,55 @@ impl Mlp {
             }
             fc1[inputs * h + unit] = init.fc1_bias[unit];
         }
-        let mut fc2 = vec![0f32; h * classes];
+        let mut fc2_weight = vec![0f32; h * classes];
         for class in 0..classes {
             for unit in 0..h {
-                fc2[unit * classes + class] = init.fc2_weight[class * h + unit];
+                fc2_weight[unit * classes + class] = init.fc2_weight[class * h + unit];
             }
         }
+        Self {
+            inputs,
+            hidden: h,
+            classes,
+            fc1,
+            fc2_weight,
+            fc2_bias: init.fc2_bias.clone(),
+        }
+    }
+
+    /// The same shapes, all zeros.
+    pub fn zeros_like(&self) -> Self {
+        Self {
+            fc1: vec![0.0; self.fc1.len()],
+            fc2_weight: vec![0.0; self.fc2_weight.len()],
+            fc2_bias: vec![0.0; self.fc2_bias.len()],
+            ..*self
+        }
+    }
+}
+
+/// The model's parameters on one device, as candle variables that candle-nn's SGD updates in
+/// place, and the model as candle's stock operations (the path every non-CPU device takes, and
+/// the CPU with `--kernels stock`).
+pub struct Mlp {
+    /// [inputs + 1, hidden] (see [`Parameters`]).
+    fc1: Var,
+    /// [hidden, classes]
+    fc2_weight: Var,
+    /// [classes]
+    fc2_bias: Var,
+}
+
+impl Mlp {
+    pub fn new(init: &InitWeights, device: &Device) -> candle_core::Result<Self> {
+        Self::from_parameters(&Parameters::new(init), device)
+    }
+
+    pub fn from_parameters(p: &Parameters, device: &Device) -> candle_core::Result<Self> {
         Ok(Self {
-            fc1: Var::from_vec(fc1, (inputs + 1, h), device)?,
-            fc2_weight: Var::from_vec(fc2, (h, classes), device)?,
-            fc2_bias: Var::from_slice(&init.fc2_bias, classes, device)?,
-            kernels,
+            fc1: Var::from_slice(&p.fc1, (p.inputs + 1, p.hidden), device)?,
+            fc2_weight: Var::from_slice(&p.fc2_weight, (p.hidden, p.classes), device)?,
+            fc2_bias: Var::from_slice(&p.fc2_bias, p.classes, device)?,
         })
     }
 
@@ -326,28 +357,19 @@ impl Mlp {
         ]
     }
 
-    /// The hidden layer's output, after its ReLU: [rows, hidden].
-    fn hidden(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        fused::linear_relu(x, self.fc1.as_tensor(), self.kernels)
-    }
-
     /// Class scores, [rows, classes].
     pub fn logits(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        self.hidden(&batch.x)?
+        batch
+            .x
+            .matmul(self.fc1.as_tensor())?
+            .relu()?
             .matmul(self.fc2_weight.as_tensor())?
             .broadcast_add(self.fc2_bias.as_tensor())
     }
 
     /// Mean cross-entropy of the logits against the classes, as PyTorch's CrossEntropyLoss.
     pub fn loss(&self, batch: &Batch) -> candle_core::Result<Tensor> {
-        fused::linear_cross_entropy(
-            &self.hidden(&batch.x)?,
-            self.fc2_weight.as_tensor(),
-            self.fc2_bias.as_tensor(),
-            &batch.y,
-            &batch.host_y,
-            self.kernels,
-        )
+        candle_nn::loss::cross_entropy(&self.logits(batch)?, &batch.y)
     }
 
     /// Share of rows whose highest score is the true class.

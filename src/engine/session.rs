@@ -12,9 +12,9 @@ use candle_nn::{Optimizer, SGD};
 use super::SyncPolicy;
 use super::data::Dataset;
 use super::device::DeviceSpec;
-use super::fused::Kernels;
+use super::fused::{FusedEpoch, Kernels};
 use super::measured::{DeviceFacts, RunResult};
-use super::model::{Batch, InitWeights, Mlp};
+use super::model::{Batch, InitWeights, Mlp, Parameters};
 use super::protocol::HEARTBEAT;
 
 /// The data on the device, and the kernels its models use.
@@ -54,7 +54,7 @@ impl Prepared {
 
     /// A fresh model from `init` on this device.
     pub fn model(&self, init: &InitWeights) -> candle_core::Result<Mlp> {
-        Mlp::with_kernels(init, &self.device, self.kernels)
+        Mlp::new(init, &self.device)
     }
 }
 
@@ -100,23 +100,112 @@ pub enum Length {
     },
 }
 
-/// How many tensor operations one epoch runs, counted by candle's tensor serial numbers: every
-/// operation makes a tensor.
-pub fn operations_per_epoch(p: &Prepared, init: &InitWeights, lr: f64) -> anyhow::Result<u64> {
+/// How many tensor operations one epoch of candle's stock path runs, counted by candle's tensor
+/// serial numbers (every operation makes a tensor); None for the fused CPU epoch, which is one
+/// function.
+pub fn operations_per_epoch(
+    p: &Prepared,
+    init: &InitWeights,
+    lr: f64,
+) -> anyhow::Result<Option<u64>> {
+    if p.kernels == Kernels::Fused {
+        return Ok(None);
+    }
     let serial = || -> anyhow::Result<u64> {
         let probe = Tensor::zeros(1, DType::F32, &p.device)?;
         let id = format!("{:?}", probe.id());
         Ok(id.trim_matches(|c: char| !c.is_ascii_digit()).parse()?)
     };
-    let model = p.model(init)?;
-    let mut sgd = SGD::new(model.vars(), lr)?;
-    let losses = Tensor::zeros(1, DType::F32, &p.device)?;
+    let mut trainer = Trainer::new(p, init, lr, 1)?;
     let before = serial()?;
-    let loss = model.loss(&p.train)?;
-    losses.slice_set(&loss.reshape(1)?, 0, 0)?;
-    sgd.backward_step(&loss)?;
+    trainer.epoch(p, 0)?;
     let after = serial()?;
-    Ok(after.saturating_sub(before + 1))
+    Ok(Some(after.saturating_sub(before + 1)))
+}
+
+/// A model being trained, with the loss of every epoch kept where it is computed (on the device)
+/// until read back.
+pub enum Trainer {
+    /// hwbench's own epoch on the CPU.
+    Fused {
+        state: Box<FusedEpoch>,
+        losses: Vec<f32>,
+    },
+    /// candle's stock operations, autograd and candle-nn's SGD.
+    Candle {
+        model: Mlp,
+        sgd: SGD,
+        losses: Tensor,
+        /// The last epoch's loss.
+        last: Option<Tensor>,
+    },
+}
+
+impl Trainer {
+    /// A fresh model from `init`, trained with SGD at `lr` for at most `epochs` epochs.
+    pub fn new(p: &Prepared, init: &InitWeights, lr: f64, epochs: u64) -> anyhow::Result<Self> {
+        Ok(match p.kernels {
+            Kernels::Fused => Self::Fused {
+                state: Box::new(FusedEpoch::new(Parameters::new(init), &p.train, lr)?),
+                losses: vec![0.0; epochs as usize],
+            },
+            Kernels::Stock => {
+                let model = p.model(init)?;
+                Self::Candle {
+                    sgd: SGD::new(model.vars(), lr)?,
+                    model,
+                    losses: Tensor::zeros(epochs as usize, DType::F32, &p.device)?,
+                    last: None,
+                }
+            }
+        })
+    }
+
+    /// Trains epoch `index` (from 0): forward, loss kept at `index`, backward, update.
+    pub fn epoch(&mut self, p: &Prepared, index: usize) -> anyhow::Result<()> {
+        match self {
+            Self::Fused { state, losses } => losses[index] = state.step(&p.train)?,
+            Self::Candle {
+                model,
+                sgd,
+                losses,
+                last,
+            } => {
+                let loss = model.loss(&p.train)?;
+                losses.slice_set(&loss.reshape(1)?, 0, index)?;
+                sgd.backward_step(&loss)?;
+                *last = Some(loss);
+            }
+        }
+        Ok(())
+    }
+
+    /// The last epoch's loss, read back to the host (waiting for the device).
+    pub fn read_last(&self, index: usize) -> anyhow::Result<f32> {
+        Ok(match self {
+            Self::Fused { losses, .. } => losses[index],
+            Self::Candle { last, .. } => match last {
+                Some(loss) => loss.to_scalar::<f32>()?,
+                None => anyhow::bail!("no epoch trained yet"),
+            },
+        })
+    }
+
+    /// The losses of the first `epochs` epochs, read back to the host.
+    pub fn curve(&self, epochs: usize) -> anyhow::Result<Vec<f32>> {
+        Ok(match self {
+            Self::Fused { losses, .. } => losses[..epochs].to_vec(),
+            Self::Candle { losses, .. } => losses.narrow(0, 0, epochs)?.to_vec1::<f32>()?,
+        })
+    }
+
+    /// The trained model, on `p`'s device.
+    pub fn into_model(self, p: &Prepared) -> anyhow::Result<Mlp> {
+        Ok(match self {
+            Self::Fused { state, .. } => Mlp::from_parameters(state.parameters(), &p.device)?,
+            Self::Candle { model, .. } => model,
+        })
+    }
 }
 
 pub struct Trained {
@@ -148,9 +237,7 @@ pub fn train(
             at_least,
         } => (epochs, Some((limit, at_least))),
     };
-    let model = p.model(init)?;
-    let mut sgd = SGD::new(model.vars(), lr)?;
-    let losses = Tensor::zeros(epochs as usize, DType::F32, &p.device)?;
+    let mut trainer = Trainer::new(p, init, lr, epochs)?;
     let mut readback = Duration::ZERO;
     let mut syncs = 0;
     let mut diverged_at = None;
@@ -161,11 +248,10 @@ pub fn train(
     let start = Instant::now();
     let mut last_beat = start;
     for epoch in 1..=epochs {
-        let loss = model.loss(&p.train)?;
-        losses.slice_set(&loss.reshape(1)?, 0, (epoch - 1) as usize)?;
+        trainer.epoch(p, (epoch - 1) as usize)?;
         if policy.reads_at(epoch) {
             let asked = Instant::now();
-            let value = loss.to_scalar::<f32>()?;
+            let value = trainer.read_last((epoch - 1) as usize)?;
             readback += asked.elapsed();
             syncs += 1;
             if !value.is_finite() {
@@ -174,12 +260,11 @@ pub fn train(
                 break;
             }
         }
-        sgd.backward_step(&loss)?;
         if time_first_epoch && epoch == 1 {
             p.device.synchronize()?;
             first_epoch = Some(start.elapsed());
         }
-        // A clock read costs tens of nanoseconds; the smallest epoch, tens of microseconds.
+        // A clock read costs tens of nanoseconds; the smallest epoch, microseconds.
         let now = Instant::now();
         if now.duration_since(last_beat) >= HEARTBEAT {
             heartbeat(epoch)?;
@@ -193,9 +278,7 @@ pub fn train(
         }
     }
     let asked = Instant::now();
-    let curve = losses
-        .narrow(0, 0, trained_epochs as usize)?
-        .to_vec1::<f32>()?;
+    let curve = trainer.curve(trained_epochs as usize)?;
     readback += asked.elapsed();
     syncs += 1;
     // The copy above waits for the queued work today; the clock must not depend on that.
@@ -221,7 +304,7 @@ pub fn train(
     Ok(Trained {
         result,
         curve,
-        model,
+        model: trainer.into_model(p)?,
         first_epoch,
     })
 }

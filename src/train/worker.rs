@@ -66,7 +66,9 @@ pub fn run_session(
             facts.setup_ms = Some(setup_ms);
             facts.first_epoch_ms = Some(first * 1e3);
             facts.operations_per_epoch =
-                session::operations_per_epoch(&prepared, &cfg.init, cfg.lr).ok();
+                session::operations_per_epoch(&prepared, &cfg.init, cfg.lr)
+                    .ok()
+                    .flatten();
             emit(Event::Ready(facts.clone()))?;
         }
     }

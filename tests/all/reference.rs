@@ -1,11 +1,12 @@
 //! candle on the CPU against the PyTorch reference run (tests/fixtures/torch_iris_seed0.json):
 //! the same split, scaling, initial weights, loss at every recorded epoch, and test accuracy.
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, SGD};
+use candle_core::Device;
+use hwbench::engine::SyncPolicy;
 use hwbench::engine::data;
 use hwbench::engine::fused::Kernels;
-use hwbench::engine::model::{Batch, InitWeights, Mlp};
+use hwbench::engine::model::InitWeights;
+use hwbench::engine::session::{self, Length, Prepared};
 use serde_json::Value;
 
 fn reference() -> Value {
@@ -25,21 +26,23 @@ fn epochs_to_check() -> usize {
 }
 
 fn train(kernels: Kernels, epochs: usize) -> (Vec<f32>, f64) {
-    let data = data::prepare(42);
-    let device = Device::Cpu;
-    let train = Batch::new(&data.train_x, &data.train_y, &device).unwrap();
-    let test = Batch::new(&data.test_x, &data.test_y, &device).unwrap();
-    let model = Mlp::with_kernels(&InitWeights::reference(), &device, kernels).unwrap();
-    let mut sgd = SGD::new(model.vars(), 0.01).unwrap();
-    let losses = Tensor::zeros(epochs, DType::F32, &device).unwrap();
-    for epoch in 0..epochs {
-        let loss = model.loss(&train).unwrap();
-        losses
-            .slice_set(&loss.reshape(1).unwrap(), 0, epoch)
-            .unwrap();
-        sgd.backward_step(&loss).unwrap();
-    }
-    (losses.to_vec1().unwrap(), model.accuracy(&test).unwrap())
+    let mut prepared = Prepared::new(&data::prepare(42), Device::Cpu).unwrap();
+    prepared.kernels = kernels;
+    let trained = session::train(
+        &prepared,
+        &InitWeights::reference(),
+        0.01,
+        SyncPolicy::NEVER,
+        Length::Epochs(epochs as u64),
+        false,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    let accuracy = trained
+        .model
+        .accuracy(prepared.test.as_ref().unwrap())
+        .unwrap();
+    (trained.curve, accuracy)
 }
 
 #[test]

@@ -6,10 +6,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use candle_nn::{Optimizer, SGD};
 use hwbench::engine::SyncPolicy;
 use hwbench::engine::fused::Kernels;
-use hwbench::engine::model::{Batch, Mlp};
 use hwbench::engine::session::{self, Length, Prepared};
 use hwbench::engine::synthetic::{self, Size};
 use hwbench::scale::ladder;
@@ -18,19 +16,20 @@ use serde_json::Value;
 use crate::util::{self, Dir, fixture, hwbench, run};
 
 /// The first `epochs` losses of full-batch SGD at `size` with `kernels`.
-fn losses(size: Size, kernels: Kernels, epochs: usize) -> Vec<f32> {
+fn losses(size: Size, kernels: Kernels, epochs: u64) -> Vec<f32> {
     let (x, y) = synthetic::rows(3, size);
-    let batch = Batch::new(&x, &y, &Device::Cpu).unwrap();
-    let model =
-        Mlp::with_kernels(&synthetic::init_weights(3, size), &Device::Cpu, kernels).unwrap();
-    let mut sgd = SGD::new(model.vars(), 0.05).unwrap();
-    (0..epochs)
-        .map(|_| {
-            let loss = model.loss(&batch).unwrap();
-            sgd.backward_step(&loss).unwrap();
-            loss.to_scalar::<f32>().unwrap()
-        })
-        .collect()
+    let prepared = Prepared::rows(&x, &y, Device::Cpu, kernels).unwrap();
+    session::train(
+        &prepared,
+        &synthetic::init_weights(3, size),
+        0.05,
+        SyncPolicy::NEVER,
+        Length::Epochs(epochs),
+        false,
+        &mut |_| Ok(()),
+    )
+    .unwrap()
+    .curve
 }
 
 #[test]

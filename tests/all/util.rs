@@ -79,6 +79,28 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
     )
 }
 
+/// How many of the course's epochs take about `duration` on one thread of this machine, measured
+/// here with the engine's loop: for tests that need a run still going after a while, however fast
+/// the machine.
+pub fn epochs_lasting(duration: Duration) -> u64 {
+    use hwbench::engine::session::{self, Length, Prepared};
+    use hwbench::engine::{SyncPolicy, data, model::InitWeights};
+    let prepared = Prepared::new(&data::prepare(42), candle_core::Device::Cpu).unwrap();
+    let probe = 20_000;
+    let trained = session::train(
+        &prepared,
+        &InitWeights::reference(),
+        0.01,
+        SyncPolicy::NEVER,
+        Length::Epochs(probe),
+        false,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
+    let per_epoch = trained.result.total_s / probe as f64;
+    ((duration.as_secs_f64() / per_epoch) as u64).max(probe)
+}
+
 /// The arguments of a short `train-compare` (300 epochs, one timed run, 10-epoch warm-ups) with
 /// `extra` added; a flag in `extra` replaces the short run's own.
 pub fn short_train(extra: &[&str]) -> Vec<String> {

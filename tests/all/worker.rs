@@ -8,7 +8,7 @@ use hwbench::engine::SyncPolicy;
 use hwbench::engine::data;
 use hwbench::engine::device::DeviceSpec;
 use hwbench::engine::model::InitWeights;
-use hwbench::engine::protocol::WorkerRequest;
+use hwbench::engine::protocol::{HEARTBEAT, WorkerRequest};
 use hwbench::train::protocol::{CompareJob, CompareRequest, SessionRequest, TrainConfig};
 use serde_json::Value;
 
@@ -68,9 +68,11 @@ fn tell(lines: &[&str]) -> (Option<i32>, Vec<Value>) {
 
 #[test]
 fn a_long_run_sends_heartbeats_and_a_bounded_curve() {
+    // Longer than two heartbeat intervals, however fast the machine.
+    let epochs = crate::util::epochs_lasting(HEARTBEAT * 2);
     let (code, messages) = tell(&[
-        &serde_json::to_string(&request(150_000)).unwrap(),
-        r#"{"step":"round","epochs":150000}"#,
+        &serde_json::to_string(&request(epochs)).unwrap(),
+        &format!(r#"{{"step":"round","epochs":{epochs}}}"#),
         r#"{"step":"finish"}"#,
     ]);
     assert_eq!(code, Some(0));
@@ -83,7 +85,7 @@ fn a_long_run_sends_heartbeats_and_a_bounded_curve() {
     assert_eq!(finished["event"], "finished");
     let curve = finished["loss_curve"].as_array().unwrap();
     assert!(curve.len() <= 2050, "{} points", curve.len());
-    assert_eq!(curve.last().unwrap()[0], 150_000);
+    assert_eq!(curve.last().unwrap()[0], epochs);
     assert_eq!(
         finished["loss_peak"][0], 1,
         "the loss is highest at the start"

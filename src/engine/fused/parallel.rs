@@ -13,6 +13,8 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, Layout, Result, bail};
 
+use super::isa;
+
 /// Below this many multiply–adds a product runs whole on one thread (the course's model is far
 /// below it).
 const PARALLEL_PRODUCT: usize = 1 << 20;
@@ -70,6 +72,20 @@ impl<'a> Matrix<'a> {
         })
     }
 
+    /// A row-major `rows × cols` matrix in `data`.
+    pub fn of(data: &'a [f32], rows: usize, cols: usize, op: &str) -> Result<Self> {
+        if data.len() != rows * cols {
+            bail!("{op}: {} values for a [{rows}, {cols}] matrix", data.len());
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        })
+    }
+
     /// The transpose when `transpose`, without moving any data.
     pub fn transposed_if(self, transpose: bool) -> Self {
         if !transpose {
@@ -103,91 +119,100 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// `a · b` into a new row-major buffer.
-pub fn product(a: Matrix, b: Matrix, op: &str) -> Result<Vec<f32>> {
-    Ok(products(&[(a, b)], op)?.pop().unwrap_or_default())
+/// A product to compute: `a · b` into `out`, row-major (`a.rows × b.cols` values).
+pub struct Product<'a, 'o> {
+    pub a: Matrix<'a>,
+    pub b: Matrix<'a>,
+    pub out: &'o mut [f32],
 }
 
 /// One piece of work of [`products`].
 enum Task {
-    /// Rows `rows` of product `product`'s output, in buffer `buffer`.
-    Band {
-        product: usize,
-        buffer: usize,
-        rows: Range<usize>,
-    },
-    /// Terms `terms` of product `product`'s sum, into partial buffer `part`.
+    /// Rows `rows` of product `product`'s output.
+    Band { product: usize, rows: Range<usize> },
+    /// Terms `terms` of product `product`'s sum, into its output (`part` None) or into partial
+    /// buffer `part`, added to the output afterwards.
     Part {
         product: usize,
         terms: Range<usize>,
-        part: usize,
+        part: Option<usize>,
     },
 }
 
-/// Every `a · b` of `list` into a new row-major buffer each, computed together: each product cut
-/// into tasks, and all the tasks shared by the threads.
-pub fn products(list: &[(Matrix, Matrix)], op: &str) -> Result<Vec<Vec<f32>>> {
-    for (a, b) in list {
-        if a.cols != b.rows || a.cols == 0 {
+/// Every product of `list`, computed together: each product cut into tasks, and all the tasks
+/// shared by the threads. Small work runs here, into the outputs, without allocating.
+pub fn products(list: &mut [Product], op: &str) -> Result<()> {
+    for Product { a, b, out } in list.iter() {
+        if a.cols != b.rows || a.cols == 0 || out.len() != a.rows * b.cols {
             bail!(
-                "{op}: cannot multiply [{}, {}] by [{}, {}]",
+                "{op}: cannot multiply [{}, {}] by [{}, {}] into {} values",
                 a.rows,
                 a.cols,
                 b.rows,
-                b.cols
+                b.cols,
+                out.len()
             );
         }
     }
-    let threads = threads();
-    let work: usize = list.iter().map(|(a, b)| a.rows * a.cols * b.cols).sum();
-    let share = threads > 1 && work >= PARALLEL_PRODUCT;
-    // Every task writes its own buffer region: a band of a product's output, or a whole partial
-    // output (a part of its sum).
+    // The work first: reading the thread count can cost more than a small product (candle
+    // reads the environment, and without a setting there, the cgroup's CPU quota).
+    let work: usize = list.iter().map(|p| p.a.rows * p.a.cols * p.b.cols).sum();
+    let threads = if work < PARALLEL_PRODUCT {
+        1
+    } else {
+        threads()
+    };
+    if threads == 1 {
+        for Product { a, b, out } in list.iter_mut() {
+            // SAFETY: `out` holds a.rows × b.cols values (checked above) and is ours.
+            unsafe { gemm_to(*a, *b, out.as_mut_ptr()) };
+        }
+        return Ok(());
+    }
+    // Every task writes its own region: a band of a product's output, a whole output (the
+    // first part of a sum) or a partial buffer (another part).
     let mut tasks = Vec::new();
-    let mut buffers: Vec<Vec<f32>> = Vec::new();
-    // Per product: the buffers that hold it; more than one are parts to add.
-    let mut holders: Vec<Vec<usize>> = Vec::new();
-    for (product, (a, b)) in list.iter().enumerate() {
+    let mut partial: Vec<Vec<f32>> = Vec::new();
+    // Per product: the partial buffers to add to its output, in order.
+    let mut to_add: Vec<Vec<usize>> = Vec::new();
+    for (product, Product { a, b, .. }) in list.iter().enumerate() {
         let (m, k, n) = (a.rows, a.cols, b.cols);
-        if share && m * n < WIDE_OUTPUT && k >= 2 * MIN_SHARE_OF_SUM {
+        let mut added = Vec::new();
+        if m * n < WIDE_OUTPUT && k >= 2 * MIN_SHARE_OF_SUM {
             let parts = threads.min(k / MIN_SHARE_OF_SUM);
-            let mut held = Vec::new();
             for i in 0..parts {
+                let part = (i > 0).then(|| {
+                    partial.push(vec![0f32; m * n]);
+                    partial.len() - 1
+                });
+                added.extend(part);
                 tasks.push(Task::Part {
                     product,
                     terms: k * i / parts..k * (i + 1) / parts,
-                    part: buffers.len(),
+                    part,
                 });
-                held.push(buffers.len());
-                buffers.push(Vec::with_capacity(m * n));
             }
-            holders.push(held);
         } else {
-            let bands = if share { threads.min(m).max(1) } else { 1 };
+            let bands = threads.min(m).max(1);
             tasks.extend((0..bands).map(|i| Task::Band {
                 product,
-                buffer: buffers.len(),
                 rows: m * i / bands..m * (i + 1) / bands,
             }));
-            holders.push(vec![buffers.len()]);
-            buffers.push(Vec::with_capacity(m * n));
         }
+        to_add.push(added);
     }
     {
-        let targets: Vec<Shared<f32>> = buffers
+        let (operands, outputs): (Vec<_>, Vec<_>) = list
             .iter_mut()
-            .map(|buffer| Shared::new(buffer.spare_capacity_mut()))
-            .collect();
-        in_parallel(tasks.len(), share, |i| match &tasks[i] {
-            Task::Band {
-                product,
-                buffer,
-                rows,
-            } => {
-                let (a, b) = list[*product];
+            .map(|p| ((p.a, p.b), Shared::of(p.out)))
+            .unzip();
+        let partials: Vec<Shared<f32>> = partial.iter_mut().map(|p| Shared::of(p)).collect();
+        in_parallel(tasks.len(), true, |i| match &tasks[i] {
+            Task::Band { product, rows } => {
+                let (a, b) = operands[*product];
                 let n = b.cols;
-                // SAFETY: each band's rows belong to one task only and lie inside the buffer.
-                let dst = unsafe { targets[*buffer].ptr(rows.start * n..rows.end * n) };
+                // SAFETY: each band's rows belong to one task only and lie inside the output.
+                let dst = unsafe { outputs[*product].ptr(rows.start * n..rows.end * n) };
                 // SAFETY: `dst` has room for the band's rows × n values.
                 unsafe { gemm_to(a.rows(rows.clone()), b, dst) };
             }
@@ -196,34 +221,24 @@ pub fn products(list: &[(Matrix, Matrix)], op: &str) -> Result<Vec<Vec<f32>>> {
                 terms,
                 part,
             } => {
-                let (a, b) = list[*product];
-                // SAFETY: each part's buffer belongs to one task only.
-                let dst = unsafe { targets[*part].ptr(0..a.rows * b.cols) };
+                let (a, b) = operands[*product];
+                let target = part.map_or(&outputs[*product], |p| &partials[p]);
+                // SAFETY: each output or partial buffer written by a part belongs to its task.
+                let dst = unsafe { target.ptr(0..a.rows * b.cols) };
                 // SAFETY: `dst` has room for the whole m × n output.
                 unsafe { gemm_to(a.cols(terms.clone()), b.rows(terms.clone()), dst) };
             }
         });
     }
-    for buffer in &mut buffers {
-        // SAFETY: the tasks wrote every element of every buffer: the bands of a product cover
-        // all its rows, and a part's task writes its whole buffer.
-        unsafe { buffer.set_len(buffer.capacity()) };
-    }
-    let mut buffers: Vec<Option<Vec<f32>>> = buffers.into_iter().map(Some).collect();
-    Ok(holders
-        .iter()
-        .map(|held| {
-            // The parts of a sum, added in order.
-            let mut parts = held.iter().filter_map(|&i| buffers[i].take());
-            let mut output = parts.next().unwrap_or_default();
-            for part in parts {
-                for (o, p) in output.iter_mut().zip(&part) {
-                    *o += p;
-                }
+    // The parts of a sum, added in order.
+    for (Product { out, .. }, added) in list.iter_mut().zip(&to_add) {
+        for &part in added {
+            for (o, p) in out.iter_mut().zip(&partial[part]) {
+                *o += p;
             }
-            output
-        })
-        .collect())
+        }
+    }
+    Ok(())
 }
 
 /// `a · b` written to `dst`, row-major with row stride `b.cols`, on this thread.
@@ -234,29 +249,15 @@ unsafe fn gemm_to(a: Matrix, b: Matrix, dst: *mut f32) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && k > 0, "gemm_to: shapes");
     // SAFETY: `a` and `b` lie inside their storage (checked in `Matrix::new`; a band or part of
-    // one lies inside it too) with the strides given; `dst` is the caller's. With `read_dst`
-    // false, gemm writes every destination element and reads none.
+    // one lies inside it too) with the strides given; `dst` is the caller's.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        isa::gemm(
+            (m, k, n),
             dst,
-            1,
-            n as isize,
-            false,
             a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
+            (a.col_stride as isize, a.row_stride as isize),
             b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
+            (b.col_stride as isize, b.row_stride as isize),
         );
     }
 }
@@ -297,15 +298,6 @@ unsafe impl<T: Send> Sync for Shared<'_, T> {}
 unsafe impl<T: Send> Send for Shared<'_, T> {}
 
 impl<'a, T> Shared<'a, T> {
-    /// Over a possibly uninitialised buffer: its parts are written before they are read.
-    pub fn new(buffer: &'a mut [std::mem::MaybeUninit<T>]) -> Self {
-        Self {
-            ptr: buffer.as_mut_ptr().cast(),
-            len: buffer.len(),
-            _buffer: PhantomData,
-        }
-    }
-
     /// Over an initialised buffer.
     pub fn of(buffer: &'a mut [T]) -> Self {
         Self {
