@@ -59,6 +59,10 @@ pub struct DeviceFacts {
     /// loss buffer; views included), counted: on a GPU each is at most one kernel launch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operations_per_epoch: Option<u64>,
+    /// The vector instructions hwbench's fused CPU kernels use here ("AVX-512", "AVX2",
+    /// "baseline"), chosen at run time; absent on other devices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction_set: Option<String>,
 }
 
 /// One timed training run.

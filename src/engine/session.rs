@@ -83,6 +83,9 @@ pub fn open(spec: DeviceSpec) -> anyhow::Result<Opened> {
             first_epoch_ms: None,
             kernel_cache,
             operations_per_epoch: None,
+            instruction_set: device
+                .is_cpu()
+                .then(|| super::fused::isa::chosen().name().to_string()),
         },
         device,
     })

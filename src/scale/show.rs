@@ -61,7 +61,7 @@ impl Render for ScaleReport {
                 })
                 .collect();
             summary.push(Section::grid(
-                "candle's throughput against PyTorch's (above 1: candle faster)",
+                "throughput against PyTorch's on the same device (above 1: faster than PyTorch)",
                 header,
                 rows,
             ));
@@ -85,6 +85,11 @@ impl Render for ScaleReport {
                     |f| f,
                 )
                 .add("kernels", kernels(c))
+                .opt(
+                    "vector instructions",
+                    c.facts.as_ref().and_then(|f| f.instruction_set.clone()),
+                    |i| i,
+                )
                 .opt("FP32 peak (theoretical)", c.peak_gflops, |g| {
                     format!(
                         "{} ({})",

@@ -96,7 +96,7 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
             )
         {
             lines.push(format!(
-                "candle on {} reaches {} to {} of {}'s throughput (lowest at {}, highest at {}).",
+                "{} reaches {} to {} of {}'s throughput (lowest at {}, highest at {}).",
                 column.label,
                 readable::factor(low.1),
                 readable::factor(high.1),

@@ -166,6 +166,10 @@ impl Render for TrainCompareReport {
                 Some(framework) => format!("{name} ({framework})"),
                 None => name,
             };
+            let name = match d.facts.as_ref().and_then(|f| f.instruction_set.as_deref()) {
+                Some(isa) => format!("{name}; fused CPU kernels with {isa}"),
+                None => name,
+            };
             let cache = d
                 .facts
                 .as_ref()

@@ -144,9 +144,9 @@ fn fastest(measured: &[&DeviceResult]) -> String {
     line.push_str(if any_gpu && fastest_gpus == 0 {
         " An epoch here is a few dozen tiny operations on a 120×4 batch; on a GPU each one is a kernel launch whose fixed cost dwarfs its arithmetic, so the GPU cannot win until the model or the batch grows."
     } else if fastest_gpus == tied.len() {
-        " Even at this size the GPU's launch overhead is smaller than the CPU's per-operation cost on this machine."
+        " Even at this size the GPU's launch overhead is smaller than what an epoch costs the CPU on this machine."
     } else {
-        " An epoch is a few dozen tiny operations; what decides the speed is the fixed cost per operation, not arithmetic."
+        " An epoch is about 49 thousand floating-point operations in a handful of tiny steps; what decides the speed is the fixed cost of each step, not arithmetic."
     });
     line
 }
