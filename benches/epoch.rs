@@ -154,6 +154,25 @@ fn floor_and_hwbench(c: &mut Criterion) {
             "epoch {epoch}: floor {a} vs hwbench {b}"
         );
     }
+    // criterion times one benchmark after the other, and this machine's speed drifts between
+    // them: the ratio is also measured in interleaved rounds, floor then hwbench, 9 times.
+    let epochs = 20_000;
+    let mut ratios: Vec<f64> = (0..9)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..epochs {
+                black_box(floor.epoch(black_box(cfg.lr as f32)));
+            }
+            let floor_time = start.elapsed();
+            let hwbench = trained_epochs(&prepared, &cfg, SyncPolicy::NEVER, epochs);
+            hwbench.as_secs_f64() / floor_time.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "floor: hwbench's cpu×1 epoch takes {:.2}× the hand-fused one (median of 9 interleaved rounds of {epochs} epochs; {:.2}× to {:.2}×)",
+        ratios[4], ratios[0], ratios[8]
+    );
     let mut group = c.benchmark_group("floor");
     group.bench_function("hand-fused", |b| {
         b.iter(|| black_box(floor.epoch(black_box(cfg.lr as f32))))

@@ -3,8 +3,8 @@
 //! the `gemm` crate's own choice elsewhere (other architectures, or an x86-64 CPU without FMA).
 //!
 //! Both the matrix products (gemm's microkernels for that instruction set, called directly, so
-//! that the choice is hwbench's and a benchmark can force one) and the element-wise passes
-//! (compiled once per instruction set by [`vectorize`]) follow the same choice.
+//! that the choice is hwbench's and a benchmark can force one) and hwbench's own loops (compiled
+//! once per instruction set by [`multiversioned`]) follow the same choice.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -90,25 +90,40 @@ pub fn force(isa: Isa) -> Result<(), String> {
     Ok(())
 }
 
-/// `f()` compiled for the chosen instruction set, so that the compiler vectorises its loops with
-/// the widest vectors the CPU has. `f` and what it calls must be inlined into it (closures are;
-/// helpers need `#[inline(always)]`).
-#[inline(always)]
-pub fn vectorize<R>(f: impl FnOnce() -> R) -> R {
-    match chosen() {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => match gemm_common::simd::V4::try_new() {
-            Some(simd) => simd.vectorize(f),
-            None => f(),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => match gemm_common::simd::V3::try_new() {
-            Some(simd) => simd.vectorize(f),
-            None => f(),
-        },
-        _ => f(),
-    }
+/// Defines a function compiled three times — for AVX-512, for AVX2 with FMA, and for the
+/// compiler's baseline — that runs the one for the chosen instruction set, so that the compiler
+/// vectorises its loops with the widest vectors the CPU has. (A closure handed to a function
+/// with those target features is not reliably inlined into it, and then runs with the baseline's
+/// 128-bit vectors: measured, the course's small products took twice as long.)
+macro_rules! multiversioned {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512cd,avx512dq,avx512vl,avx2,fma")]
+            fn avx512($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            match $crate::engine::fused::isa::chosen() {
+                // SAFETY: an instruction set is chosen only where the CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::fused::isa::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                $crate::engine::fused::isa::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
 }
+pub(crate) use multiversioned;
 
 /// `dst = lhs · rhs` (`dst` row-major with row stride `n`; `lhs` m × k and `rhs` k × n given by
 /// their column and row strides), on this thread, with the chosen instruction set's microkernels.

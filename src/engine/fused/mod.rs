@@ -21,6 +21,7 @@ mod parallel;
 use serde::{Deserialize, Serialize};
 
 use candle_core::{Result, Storage, bail};
+use isa::multiversioned;
 use parallel::{CHUNK, Matrix, Product, Shared};
 
 use super::model::{Batch, Parameters};
@@ -144,7 +145,7 @@ impl FusedEpoch {
         let fc1 = Matrix::of(&p.fc1, inputs + 1, hidden, NAME)?;
         let fc2 = Matrix::of(&p.fc2_weight, hidden, classes, NAME)?;
 
-        // hidden = relu(x · fc1). NaN stays NaN: a diverging run must still be seen to diverge.
+        // hidden = relu(x · fc1).
         parallel::products(
             &mut [Product {
                 a: x,
@@ -153,12 +154,11 @@ impl FusedEpoch {
             }],
             NAME,
         )?;
-        elementwise(&mut self.hidden, |v| {
-            // A select, not a branch: the sign of each value is a coin toss a branch predictor
-            // loses.
-            for v in v {
-                *v = if *v > 0.0 || v.is_nan() { *v } else { 0.0 };
-            }
+        let len = self.hidden.len();
+        let target = Shared::of(&mut self.hidden);
+        parallel::for_ranges(len, CHUNK, |range| {
+            // SAFETY: the ranges are disjoint.
+            relu(unsafe { target.slice(range) });
         });
         let h = Matrix::of(&self.hidden, self.rows, hidden, NAME)?;
 
@@ -175,25 +175,21 @@ impl FusedEpoch {
         let (bias, targets) = (&p.fc2_bias, &batch.host_y);
         let scale = 1.0 / self.rows as f32;
         let row = |z: &mut [f32], target: usize, loss: &mut f64| {
-            let max = z
-                .iter()
-                .zip(bias)
-                .map(|(z, b)| z + b)
-                .fold(f32::NEG_INFINITY, f32::max);
-            let target_score = z[target] + bias[target];
-            let mut sum = 0f32;
-            for (p, b) in z.iter_mut().zip(bias) {
-                *p = (*p + b - max).exp();
-                sum += *p;
+            let mut max = f32::NEG_INFINITY;
+            for (z, b) in z.iter_mut().zip(bias) {
+                *z += b;
+                max = max.max(*z);
             }
+            let target_score = z[target];
+            let mut sum = 0f32;
             for p in z.iter_mut() {
-                *p /= sum;
+                *p = (*p - max).exp();
+                sum += *p;
             }
             // −log softmax[target] = log Σ exp(l − max) − (l[target] − max)
             *loss = f64::from(sum.ln() - (target_score - max));
-            z[target] -= 1.0;
-            for g in z.iter_mut() {
-                *g *= scale;
+            for (class, g) in z.iter_mut().enumerate() {
+                *g = (*g / sum - f32::from(class == target)) * scale;
             }
         };
         let (scores, losses) = (
@@ -239,18 +235,12 @@ impl FusedEpoch {
             ],
             NAME,
         )?;
-        // Through the ReLU: the gradient where the output is positive (0 at 0, as in PyTorch).
+        // Through the ReLU.
         let target = Shared::of(&mut self.grad_hidden);
         let out = &self.hidden;
         parallel::for_ranges(out.len(), CHUNK, |range| {
             // SAFETY: the ranges are disjoint.
-            let g = unsafe { target.slice(range.clone()) };
-            let y = &out[range];
-            isa::vectorize(|| {
-                for (g, &y) in g.iter_mut().zip(y) {
-                    *g = if y > 0.0 { *g } else { 0.0 };
-                }
-            });
+            relu_backward(unsafe { target.slice(range.clone()) }, &out[range]);
         });
         // d fc1 = xᵀ · d (hidden before the ReLU).
         parallel::products(
@@ -262,7 +252,7 @@ impl FusedEpoch {
             NAME,
         )?;
 
-        // SGD, as candle-nn's: w − g · lr.
+        // SGD.
         let lr = self.lr;
         let p = &mut self.parameters;
         for (w, g) in [
@@ -273,29 +263,40 @@ impl FusedEpoch {
             let target = Shared::of(w);
             parallel::for_ranges(g.len(), CHUNK, |range| {
                 // SAFETY: the ranges are disjoint.
-                let w = unsafe { target.slice(range.clone()) };
-                let g = &g[range];
-                isa::vectorize(|| {
-                    for (w, g) in w.iter_mut().zip(g) {
-                        *w -= g * lr;
-                    }
-                });
+                sgd(unsafe { target.slice(range.clone()) }, &g[range], lr);
             });
         }
         Ok(loss)
     }
 }
 
-/// `f` over consecutive chunks of `values`, vectorised for the chosen instruction set and shared
-/// by the threads when there are enough values.
-fn elementwise(values: &mut [f32], f: impl Fn(&mut [f32]) + Sync) {
-    let len = values.len();
-    let target = Shared::of(values);
-    parallel::for_ranges(len, CHUNK, |range| {
-        // SAFETY: the ranges are disjoint.
-        let chunk = unsafe { target.slice(range) };
-        isa::vectorize(|| f(chunk));
-    });
+multiversioned! {
+    /// ReLU in place. NaN stays NaN: a diverging run must still be seen to diverge. A select, not
+    /// a branch: the sign of each value is a coin toss a branch predictor loses.
+    fn relu(values: &mut [f32]) {
+        for v in values {
+            *v = if *v > 0.0 || v.is_nan() { *v } else { 0.0 };
+        }
+    }
+}
+
+multiversioned! {
+    /// ReLU's backward in place: the gradient where the output is positive (0 at 0, as in
+    /// PyTorch).
+    fn relu_backward(grad: &mut [f32], out: &[f32]) {
+        for (g, &y) in grad.iter_mut().zip(out) {
+            *g = if y > 0.0 { *g } else { 0.0 };
+        }
+    }
+}
+
+multiversioned! {
+    /// One SGD step, as candle-nn's: w − g · lr.
+    fn sgd(weights: &mut [f32], grad: &[f32], lr: f32) {
+        for (w, g) in weights.iter_mut().zip(grad) {
+            *w -= g * lr;
+        }
+    }
 }
 
 /// `f` over consecutive ranges of `rows` rows of `classes` values each, shared by the threads
