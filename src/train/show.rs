@@ -148,9 +148,15 @@ impl Render for TrainCompareReport {
                 self.config.epochs, self.config.epochs
             ))
             .add("cost of one sync", "median over rounds of (T(k) − T(never)) / (syncs(k) − syncs(never)), the two runs of each round paired; % of an epoch without syncs; \"< x (noise)\" when its 95% confidence interval holds zero")
-            .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work")
-            .add("operations per epoch", "tensor operations candle runs per epoch (forward, backward, SGD update, the loss buffer; views included), counted on the device: on a GPU each is at most one kernel launch")
-            .add("hwbench", self.hwbench_version.clone());
+            .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work");
+        if self.devices.iter().any(|d| {
+            d.facts
+                .as_ref()
+                .is_some_and(|f| f.operations_per_epoch.is_some())
+        }) {
+            config.add("operations per epoch", "tensor operations candle runs per epoch (forward, backward, SGD update, the loss buffer; views included), counted on the device: on a GPU each is at most one kernel launch");
+        }
+        config.add("hwbench", self.hwbench_version.clone());
         if !self.complete {
             config.add("complete", "no: interrupted, only finished rows are shown");
         }
@@ -167,7 +173,9 @@ impl Render for TrainCompareReport {
                 None => name,
             };
             let name = match d.facts.as_ref().and_then(|f| f.instruction_set.as_deref()) {
-                Some(isa) => format!("{name}; fused CPU kernels with {isa}"),
+                Some(isa) => {
+                    format!("{name}; the epoch is hwbench's fused CPU kernels, with {isa}")
+                }
                 None => name,
             };
             let cache = d
