@@ -3,7 +3,9 @@
 //! - `epoch`: the first six points with the fused CPU epoch and with candle's stock operations —
 //!   the measurement behind `--kernels auto` choosing the fused one at every size;
 //! - `isa`: the first seven points with the fused epoch forced onto each instruction set this CPU
-//!   has (AVX-512, AVX2) — the measurement behind the one the kernels choose by themselves.
+//!   has (AVX-512, AVX2) — the measurement behind the one the kernels choose by themselves;
+//! - `largest`: 512:2048:512:8192 on every CPU, with its share of the FP32 peak `hwbench info`
+//!   reckons for those cores (the median of 5 epochs, printed before criterion's figures).
 //!
 //! README, "Kernels". `cargo bench --bench kernels`
 
@@ -103,5 +105,40 @@ fn instruction_sets_by_size(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels_by_size, instruction_sets_by_size);
+fn largest_against_peak(c: &mut Criterion) {
+    keep_freed_memory();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    limit_threads(cores);
+    let size = ladder::DEFAULT[7];
+    let (config, x, y) = point(size);
+    let prepared = Prepared::rows(&x, &y, Device::Cpu, Kernels::Fused).unwrap();
+    let mut epochs: Vec<f64> = (0..5)
+        .map(|_| trained_epochs(&prepared, &config, SyncPolicy::NEVER, 1).as_secs_f64())
+        .collect();
+    epochs.sort_by(f64::total_cmp);
+    let gflops = ladder::flop_per_epoch(size) / epochs[2] / 1e9;
+    let cpu = hwbench::info::machine::Machine::probe(None).cpu;
+    match hwbench::info::peaks::cpu_threads_peak(&cpu, cores) {
+        Some((peak, basis)) => eprintln!(
+            "largest: {size} on cpu×{cores}: {gflops:.0} GFLOP/s, {:.0}% of the FP32 peak ({peak:.0} GFLOP/s: {basis})",
+            100.0 * gflops / peak
+        ),
+        None => eprintln!(
+            "largest: {size} on cpu×{cores}: {gflops:.0} GFLOP/s (no FP32 peak known for this CPU)"
+        ),
+    }
+    let mut group = c.benchmark_group("largest");
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new(format!("fused/cpu×{cores}"), size), |b| {
+        b.iter_custom(|iters| trained_epochs(&prepared, &config, SyncPolicy::NEVER, iters))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    kernels_by_size,
+    instruction_sets_by_size,
+    largest_against_peak
+);
 criterion_main!(benches);

@@ -5,12 +5,11 @@
 //! (20000 epochs of the reference run end at a loss of 0.0619 in PyTorch.)
 
 use candle_core::Device;
-use hwbench::engine::SyncPolicy;
 use hwbench::engine::data;
 use hwbench::engine::device::cpu::limit_threads;
 use hwbench::engine::fused::{Kernels, isa};
 use hwbench::engine::model::InitWeights;
-use hwbench::engine::session::{self, Length, Prepared};
+use hwbench::engine::session::{self, Prepared};
 
 fn main() -> anyhow::Result<()> {
     limit_threads(1);
@@ -18,15 +17,7 @@ fn main() -> anyhow::Result<()> {
     let epochs = 20_000;
     for kernels in [Kernels::Fused, Kernels::Stock] {
         prepared.kernels = kernels;
-        let trained = session::train(
-            &prepared,
-            &InitWeights::reference(),
-            0.01,
-            SyncPolicy::NEVER,
-            Length::Epochs(epochs),
-            false,
-            &mut |_| Ok(()),
-        )?;
+        let trained = session::train_epochs(&prepared, &InitWeights::reference(), 0.01, epochs)?;
         let v = &trained.curve;
         println!(
             "{} ({}): {:.2} µs/epoch; loss@1 {} @2000 {} @20000 {}",

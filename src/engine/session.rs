@@ -219,6 +219,25 @@ pub struct Trained {
     pub first_epoch: Option<Duration>,
 }
 
+/// `epochs` epochs from `init` with SGD at `lr`, the loss read back once at the end and nobody
+/// told of progress: the plain run tests, benchmarks and examples compare.
+pub fn train_epochs(
+    p: &Prepared,
+    init: &InitWeights,
+    lr: f64,
+    epochs: u64,
+) -> anyhow::Result<Trained> {
+    train(
+        p,
+        init,
+        lr,
+        SyncPolicy::NEVER,
+        Length::Epochs(epochs),
+        false,
+        &mut |_| Ok(()),
+    )
+}
+
 /// One training run from `init` with SGD at `lr`. The loss of every epoch is kept on the device in a
 /// preallocated buffer (identical work under every policy); the policy only decides how often it is
 /// also read back to the host, so the difference between policies is the cost of those readbacks.

@@ -2,11 +2,10 @@
 //! the same split, scaling, initial weights, loss at every recorded epoch, and test accuracy.
 
 use candle_core::Device;
-use hwbench::engine::SyncPolicy;
 use hwbench::engine::data;
 use hwbench::engine::fused::Kernels;
 use hwbench::engine::model::InitWeights;
-use hwbench::engine::session::{self, Length, Prepared};
+use hwbench::engine::session::{self, Prepared};
 use serde_json::Value;
 
 fn reference() -> Value {
@@ -28,16 +27,8 @@ fn epochs_to_check() -> usize {
 fn train(kernels: Kernels, epochs: usize) -> (Vec<f32>, f64) {
     let mut prepared = Prepared::new(&data::prepare(42), Device::Cpu).unwrap();
     prepared.kernels = kernels;
-    let trained = session::train(
-        &prepared,
-        &InitWeights::reference(),
-        0.01,
-        SyncPolicy::NEVER,
-        Length::Epochs(epochs as u64),
-        false,
-        &mut |_| Ok(()),
-    )
-    .unwrap();
+    let trained =
+        session::train_epochs(&prepared, &InitWeights::reference(), 0.01, epochs as u64).unwrap();
     let accuracy = trained
         .model
         .accuracy(prepared.test.as_ref().unwrap())

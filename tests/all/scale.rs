@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use hwbench::engine::SyncPolicy;
+
 use hwbench::engine::fused::Kernels;
-use hwbench::engine::session::{self, Length, Prepared};
+use hwbench::engine::session::{self, Prepared};
 use hwbench::engine::synthetic::{self, Size};
 use hwbench::scale::ladder;
 use serde_json::Value;
@@ -19,17 +19,9 @@ use crate::util::{self, Dir, fixture, hwbench, run};
 fn losses(size: Size, kernels: Kernels, epochs: u64) -> Vec<f32> {
     let (x, y) = synthetic::rows(3, size);
     let prepared = Prepared::rows(&x, &y, Device::Cpu, kernels).unwrap();
-    session::train(
-        &prepared,
-        &synthetic::init_weights(3, size),
-        0.05,
-        SyncPolicy::NEVER,
-        Length::Epochs(epochs),
-        false,
-        &mut |_| Ok(()),
-    )
-    .unwrap()
-    .curve
+    session::train_epochs(&prepared, &synthetic::init_weights(3, size), 0.05, epochs)
+        .unwrap()
+        .curve
 }
 
 #[test]
@@ -59,16 +51,8 @@ fn a_scale_point_trains_with_the_engines_loop() {
     let (seed, lr, size) = (5, 0.02, Size::COURSE);
     let (x, y) = synthetic::rows(seed, size);
     let prepared = Prepared::rows(&x, &y, Device::Cpu, Kernels::Fused).unwrap();
-    let trained = session::train(
-        &prepared,
-        &synthetic::init_weights(seed, size),
-        lr,
-        SyncPolicy::NEVER,
-        Length::Epochs(1),
-        false,
-        &mut |_| Ok(()),
-    )
-    .unwrap();
+    let trained =
+        session::train_epochs(&prepared, &synthetic::init_weights(seed, size), lr, 1).unwrap();
     let report = util::run_json(
         &[
             "scale",

@@ -83,20 +83,11 @@ pub fn run<S: AsRef<OsStr>>(args: &[S]) -> (Option<i32>, String, String) {
 /// here with the engine's loop: for tests that need a run still going after a while, however fast
 /// the machine.
 pub fn epochs_lasting(duration: Duration) -> u64 {
-    use hwbench::engine::session::{self, Length, Prepared};
-    use hwbench::engine::{SyncPolicy, data, model::InitWeights};
+    use hwbench::engine::session::{self, Prepared};
+    use hwbench::engine::{data, model::InitWeights};
     let prepared = Prepared::new(&data::prepare(42), candle_core::Device::Cpu).unwrap();
     let probe = 20_000;
-    let trained = session::train(
-        &prepared,
-        &InitWeights::reference(),
-        0.01,
-        SyncPolicy::NEVER,
-        Length::Epochs(probe),
-        false,
-        &mut |_| Ok(()),
-    )
-    .unwrap();
+    let trained = session::train_epochs(&prepared, &InitWeights::reference(), 0.01, probe).unwrap();
     let per_epoch = trained.result.total_s / probe as f64;
     ((duration.as_secs_f64() / per_epoch) as u64).max(probe)
 }
