@@ -306,8 +306,9 @@ fn a_diverging_run_is_reported_and_the_others_continue() {
 /// whole process group (as a terminal's Ctrl-C does), and returns the exit code and the report.
 fn interrupt(args: &[&str], after: Duration, whole_group: bool) -> (Option<i32>, Value) {
     use std::os::unix::process::CommandExt;
-    // Runs of about a third of a second each, however fast the machine.
-    let epochs = crate::util::epochs_lasting(Duration::from_millis(350)).to_string();
+    // Runs of about a second each, however fast the machine: 15 of them per column, far more
+    // than the seconds before the signal, even if the machine was busier while it was measured.
+    let epochs = crate::util::epochs_lasting(Duration::from_secs(1)).to_string();
     let mut command = hwbench();
     command
         .args([
