@@ -62,6 +62,50 @@ pub fn pci_gpus(root: &super::Root) -> Option<Vec<String>> {
     Some(found)
 }
 
+/// Each GPU's NUMA node and that node's CPUs, from sysfs: the GPU's PCI device found among
+/// `on_bus` (sysfs's addresses) by its NVML bus id.
+pub fn fill_numa(devices: &mut [GpuReport], on_bus: &[String], root: &super::Root) {
+    for gpu in devices {
+        let found = gpu.pci_bus_id.as_deref().and_then(|bus_id| {
+            on_bus
+                .iter()
+                .find(|address| same_pci_address(bus_id, address))
+        });
+        let node = match found {
+            None => Err("its PCI device is not in /sys/bus/pci".to_string()),
+            Some(address) => numa_node(root, address),
+        };
+        gpu.numa_node = keep(node, "numa_node", &mut gpu.unavailable);
+        gpu.numa_cpus = gpu.numa_node.and_then(|node| {
+            let list = root.read(&format!("/sys/devices/system/node/node{node}/cpulist"))?;
+            let cpus = super::cpu::parse_cpu_list(&list);
+            (!cpus.is_empty()).then(|| super::cpu::cpu_list_text(&cpus))
+        });
+    }
+}
+
+fn numa_node(root: &super::Root, address: &str) -> Result<u32, String> {
+    let text = root
+        .read(&format!("/sys/bus/pci/devices/{address}/numa_node"))
+        .ok_or_else(|| "sysfs gives no numa_node for its PCI device".to_string())?;
+    match text.trim().parse::<i64>() {
+        Ok(-1) => Err("the kernel gives no NUMA node for it (a one-node machine)".to_string()),
+        Ok(node) => u32::try_from(node).map_err(|_| format!("sysfs gives NUMA node {node}")),
+        Err(_) => Err("sysfs's numa_node is not a number".to_string()),
+    }
+}
+
+/// Whether NVML's bus id ("00000000:07:00.0", an 8-digit domain) and a sysfs address
+/// ("0000:07:00.0", 4 digits) name the same PCI function.
+fn same_pci_address(nvml: &str, sysfs: &str) -> bool {
+    let domain = |address: &str| {
+        address
+            .split_once(':')
+            .and_then(|(domain, _)| u32::from_str_radix(domain, 16).ok())
+    };
+    domain(nvml).is_some() && domain(nvml) == domain(sysfs) && pci_slot(nvml) == pci_slot(sysfs)
+}
+
 /// A PCI address without its domain, as both NVML ("00000000:07:00.0") and sysfs
 /// ("0000:07:00.0") write it: "07:00.0".
 pub fn pci_slot(address: &str) -> String {
@@ -159,6 +203,13 @@ pub struct GpuReport {
     /// The CPUs close to the GPU (NVML's affinity), e.g. "0-31,64-95".
     #[serde(default)]
     pub cpu_affinity: Option<String>,
+    /// The NUMA node sysfs gives the GPU's PCI device, and that node's CPUs ("0-31"): a process
+    /// feeding this GPU runs best there. Absent where sysfs does not say (one-node machines say
+    /// -1), with the reason in `unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_node: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_cpus: Option<String>,
     pub unavailable: Unavailable,
 }
 
@@ -495,6 +546,9 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
             "cpu_affinity",
             &mut u,
         ),
+        // From sysfs, once the GPUs on the PCI bus are known (`fill_numa`).
+        numa_node: None,
+        numa_cpus: None,
         unavailable: Unavailable::new(),
     };
     if mig_enabled == Ok(true) {

@@ -58,6 +58,9 @@ impl Machine {
                 peaks::fill_gpu(device);
             }
             gpus.pci_gpus = super::gpu::pci_gpus(&self.root);
+            if let Some(on_bus) = &gpus.pci_gpus {
+                super::gpu::fill_numa(&mut gpus.devices, on_bus, &self.root);
+            }
             gpus
         })
     }

@@ -82,16 +82,23 @@ impl InfoReport {
                 process.name = None;
             }
         }
+        // Each GPU's finding again, from what is left of its processes: the findings of one
+        // subject in the order of its GPUs (a hostile or broken record may give two GPUs one
+        // index).
+        let mut evidence: Vec<(String, String)> = self
+            .gpu
+            .devices
+            .iter()
+            .filter_map(|g| Some((format!("GPU {}", g.index), findings::other_processes(g)?)))
+            .collect();
         for finding in &mut self.findings {
-            if let Some(gpu) = self
-                .gpu
-                .devices
-                .iter()
-                .find(|g| format!("GPU {}", g.index) == finding.subject)
-                && finding.id == findings::OTHER_PROCESSES
-            {
-                finding.evidence = findings::other_processes(gpu).unwrap_or_default();
+            if finding.id != findings::OTHER_PROCESSES {
+                continue;
             }
+            finding.evidence = match evidence.iter().position(|(s, _)| *s == finding.subject) {
+                Some(i) => evidence.remove(i).1,
+                None => "other processes use this GPU".to_string(),
+            };
         }
         let redactor = redactor.clone().with(self.secrets());
         // Identifying values, replaced as data.

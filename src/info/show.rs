@@ -620,6 +620,15 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
     if let Some(cpus) = &g.cpu_affinity {
         p.add("CPUs close to it", cpus.clone());
     }
+    if let Some(node) = g.numa_node {
+        p.add(
+            "NUMA node",
+            match &g.numa_cpus {
+                Some(cpus) => format!("{node} (CPUs {cpus})"),
+                None => node.to_string(),
+            },
+        );
+    }
     p.finish()
 }
 

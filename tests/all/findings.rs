@@ -348,3 +348,49 @@ fn every_rule_is_in_the_docs_table() {
         );
     }
 }
+
+/// Each GPU's NUMA node comes from sysfs (its PCI device found by NVML's bus id), with the node's
+/// CPUs; a one-node machine's -1 is a reason, not a node.
+#[test]
+fn each_gpu_has_its_numa_node_from_sysfs() {
+    let report = info("troubled", "troubled_two_models.json", &[], false);
+    let gpus = report["gpu"]["devices"].as_array().unwrap();
+    assert_eq!(gpus[0]["pci_bus_id"], "00000000:19:00.0");
+    assert_eq!(gpus[0]["numa_node"], 1);
+    assert_eq!(gpus[0]["numa_cpus"], "32-63");
+    assert_eq!(gpus[1]["pci_bus_id"], "00000000:07:00.0");
+    assert!(gpus[1].get("numa_node").is_none());
+    assert!(
+        gpus[1]["unavailable"]["numa_node"]
+            .as_str()
+            .unwrap()
+            .contains("one-node"),
+        "{}",
+        gpus[1]["unavailable"]
+    );
+}
+
+/// Two GPUs recorded with one index (a broken or hostile record): redaction keeps each one's
+/// finding, worked out again from its own processes, instead of blanking the second.
+#[test]
+fn two_gpus_with_one_index_keep_their_own_redacted_findings() {
+    let report = info("troubled", "duplicate_index.json", &[], true);
+    let evidence: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "gpu.other-processes")
+        .map(|f| f["evidence"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        evidence,
+        [
+            "1 other process using 2048 MiB",
+            "2 other processes using 1536 MiB"
+        ]
+    );
+    let text = report.to_string();
+    for secret in ["python3", "4242", "train.py", "5151", "eval.py"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
