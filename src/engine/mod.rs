@@ -56,6 +56,30 @@ impl Framework {
             Self::Pytorch => format!("pytorch {device}"),
         }
     }
+
+    /// As JSON and metric labels name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Candle => "candle",
+            Self::Pytorch => "pytorch",
+        }
+    }
+
+    /// A column as metric labels, ASCII and one fact each (the label "pytorch cpu×2" is
+    /// awkward in a query): `device` ("cpu", "cuda:0"), `threads` (CPU columns), `framework`.
+    pub fn metric_labels(self, device: DeviceSpec) -> Vec<(&'static str, String)> {
+        let mut labels = match device {
+            DeviceSpec::Cpu { threads } => {
+                vec![
+                    ("device", "cpu".to_string()),
+                    ("threads", threads.to_string()),
+                ]
+            }
+            DeviceSpec::Cuda { .. } => vec![("device", device.to_string())],
+        };
+        labels.push(("framework", self.name().to_string()));
+        labels
+    }
 }
 
 /// How often the loss is read back to the host during training.

@@ -97,6 +97,25 @@ impl Render for InfoReport {
             ),
             Metric::new("gpus", "NVIDIA GPUs NVML reports.")
                 .sample(&[], Some(self.gpu.devices.len() as f64)),
+            // "No GPU" and "no driver library" both read hwbench_gpus 0: this tells them apart.
+            Metric::new(
+                "nvml_up",
+                "1 when NVML answered, 0 when it could not be used (reason says why).",
+            )
+            .sample(
+                &[(
+                    "reason",
+                    if self.gpu.nvml_loaded {
+                        ""
+                    } else {
+                        self.gpu
+                            .message
+                            .as_deref()
+                            .unwrap_or("NVML could not be used")
+                    },
+                )],
+                Some(if self.gpu.nvml_loaded { 1.0 } else { 0.0 }),
+            ),
         ];
         if self.gpu.nvml_loaded {
             metrics.push(Metric::info(

@@ -40,6 +40,21 @@ impl Metric {
         self
     }
 
+    /// Adds a sample labelled with `owned` (a column's labels) and then `labels`.
+    pub fn sample_with(
+        self,
+        owned: &[(&str, String)],
+        labels: &[(&str, &str)],
+        value: Option<f64>,
+    ) -> Self {
+        let all: Vec<(&str, &str)> = owned
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(labels.iter().copied())
+            .collect();
+        self.sample(&all, value)
+    }
+
     /// An `_info` metric: value 1, the facts in its labels.
     pub fn info(name: &str, help: &str, labels: &[(&str, &str)]) -> Self {
         Self::new(name, help).sample(labels, Some(1.0))

@@ -190,24 +190,17 @@ impl Render for ScaleReport {
             );
         }
         for c in &self.devices {
-            let framework = match c.framework {
-                crate::engine::Framework::Candle => "candle",
-                crate::engine::Framework::Pytorch => "pytorch",
-            };
+            let column = c.framework.metric_labels(c.device);
             for p in c
                 .points
                 .iter()
                 .filter(|p| p.status == PointStatus::Measured)
             {
                 let size = p.size.to_string();
-                let labels = [
-                    ("device", c.label.as_str()),
-                    ("framework", framework),
-                    ("size", size.as_str()),
-                ];
-                seconds = seconds.sample(&labels, p.median_s());
-                rate = rate.sample(&labels, p.gflops);
-                share = share.sample(&labels, p.peak_share);
+                let labels = [("size", size.as_str())];
+                seconds = seconds.sample_with(&column, &labels, p.median_s());
+                rate = rate.sample_with(&column, &labels, p.gflops);
+                share = share.sample_with(&column, &labels, p.peak_share);
             }
         }
         vec![work, seconds, rate, share]

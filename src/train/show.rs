@@ -257,11 +257,11 @@ impl Render for TrainCompareReport {
         );
         let mut relative = Metric::new(
             "train_speed_vs_cpu1_ratio",
-            "cpu×1's per-epoch cost divided by this device's.",
+            "The one-thread CPU column's per-epoch cost divided by this device's.",
         );
         let mut ok = Metric::new("train_device_ok", "1 when every policy ran on the device.");
         for d in &self.devices {
-            let device = [("device", d.label.as_str())];
+            let device = d.framework.metric_labels(d.device);
             for p in &d.policies {
                 let every = p.policy.every.to_string();
                 if let Some(spread) = p.per_epoch_us {
@@ -270,22 +270,25 @@ impl Render for TrainCompareReport {
                         ("median", spread.median),
                         ("max", spread.max),
                     ] {
-                        epoch = epoch.sample(
-                            &[("device", &d.label), ("sync_every", &every), ("stat", stat)],
+                        epoch = epoch.sample_with(
+                            &device,
+                            &[("sync_every", &every), ("stat", stat)],
                             Some(value / 1e6),
                         );
                     }
                 }
-                sync = sync.sample(
-                    &[("device", &d.label), ("sync_every", &every)],
+                sync = sync.sample_with(
+                    &device,
+                    &[("sync_every", &every)],
                     p.sync_cost_us.map(|c| c / 1e6),
                 );
             }
-            loss = loss.sample(&device, d.final_loss.map(f64::from));
-            accuracy = accuracy.sample(&device, d.test_accuracy);
-            relative = relative.sample(&device, d.speed_vs_cpu1);
-            ok = ok.sample(
+            loss = loss.sample_with(&device, &[], d.final_loss.map(f64::from));
+            accuracy = accuracy.sample_with(&device, &[], d.test_accuracy);
+            relative = relative.sample_with(&device, &[], d.speed_vs_cpu1);
+            ok = ok.sample_with(
                 &device,
+                &[],
                 Some(if d.status == DeviceStatus::Ok {
                     1.0
                 } else {

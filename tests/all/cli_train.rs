@@ -189,6 +189,19 @@ fn prometheus_format_has_per_epoch_gauges_for_every_device_and_policy() {
         })
         .count();
     assert_eq!(medians, 4, "2 devices × 2 policies");
+    // A column is labelled with ASCII facts a query can use, one each.
+    let threads: std::collections::BTreeSet<&str> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hwbench_train_epoch_seconds")
+        .map(|s| {
+            assert_eq!(s.labels.get("device"), Some("cpu"));
+            assert_eq!(s.labels.get("framework"), Some("candle"));
+            s.labels.get("threads").unwrap()
+        })
+        .collect();
+    assert_eq!(threads, ["1", "2"].into());
+    assert!(text.is_ascii(), "{text}");
     assert!(
         scrape
             .samples

@@ -205,6 +205,12 @@ fn prometheus_output_parses_and_carries_every_gpu() {
         .find(|s| s.metric == "hwbench_nvidia_driver_info")
         .unwrap();
     assert_eq!(driver.labels.get("cuda_driver_version"), Some("13.0"));
+    let up = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "hwbench_nvml_up")
+        .unwrap();
+    assert!(matches!(up.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert!(line.starts_with("hwbench_"), "{line}");
     }
@@ -221,4 +227,22 @@ fn prometheus_leaves_out_what_could_not_be_read() {
         "no sample, no family: {text}"
     );
     assert!(text.contains("hwbench_gpu_memory_total_bytes{gpu=\"0\"}"));
+}
+
+/// "No GPU" and "no driver library" both have no GPU samples; `hwbench_nvml_up` tells them apart,
+/// with the reason.
+#[test]
+fn prometheus_says_when_nvml_could_not_be_used_and_why() {
+    let text = rendered(&info_report("gpu/no_driver.json"), Format::Prometheus);
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let up = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "hwbench_nvml_up")
+        .unwrap();
+    assert!(matches!(up.value, prometheus_parse::Value::Gauge(v) if v == 0.0));
+    assert!(
+        !up.labels.get("reason").unwrap_or_default().is_empty(),
+        "{text}"
+    );
 }
