@@ -421,13 +421,17 @@ impl TrainArgs {
 fn man(args: &ManArgs) -> anyhow::Result<ExitCode> {
     let mut command = Cli::command().disable_help_subcommand(true);
     command.build();
+    let top = command.get_name().to_string();
     let page = |command: clap::Command| -> anyhow::Result<(String, String)> {
+        let name = command.get_name().to_string();
         let man = clap_mangen::Man::new(command);
         let mut roff = Vec::new();
         man.render(&mut roff)?;
+        let roff = String::from_utf8_lossy(&roff);
+        let subcommand = (name != top).then_some(name.as_str());
         Ok((
             man.get_filename(),
-            String::from_utf8_lossy(&roff).into_owned(),
+            crate::man::with_sections(&roff, subcommand),
         ))
     };
     let subcommands: Vec<clap::Command> = command

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod fleet;
 pub mod info;
+pub mod man;
 pub mod output;
 pub mod process;
 pub mod progress;

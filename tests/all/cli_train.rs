@@ -225,6 +225,21 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     let man = hwbench().arg("man").output().unwrap();
     assert!(man.status.success());
     assert!(String::from_utf8(man.stdout).unwrap().starts_with(".ie"));
+    // Every subcommand's page says how it exits, what it reads from the environment, and how to
+    // use it.
+    for page in ["info", "train-compare", "scale", "report", "diff", "fleet"] {
+        let man = hwbench().args(["man", page]).output().unwrap();
+        let text = String::from_utf8(man.stdout).unwrap();
+        for section in ["EXIT STATUS", "ENVIRONMENT", "EXAMPLES"] {
+            assert!(
+                text.contains(&format!(".SH \"{section}\"")),
+                "{page}: {section}"
+            );
+        }
+        // roff writes a hyphen as \-.
+        let example = format!("hwbench {page}").replace('-', "\\-");
+        assert!(text.contains(&example), "{page}");
+    }
     assert_eq!(
         hwbench()
             .args(["completions", "tcsh"])
