@@ -175,8 +175,8 @@ pub struct ScaleArgs {
     /// SGD learning rate (finite, > 0).
     #[arg(long, default_value_t = ScaleSettings::LR, value_parser = parse_lr)]
     pub lr: f64,
-    /// candle's kernels: auto (the device's own: hwbench's fused ops on the CPU, candle's
-    /// operations on CUDA), fused or stock, to measure one against the other.
+    /// Which kernels train: auto (the device's own: hwbench's fused epoch on the CPU, candle's
+    /// operations on CUDA), fused or stock (candle's operations), to measure one against the other.
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernels: KernelChoice,
     /// Also write time per epoch against FLOP per epoch (log–log) as an SVG chart.
