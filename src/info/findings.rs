@@ -90,6 +90,7 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         Severity::Warning,
         "clocks held down now by power cap, slowdown, thermal, power brake or sync boost",
     ),
+    ("gpu.lost", Severity::Error, "the GPU fell off the bus"),
     (
         "gpu.missing-from-nvml",
         Severity::Error,
@@ -287,6 +288,20 @@ fn driver(report: &InfoReport, add: &mut Add) {
                 "install or load the NVIDIA driver (nvidia-smi must list the GPUs), or nothing can train on them",
             );
         }
+    }
+    for gpu in gpus.devices.iter().filter(|g| g.lost) {
+        add(
+            "gpu.lost",
+            &format!("GPU {}", gpu.index),
+            format!(
+                "NVML: GPU_IS_LOST{}",
+                gpu.pci_bus_id
+                    .as_deref()
+                    .map(|bus| format!(" (PCI {bus})"))
+                    .unwrap_or_default()
+            ),
+            "drain the node: the GPU needs a reset (nvidia-smi -r) or a reboot; look for Xid 79 in the kernel log, and reseat or replace it if it comes back",
+        );
     }
     let mut names: Vec<&str> = gpus
         .devices

@@ -210,6 +210,9 @@ pub struct GpuReport {
     pub numa_node: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub numa_cpus: Option<String>,
+    /// NVML answered GPU_IS_LOST for it: the GPU fell off the bus or is otherwise inaccessible.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
     pub unavailable: Unavailable,
 }
 
@@ -313,12 +316,15 @@ impl GpuSection {
     }
 }
 
+/// What NVML's GPU_IS_LOST means, in a user's words.
+const LOST: &str = "the GPU has fallen off the bus";
+
 /// What a failed NVML query means, in a user's words.
 fn reason(error: NvmlError) -> String {
     match error {
         NvmlError::NotSupported => "not supported by this device".to_string(),
         NvmlError::NoPermission => "no permission".to_string(),
-        NvmlError::GpuLost => "the GPU has fallen off the bus".to_string(),
+        NvmlError::GpuLost => LOST.to_string(),
         other => other.to_string(),
     }
 }
@@ -379,6 +385,7 @@ pub fn probe_nvml() -> GpuSection {
                     Err(e) => {
                         let mut report = GpuReport {
                             index,
+                            lost: matches!(e, NvmlError::GpuLost),
                             ..GpuReport::default()
                         };
                         report.unavailable.insert("device".into(), reason(e));
@@ -549,6 +556,7 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         // From sysfs, once the GPUs on the PCI bus are known (`fill_numa`).
         numa_node: None,
         numa_cpus: None,
+        lost: false,
         unavailable: Unavailable::new(),
     };
     if mig_enabled == Ok(true) {
@@ -559,6 +567,8 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
             }
         }
     }
+    // A GPU that falls off the bus answers every query with GPU_IS_LOST.
+    report.lost = u.values().any(|why| why == LOST);
     report.unavailable = u;
     report
 }

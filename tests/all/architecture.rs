@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("readable", 0),
     ("stats", 0),
     ("error", 0),
+    ("man", 0),
 ];
 
 /// `src/train/device/cpu.rs` → `engine::device::cpu`; `mod.rs` names its folder.

@@ -75,6 +75,7 @@ fn every_rule_fires_on_its_fixture() {
         ("healthy", "idle_5090_and_l4.json", vec![]),
         ("troubled", "no_driver.json", vec![]),
         ("arm-no-neon", "hopper_h100.json", vec![]),
+        ("healthy", "gpu_lost.json", vec![]),
     ] {
         fired.extend(ids(&info(root, gpus, &extra, false)));
     }
@@ -393,4 +394,20 @@ fn two_gpus_with_one_index_keep_their_own_redacted_findings() {
     for secret in ["python3", "4242", "train.py", "5151", "eval.py"] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
+}
+
+/// A GPU NVML answers GPU_IS_LOST for is an error naming it, so that a prolog drains the node
+/// (the table alone showed "n/a").
+#[test]
+fn a_gpu_fallen_off_the_bus_is_an_error() {
+    let report = info("healthy", "gpu_lost.json", &[], false);
+    let lost: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "gpu.lost")
+        .collect();
+    assert_eq!(lost.len(), 1, "{}", report["findings"]);
+    assert_eq!(lost[0]["severity"], "error");
+    assert_eq!(lost[0]["subject"], "GPU 1");
 }
