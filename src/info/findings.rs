@@ -90,6 +90,16 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         Severity::Warning,
         "clocks held down now by power cap, slowdown, thermal, power brake or sync boost",
     ),
+    (
+        "gpu.xid-drain",
+        Severity::Error,
+        "Xid errors in the kernel log after which the GPU must be reset or the node drained",
+    ),
+    (
+        "gpu.xid",
+        Severity::Warning,
+        "other Xid errors in the kernel log since boot",
+    ),
     ("gpu.lost", Severity::Error, "the GPU fell off the bus"),
     (
         "gpu.missing-from-nvml",
@@ -286,6 +296,45 @@ fn driver(report: &InfoReport, add: &mut Add) {
                     gpus.message.as_deref().unwrap_or("NVML did not start")
                 ),
                 "install or load the NVIDIA driver (nvidia-smi must list the GPUs), or nothing can train on them",
+            );
+        }
+    }
+    for x in gpus.xids.iter().flatten() {
+        let subject = gpus
+            .devices
+            .iter()
+            .find(|g| {
+                g.pci_bus_id
+                    .as_deref()
+                    .is_some_and(|bus| super::xid::same_gpu(&x.pci, bus))
+            })
+            .map_or_else(
+                || format!("GPU at PCI {}", x.pci),
+                |g| format!("GPU {}", g.index),
+            );
+        let evidence = format!(
+            "Xid {}, {} since boot, PCI {}",
+            x.xid,
+            if x.count == 1 {
+                "once".to_string()
+            } else {
+                format!("{} times", x.count)
+            },
+            x.pci
+        );
+        if super::xid::DRAIN.contains(&x.xid) {
+            add(
+                "gpu.xid-drain",
+                &subject,
+                evidence,
+                "drain the node and reset the GPU (nvidia-smi -r) or reboot; look the number up in NVIDIA's Xid catalog, and reseat or replace a GPU that comes back with it",
+            );
+        } else {
+            add(
+                "gpu.xid",
+                &subject,
+                evidence,
+                "look the number up in NVIDIA's Xid catalog: many come from the application (an illegal memory access), some from the GPU; watch whether it comes back",
             );
         }
     }

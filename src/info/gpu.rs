@@ -36,6 +36,10 @@ pub struct GpuSection {
     /// what NVML should see. `null` where /sys/bus/pci cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pci_gpus: Option<Vec<String>>,
+    /// The driver's Xid errors in the kernel log since boot, counted per GPU and number; `null`
+    /// (with the reason) where the log cannot be read, absent on machines without NVIDIA GPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xids: Option<Vec<super::xid::XidCount>>,
     pub unavailable: Unavailable,
 }
 
@@ -361,6 +365,7 @@ pub fn probe_nvml() -> GpuSection {
         nvml_loaded: true,
         message: None,
         pci_gpus: None,
+        xids: None,
         driver_version: keep(
             ask(nvml.sys_driver_version()),
             "driver_version",

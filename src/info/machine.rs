@@ -61,6 +61,14 @@ impl Machine {
             if let Some(on_bus) = &gpus.pci_gpus {
                 super::gpu::fill_numa(&mut gpus.devices, on_bus, &self.root);
             }
+            // Only where there are NVIDIA GPUs: reading the kernel log costs a read per record.
+            if !gpus.devices.is_empty() || gpus.pci_gpus.as_ref().is_some_and(|g| !g.is_empty()) {
+                gpus.xids = super::keep(
+                    super::xid::from_kernel_log(&self.root),
+                    "xids",
+                    &mut gpus.unavailable,
+                );
+            }
             gpus
         })
     }

@@ -15,6 +15,7 @@ pub mod peaks;
 pub mod show;
 pub mod system;
 pub mod uarch;
+pub mod xid;
 
 use std::collections::BTreeMap;
 

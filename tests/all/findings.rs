@@ -222,7 +222,7 @@ fn fail_on_exits_1_with_one_line_and_still_writes_the_report() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "at error or above: gpu.missing-from-nvml (GPUs), gpu.ecc-uncorrected (GPU 0)"
+            "at error or above: gpu.missing-from-nvml (GPUs), gpu.xid-drain (GPU 1), gpu.ecc-uncorrected (GPU 0)"
         ),
         "{stderr}"
     );
@@ -410,4 +410,45 @@ fn a_gpu_fallen_off_the_bus_is_an_error() {
     assert_eq!(lost.len(), 1, "{}", report["findings"]);
     assert_eq!(lost[0]["severity"], "error");
     assert_eq!(lost[0]["subject"], "GPU 1");
+}
+
+/// The driver's Xids in the kernel log are counted per GPU: a drain-class number (79: fallen off
+/// the bus) is an error, another (13) a warning, each named by the GPU its PCI address is.
+#[test]
+fn xids_in_the_kernel_log_are_findings_for_their_gpus() {
+    let report = info("troubled", "troubled_two_models.json", &[], false);
+    let xids: Vec<(String, String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("gpu.xid"))
+        .map(|f| {
+            let field = |k: &str| f[k].as_str().unwrap().to_string();
+            (field("id"), field("subject"), field("evidence"))
+        })
+        .collect();
+    assert_eq!(
+        xids,
+        [
+            (
+                "gpu.xid-drain".to_string(),
+                "GPU 1".to_string(),
+                "Xid 79, once since boot, PCI 0000:07:00".to_string()
+            ),
+            (
+                "gpu.xid".to_string(),
+                "GPU 0".to_string(),
+                "Xid 13, 2 times since boot, PCI 0000:19:00".to_string()
+            ),
+        ]
+    );
+    // Where the log cannot be read, the report says why instead.
+    let healthy = info("healthy", "healthy_h100.json", &[], false);
+    assert!(healthy["gpu"]["xids"].is_null());
+    assert!(
+        healthy["gpu"]["unavailable"]["xids"]
+            .as_str()
+            .unwrap()
+            .contains("/dev/kmsg")
+    );
 }
