@@ -9,7 +9,7 @@
 //! - `epoch/cpu×N`: one epoch as `train-compare` runs it, per thread setting.
 //! - `overhead/bare` vs `overhead/instrumented`: 1000 epochs with nothing but the fused epoch,
 //!   against the same 1000 epochs through `session::train` (loss buffer, readback checks,
-//!   clocks). Their ratio is the cost of measuring.
+//!   clocks). Their ratio is the cost of measuring; it is also measured in interleaved rounds.
 
 mod common;
 
@@ -214,6 +214,20 @@ fn measurement_overhead(c: &mut Criterion) {
     limit_threads(1);
     let cfg = config();
     let prepared = Prepared::new(&data::prepare(cfg.split_seed), Device::Cpu).unwrap();
+    // As for the floor: the ratio in interleaved rounds too, bare then instrumented, 9 times.
+    let epochs = 20_000;
+    let mut ratios: Vec<f64> = (0..9)
+        .map(|_| {
+            let bare = bare_epochs(&prepared, &cfg, epochs);
+            let instrumented = trained_epochs(&prepared, &cfg, SyncPolicy { every: 100 }, epochs);
+            instrumented.as_secs_f64() / bare.as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    eprintln!(
+        "overhead: the instrumented loop takes {:.3}× the bare one (median of 9 interleaved rounds of {epochs} epochs; {:.3}× to {:.3}×)",
+        ratios[4], ratios[0], ratios[8]
+    );
     let mut group = c.benchmark_group("overhead");
     group.bench_function("bare", |b| {
         b.iter_custom(|iters| bare_epochs(&prepared, &cfg, iters * 1000))
