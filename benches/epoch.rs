@@ -127,6 +127,18 @@ impl<const I: usize, const H: usize, const C: usize, const R: usize> Floor<I, H,
     }
 }
 
+/// Rounds of a ratio measured in one go each (A then B, interleaved round by round, so that a drift
+/// of the machine between criterion's benchmarks weighs on both alike): the median of `ROUNDS`,
+/// the lowest and the highest.
+fn interleaved(mut ratio: impl FnMut() -> f64) -> (f64, f64, f64) {
+    let mut ratios: Vec<f64> = (0..ROUNDS).map(|_| ratio()).collect();
+    ratios.sort_by(f64::total_cmp);
+    (ratios[ROUNDS / 2], ratios[0], ratios[ROUNDS - 1])
+}
+
+/// Rounds of [`interleaved`].
+const ROUNDS: usize = 9;
+
 /// The course's epoch at the floor against hwbench's, on one thread, in one run.
 fn floor_and_hwbench(c: &mut Criterion) {
     limit_threads(1);
@@ -155,23 +167,19 @@ fn floor_and_hwbench(c: &mut Criterion) {
         );
     }
     // criterion times one benchmark after the other, and this machine's speed drifts between
-    // them: the ratio is also measured in interleaved rounds, floor then hwbench, 9 times.
+    // them: the ratio is also measured in interleaved rounds, floor then hwbench.
     let epochs = 20_000;
-    let mut ratios: Vec<f64> = (0..9)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..epochs {
-                black_box(floor.epoch(black_box(cfg.lr as f32)));
-            }
-            let floor_time = start.elapsed();
-            let hwbench = trained_epochs(&prepared, &cfg, SyncPolicy::NEVER, epochs);
-            hwbench.as_secs_f64() / floor_time.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
+    let (median, low, high) = interleaved(|| {
+        let start = Instant::now();
+        for _ in 0..epochs {
+            black_box(floor.epoch(black_box(cfg.lr as f32)));
+        }
+        let floor_time = start.elapsed();
+        let hwbench = trained_epochs(&prepared, &cfg, SyncPolicy::NEVER, epochs);
+        hwbench.as_secs_f64() / floor_time.as_secs_f64()
+    });
     eprintln!(
-        "floor: hwbench's cpu×1 epoch takes {:.2}× the hand-fused one (median of 9 interleaved rounds of {epochs} epochs; {:.2}× to {:.2}×)",
-        ratios[4], ratios[0], ratios[8]
+        "floor: hwbench's cpu×1 epoch takes {median:.2}× the hand-fused one (median of {ROUNDS} interleaved rounds of {epochs} epochs; {low:.2}× to {high:.2}×)"
     );
     let mut group = c.benchmark_group("floor");
     group.bench_function("hand-fused", |b| {
@@ -214,19 +222,15 @@ fn measurement_overhead(c: &mut Criterion) {
     limit_threads(1);
     let cfg = config();
     let prepared = Prepared::new(&data::prepare(cfg.split_seed), Device::Cpu).unwrap();
-    // As for the floor: the ratio in interleaved rounds too, bare then instrumented, 9 times.
+    // As for the floor: the ratio in interleaved rounds too, bare then instrumented.
     let epochs = 20_000;
-    let mut ratios: Vec<f64> = (0..9)
-        .map(|_| {
-            let bare = bare_epochs(&prepared, &cfg, epochs);
-            let instrumented = trained_epochs(&prepared, &cfg, SyncPolicy { every: 100 }, epochs);
-            instrumented.as_secs_f64() / bare.as_secs_f64()
-        })
-        .collect();
-    ratios.sort_by(f64::total_cmp);
+    let (median, low, high) = interleaved(|| {
+        let bare = bare_epochs(&prepared, &cfg, epochs);
+        let instrumented = trained_epochs(&prepared, &cfg, SyncPolicy { every: 100 }, epochs);
+        instrumented.as_secs_f64() / bare.as_secs_f64()
+    });
     eprintln!(
-        "overhead: the instrumented loop takes {:.3}× the bare one (median of 9 interleaved rounds of {epochs} epochs; {:.3}× to {:.3}×)",
-        ratios[4], ratios[0], ratios[8]
+        "overhead: the instrumented loop takes {median:.3}× the bare one (median of {ROUNDS} interleaved rounds of {epochs} epochs; {low:.3}× to {high:.3}×)"
     );
     let mut group = c.benchmark_group("overhead");
     group.bench_function("bare", |b| {

@@ -183,7 +183,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// The last epoch's loss, read back to the host (waiting for the device).
+    /// The loss of epoch `index`, the last one trained, read back to the host (waiting for the
+    /// device).
     pub fn read_last(&self, index: usize) -> anyhow::Result<f32> {
         Ok(match self {
             Self::Fused { losses, .. } => losses[index],

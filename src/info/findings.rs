@@ -306,7 +306,7 @@ fn driver(report: &InfoReport, add: &mut Add) {
             .find(|g| {
                 g.pci_bus_id
                     .as_deref()
-                    .is_some_and(|bus| super::xid::same_gpu(&x.pci, bus))
+                    .is_some_and(|bus| super::gpu::same_pci_device(&x.pci, bus))
             })
             .map_or_else(
                 || format!("GPU at PCI {}", x.pci),

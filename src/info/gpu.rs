@@ -73,7 +73,7 @@ pub fn fill_numa(devices: &mut [GpuReport], on_bus: &[String], root: &super::Roo
         let found = gpu.pci_bus_id.as_deref().and_then(|bus_id| {
             on_bus
                 .iter()
-                .find(|address| same_pci_address(bus_id, address))
+                .find(|address| same_pci_device(bus_id, address))
         });
         let node = match found {
             None => Err("its PCI device is not in /sys/bus/pci".to_string()),
@@ -99,15 +99,30 @@ fn numa_node(root: &super::Root, address: &str) -> Result<u32, String> {
     }
 }
 
-/// Whether NVML's bus id ("00000000:07:00.0", an 8-digit domain) and a sysfs address
-/// ("0000:07:00.0", 4 digits) name the same PCI function.
-fn same_pci_address(nvml: &str, sysfs: &str) -> bool {
-    let domain = |address: &str| {
-        address
-            .split_once(':')
-            .and_then(|(domain, _)| u32::from_str_radix(domain, 16).ok())
+/// Whether two PCI addresses name the same device, however they are written: NVML's bus id
+/// ("00000000:07:00.0", an 8-digit domain), sysfs's ("0000:07:00.0", 4 digits), or the driver's
+/// Xid lines ("0000:07:00", no function: it matches any function).
+pub fn same_pci_device(a: &str, b: &str) -> bool {
+    let parts = |address: &str| -> Option<(u32, String, Option<String>)> {
+        let (domain, rest) = address.split_once(':')?;
+        let (slot, function) = match rest.split_once('.') {
+            Some((slot, function)) => (slot, Some(function.to_lowercase())),
+            None => (rest, None),
+        };
+        Some((
+            u32::from_str_radix(domain, 16).ok()?,
+            slot.to_lowercase(),
+            function,
+        ))
     };
-    domain(nvml).is_some() && domain(nvml) == domain(sysfs) && pci_slot(nvml) == pci_slot(sysfs)
+    match (parts(a), parts(b)) {
+        (Some((domain_a, slot_a, function_a)), Some((domain_b, slot_b, function_b))) => {
+            domain_a == domain_b
+                && slot_a == slot_b
+                && (function_a.is_none() || function_b.is_none() || function_a == function_b)
+        }
+        _ => false,
+    }
 }
 
 /// A PCI address without its domain, as both NVML ("00000000:07:00.0") and sysfs

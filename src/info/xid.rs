@@ -94,17 +94,6 @@ fn parse(line: &str) -> Option<(String, u32)> {
     Some((pci, digits.parse().ok()?))
 }
 
-/// Whether the driver's address ("0000:3b:00", no function) is NVML's bus id
-/// ("00000000:3B:00.0").
-pub fn same_gpu(xid_pci: &str, nvml_bus_id: &str) -> bool {
-    let split = |address: &str| -> Option<(u32, String)> {
-        let (domain, rest) = address.split_once(':')?;
-        let rest = rest.split('.').next()?.to_lowercase();
-        Some((u32::from_str_radix(domain, 16).ok()?, rest))
-    };
-    matches!((split(xid_pci), split(nvml_bus_id)), (Some(a), Some(b)) if a == b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,8 +121,12 @@ mod tests {
                 },
             ]
         );
-        assert!(same_gpu("0000:3b:00", "00000000:3B:00.0"));
-        assert!(!same_gpu("0000:3b:00", "00000001:3B:00.0"));
-        assert!(!same_gpu("0000:3b:00", "00000000:3C:00.0"));
+        // The driver's address names NVML's bus id whatever the domain's width and the case.
+        let same = crate::info::gpu::same_pci_device;
+        assert!(same("0000:3b:00", "00000000:3B:00.0"));
+        assert!(!same("0000:3b:00", "00000001:3B:00.0"));
+        assert!(!same("0000:3b:00", "00000000:3C:00.0"));
+        assert!(same("00000000:07:00.0", "0000:07:00.0"));
+        assert!(!same("00000000:07:00.0", "0000:07:00.1"));
     }
 }

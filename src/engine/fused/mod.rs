@@ -154,12 +154,7 @@ impl FusedEpoch {
             }],
             NAME,
         )?;
-        let len = self.hidden.len();
-        let target = Shared::of(&mut self.hidden);
-        parallel::for_ranges(len, CHUNK, |range| {
-            // SAFETY: the ranges are disjoint.
-            relu(unsafe { target.slice(range) });
-        });
+        in_chunks(&mut self.hidden, |chunk, _| relu(chunk));
         let h = Matrix::of(&self.hidden, self.rows, hidden, NAME)?;
 
         // scores = hidden · fc2 + bias, turned into probabilities and then into the scores'
@@ -236,11 +231,9 @@ impl FusedEpoch {
             NAME,
         )?;
         // Through the ReLU.
-        let target = Shared::of(&mut self.grad_hidden);
         let out = &self.hidden;
-        parallel::for_ranges(out.len(), CHUNK, |range| {
-            // SAFETY: the ranges are disjoint.
-            relu_backward(unsafe { target.slice(range.clone()) }, &out[range]);
+        in_chunks(&mut self.grad_hidden, |chunk, range| {
+            relu_backward(chunk, &out[range]);
         });
         // d fc1 = xᵀ · d (hidden before the ReLU).
         parallel::products(
@@ -260,11 +253,7 @@ impl FusedEpoch {
             (&mut p.fc2_weight, &grad.fc2_weight),
             (&mut p.fc2_bias, &grad.fc2_bias),
         ] {
-            let target = Shared::of(w);
-            parallel::for_ranges(g.len(), CHUNK, |range| {
-                // SAFETY: the ranges are disjoint.
-                sgd(unsafe { target.slice(range.clone()) }, &g[range], lr);
-            });
+            in_chunks(w, |chunk, range| sgd(chunk, &g[range], lr));
         }
         Ok(loss)
     }
@@ -297,6 +286,17 @@ multiversioned! {
             *w -= g * lr;
         }
     }
+}
+
+/// `f` over consecutive chunks of `values`, each with its range (to take the same range of
+/// other buffers), shared by the threads when there are enough values.
+fn in_chunks(values: &mut [f32], f: impl Fn(&mut [f32], std::ops::Range<usize>) + Sync) {
+    let len = values.len();
+    let target = Shared::of(values);
+    parallel::for_ranges(len, CHUNK, |range| {
+        // SAFETY: the ranges are disjoint.
+        f(unsafe { target.slice(range.clone()) }, range);
+    });
 }
 
 /// `f` over consecutive ranges of `rows` rows of `classes` values each, shared by the threads
