@@ -23,7 +23,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const GITHUB_LIMIT: usize = 65_536;
 
 /// The JSON schema is documented in docs/json-schema.md.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BugReport {
     pub schema_version: u32,
     /// Always "report".
@@ -41,7 +41,7 @@ pub struct BugReport {
 }
 
 /// Every version that can explain a difference between two machines' results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Versions {
     pub hwbench: String,
     pub target: String,

@@ -90,6 +90,11 @@ pub struct InfoArgs {
     /// Slurm prolog or a Kubernetes readiness check.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
+    /// Also report this Python's stack: its version, torch (its CUDA, cuDNN, whether it can use
+    /// the GPUs), numpy and NVIDIA's pip wheels. Imports torch: a second or more [default: none;
+    /// `hwbench report` asks python3].
+    #[arg(long, value_name = "PATH", env = "HWBENCH_PYTHON")]
+    pub python: Option<PathBuf>,
 }
 
 /// The least severity `--fail-on` fails on.
@@ -560,6 +565,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 FailOn::Error => Severity::Error,
             }),
             args.cuda_companion.as_deref(),
+            args.python.as_deref(),
         ),
         Command::TrainCompare(args) => commands::train_compare(
             &args.settings(),
@@ -578,6 +584,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..ScaleSettings::quick()
             },
             &args.output.settings_or(Format::Markdown),
+            &args.devices.python,
         ),
         Command::Diff(args) => {
             commands::diff(&args.a, &args.b, args.threshold, &args.output.settings())

@@ -111,10 +111,11 @@ pub fn info(
     output: &OutputSettings,
     fail_on: Option<Severity>,
     cuda_companion: Option<&Path>,
+    python: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let destination = output.open()?;
     let machine = Machine::probe(cuda_companion);
-    let mut report = info_report(&machine);
+    let mut report = info_report(&machine, python);
     if output.redact {
         report.redact(&machine.redactor());
     }
@@ -138,8 +139,11 @@ pub fn info(
 
 /// The machine with its findings, assessed on the true values (redaction works the findings out
 /// again from what the report may show, so that they name no process).
-fn info_report(machine: &Machine) -> info::InfoReport {
+fn info_report(machine: &Machine, python: Option<&Path>) -> info::InfoReport {
     let mut report = info::collect(machine);
+    if let Some(python) = python {
+        report.python = info::python::probe(python);
+    }
     report.findings = findings::assess(&report);
     report
 }
@@ -159,7 +163,7 @@ pub fn train_compare(
         train::plan::plan(settings, machine)
     })?;
     let destinations = open_destinations(output, plot_path)?;
-    let mut report = train::runner::run(&plan);
+    let mut report = train::runner::run(&plan, "train-compare");
     if output.redact {
         report.redact(&run_redactor(&machine, &plan.columns));
     }
@@ -184,7 +188,7 @@ pub fn scale(
         scale::plan::plan(settings, machine)
     })?;
     let destinations = open_destinations(output, plot_path)?;
-    let mut report = scale::runner::run(&plan);
+    let mut report = scale::runner::run(&plan, "scale");
     if output.redact {
         report.redact(&run_redactor(&machine, &plan.columns));
     }
@@ -300,6 +304,7 @@ pub fn report(
     settings: &TrainSettings,
     scaling: &ScaleSettings,
     output: &OutputSettings,
+    python: &Path,
 ) -> anyhow::Result<ExitCode> {
     let (machine, (plan, scale_plan)) =
         planned(settings.devices.cuda_companion.as_deref(), |machine| {
@@ -309,12 +314,12 @@ pub fn report(
             Ok((plan, scale_plan))
         })?;
     let destination = output.open()?;
-    let info = info_report(&machine);
-    let training = train::runner::run(&plan);
+    let info = info_report(&machine, Some(python));
+    let training = train::runner::run(&plan, "report 1/2, train-compare");
     // After a stop signal, the scale run is left out rather than started.
     let scaled = process::stop_signal()
         .is_none()
-        .then(|| scale::runner::run(&scale_plan));
+        .then(|| scale::runner::run(&scale_plan, "report 2/2, scale"));
     let complete = training.complete && scaled.as_ref().is_some_and(|s| s.complete);
     let mut report = BugReport::new(info, training, scaled);
     if output.redact {

@@ -21,7 +21,7 @@ pub const EXECUTABLE: &str = "hwbench-cuda";
 pub const ENV: &str = "HWBENCH_CUDA";
 
 /// What `hwbench-cuda describe` prints: the build's CUDA version and target GPUs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompanionBuild {
     pub protocol: u32,
     pub hwbench_version: String,
@@ -38,7 +38,7 @@ pub struct CompanionBuild {
 }
 
 /// One CUDA library a process has loaded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CudaLibrary {
     /// Its file name, e.g. "libcublas.so.13" (never the folder: it can name a user).
     pub file: String,
@@ -48,7 +48,7 @@ pub struct CudaLibrary {
     pub bundled: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CompanionStatus {
     /// True when the companion was found and started.
     pub available: bool,

@@ -25,6 +25,7 @@ pub mod redact;
 pub mod render;
 pub mod saved;
 pub mod scale;
+pub mod schema;
 pub mod stats;
 pub mod train;
 pub mod worker;

@@ -91,7 +91,11 @@ fn exit_status(page: Option<&str>) -> Vec<Status> {
 const ENVIRONMENT: &[Status] = &[
     (
         "HWBENCH_PYTHON",
-        "the Python that has torch, for --with-pytorch (as --python)",
+        "the Python that has torch, for --with-pytorch, and whose stack info and report describe (as --python)",
+    ),
+    (
+        "HWBENCH_PROGRESS",
+        "bar, lines or none: how progress shows on stderr (default: a bar on a terminal, plain lines elsewhere, none when TERM=dumb)",
     ),
     (
         "HWBENCH_CUDA",

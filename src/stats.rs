@@ -18,7 +18,7 @@ pub const CONFIDENCE: f64 = 0.95;
 /// measurable difference" even when their intervals are apart.
 pub const VERDICT_THRESHOLD: f64 = 0.05;
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Spread {
     pub min: f64,
     pub median: f64,
@@ -169,6 +169,19 @@ pub fn compare(a: &Spread, b: &Spread, threshold: f64) -> Comparison {
     }
 }
 
+/// Whether more runs could change what [`compare`] says of `a` and `b`: no measurable difference
+/// yet, but their medians differ by more than `threshold` or their intervals allow a difference
+/// of more than three times it.
+pub fn undecided(a: &Spread, b: &Spread, threshold: f64) -> bool {
+    let Comparison::Same { within } = compare(a, b, threshold) else {
+        return false;
+    };
+    let ratio = a.median / b.median;
+    ratio.is_finite()
+        && ratio > 0.0
+        && (ratio.max(1.0 / ratio) > 1.0 + threshold || within > 3.0 * threshold)
+}
+
 /// The median of paired differences `a[i] − b[i]` (runs of the same round), with its interval.
 pub fn paired_difference(a: &[f64], b: &[f64]) -> Option<Spread> {
     Spread::of(a.iter().zip(b).map(|(x, y)| x - y))
@@ -239,6 +252,23 @@ mod tests {
             panic!("overlapping intervals compared as different");
         };
         assert!((within - (30.0 / 9.8 - 1.0)).abs() < 1e-9, "{within}");
+    }
+
+    #[test]
+    fn undecided_means_medians_apart_but_intervals_overlapping() {
+        let around = |m: f64| Spread::of([0.98 * m, 0.99 * m, m, m, 1.01 * m, 1.02 * m]).unwrap();
+        let wide = Spread::of([5.0, 9.0, 13.0, 13.0, 20.0, 30.0]).unwrap();
+        // 30% apart in the medians, intervals overlapping: more runs could decide it.
+        assert!(undecided(&wide, &around(10.0), 0.05));
+        assert!(undecided(&around(10.0), &wide, 0.05));
+        // Decided: apart (30%), or as good as equal (3%, below the threshold).
+        assert!(!undecided(&around(13.0), &around(10.0), 0.05));
+        assert!(!undecided(&around(10.3), &around(10.0), 0.05));
+        // The same medians, but one interval allows 2× (more than three times the threshold).
+        let wide_at_ten = Spread::of([5.0, 8.0, 10.0, 10.0, 12.0, 20.0]).unwrap();
+        assert!(undecided(&wide_at_ten, &around(10.0), 0.05));
+        let fairly_wide = Spread::of([9.0, 9.5, 10.0, 10.0, 10.5, 11.0]).unwrap();
+        assert!(!undecided(&fairly_wide, &around(10.0), 0.05));
     }
 
     #[test]

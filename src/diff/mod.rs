@@ -55,7 +55,7 @@ const MEASURED: &[&str] = &["devices", "verdict", "complete"];
 /// The parts of a scale report compared as timings (or not at all), not field by field.
 const SCALE_MEASURED: &[&str] = &["devices", "verdict", "complete", "crossovers"];
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DiffReport {
     pub schema_version: u32,
     /// Always "diff".
@@ -90,7 +90,7 @@ pub struct DiffReport {
     pub threshold: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingChange {
     /// "appeared" (in B only) or "disappeared" (in A only).
     pub change: String,
@@ -99,7 +99,7 @@ pub struct FindingChange {
     pub subject: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimingDifference {
     pub device: String,
     pub sync_every: u64,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::redact::Redactor;
 
 /// One field whose values differ between the two reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldDifference {
     /// Where the field is, e.g. "gpu.devices[0].name".
     pub path: String,

@@ -10,7 +10,7 @@ pub const FEATURES: usize = 4;
 pub const CLASSES: usize = 3;
 
 /// Rows scaled and split, ready to become tensors.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Dataset {
     pub train_x: Vec<f32>,
     pub train_y: Vec<u32>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SyncPolicy;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {
     /// Every policy ran.
@@ -36,7 +36,7 @@ impl DeviceStatus {
 }
 
 /// Facts about the device, known once the first warm-up run is done.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceFacts {
     /// CPU model or GPU name, as the worker sees it.
     pub name: Option<String>,
@@ -66,7 +66,7 @@ pub struct DeviceFacts {
 }
 
 /// One timed training run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunResult {
     pub policy: SyncPolicy,
     /// 1-based repeat number.

@@ -40,7 +40,9 @@ pub mod limits {
 
 /// What trains a column: candle (hwbench's own workers) or the reference PyTorch loop
 /// (`--with-pytorch`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Framework {
     #[default]
@@ -83,7 +85,19 @@ impl Framework {
 }
 
 /// How often the loss is read back to the host during training.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct SyncPolicy {
     /// Read the loss every this many epochs; 0 = never during training (read once at the end).

@@ -17,7 +17,7 @@ use super::limits;
 const REFERENCE_INIT: &[u8] = include_bytes!("../../data/torch_iris_seed0_init.safetensors");
 
 /// Exact initial parameters, row-major as PyTorch stores them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InitWeights {
     /// Where they came from, e.g. "PyTorch torch.manual_seed(0)", "seed 7", "file init.safetensors".
     pub source: String,

@@ -18,7 +18,19 @@ use serde::{Deserialize, Serialize};
 use super::model::InitWeights;
 
 /// The shape of one training problem: features per row, hidden units, classes, rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Size {
     pub inputs: usize,
     pub hidden: usize,

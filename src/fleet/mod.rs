@@ -27,7 +27,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// outlier.
 pub const SLOW_FACTOR: f64 = 1.25;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FleetReport {
     pub schema_version: u32,
     /// Always "fleet".
@@ -50,7 +50,7 @@ pub struct FleetReport {
     pub skipped: Vec<Skipped>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeGroup {
     /// What the nodes share, e.g. {"cpu": "…", "gpus": "8 × NVIDIA H100 80GB HBM3", "driver": "580.95.05"}.
     pub signature: BTreeMap<String, String>,
@@ -61,14 +61,14 @@ pub struct NodeGroup {
     pub findings: BTreeMap<String, usize>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Outlier {
     pub node: String,
     /// Why, in one line each: "driver 570.86.15 (most nodes: 580.95.05)".
     pub reasons: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Skipped {
     pub file: String,
     pub reason: String,

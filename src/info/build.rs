@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::gpu::GpuSection;
 use crate::companion::CompanionStatus;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BuildInfo {
     pub hwbench_version: String,
     /// Rust target triple this binary was built for.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Root, Unavailable, keep, uarch};
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuReport {
     /// Marketing name, e.g. "Intel(R) Xeon(R) Platinum 8480+".
     pub model_name: Option<String>,
@@ -68,7 +68,7 @@ pub struct CpuReport {
     pub unavailable: Unavailable,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CacheLevel {
     /// "L1d", "L1i", "L2", "L3".
     pub name: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Unavailable, keep};
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CudaEnvironment {
     /// `CUDA_VISIBLE_DEVICES` as set (GPU UUIDs in it are redacted unless `--no-redact`).
     pub cuda_visible_devices: Option<String>,

@@ -12,7 +12,19 @@ use super::cpu::{CpuReport, parse_cpu_list};
 use super::gpu::{GpuReport, pci_slot};
 use crate::readable::gib;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing when reading timings.
@@ -33,7 +45,7 @@ impl Severity {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable across versions, e.g. "gpu.pcie-narrow".
     pub id: String,
@@ -84,6 +96,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "gpu.compute-capability-unsupported",
         Severity::Error,
         "the GPU's compute capability is below hwbench-cuda's kernels",
+    ),
+    (
+        "gpu.nvlink-down",
+        Severity::Error,
+        "NVLink links down: fewer active than on its peers, or some down on an NVSwitch board",
     ),
     (
         "gpu.clocks-held-down",
@@ -151,6 +168,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "env.cuda-visible-devices-mixed",
         Severity::Warning,
         "CUDA_VISIBLE_DEVICES mixes indices and UUIDs",
+    ),
+    (
+        "python.torch-without-cuda",
+        Severity::Warning,
+        "the named Python's torch cannot use the NVIDIA GPUs here",
     ),
     (
         "cpu.fewer-usable-than-cores",
@@ -240,6 +262,7 @@ pub fn assess(report: &InfoReport) -> Vec<Finding> {
         gpu_rules(report, gpu, &mut add);
     }
     cuda_visible_devices(report, &mut add);
+    python(report, &mut add);
     cpu_rules(&report.cpu, &mut add);
     memory_rules(report, &mut add);
     environment(&report.cpu, &mut add);
@@ -393,6 +416,7 @@ fn version(text: &str) -> Option<(u32, u32)> {
 fn gpu_rules(report: &InfoReport, gpu: &GpuReport, add: &mut Add) {
     let subject = format!("GPU {}", gpu.index);
     let subject = subject.as_str();
+    nvlink(report, gpu, subject, add);
     if let Some(reasons) = &gpu.clocks_event_reasons {
         let holding: Vec<&str> = reasons
             .iter()
@@ -796,6 +820,80 @@ fn cpu_rules(cpu: &CpuReport, add: &mut Add) {
             "ML kernels fall back to scalar code: train on a CPU with NEON (every ARMv8-A application core has it)",
         );
     }
+}
+
+/// NVLink links down: fewer active than on another GPU of the same model, or some down while
+/// others lead to NVSwitches (an HGX board, where every link should be up). A lone card with some
+/// links unused (a bridge on part of them) is no fault.
+fn nvlink(report: &InfoReport, gpu: &GpuReport, subject: &str, add: &mut Add) {
+    let Some(links) = &gpu.nvlinks else {
+        return;
+    };
+    let active =
+        |links: &[crate::info::gpu::NvLinkState]| links.iter().filter(|l| l.active).count();
+    let here = active(links);
+    let down: Vec<String> = links
+        .iter()
+        .filter(|l| !l.active)
+        .map(|l| l.link.to_string())
+        .collect();
+    let peer = report
+        .gpu
+        .devices
+        .iter()
+        .filter(|o| o.index != gpu.index && o.name == gpu.name)
+        .filter_map(|o| Some((o.index, active(o.nvlinks.as_deref()?))))
+        .max_by_key(|&(_, n)| n);
+    let behind = peer.filter(|&(_, most)| here < most);
+    let switched = here > 0 && crate::info::gpu::nvswitched(gpu, &report.gpu.devices);
+    if down.is_empty() || (behind.is_none() && !switched) {
+        return;
+    }
+    let mut evidence = format!(
+        "{here} of {} NVLink links active; down: {}",
+        links.len(),
+        down.join(", ")
+    );
+    if let Some((index, most)) = behind {
+        evidence.push_str(&format!("; GPU {index}, the same model, has {most} active"));
+    }
+    add(
+        "gpu.nvlink-down",
+        subject,
+        evidence,
+        "multi-GPU training falls back to slower paths: check the fabric manager (nvidia-fabricmanager), reseat or replace the board, and run `dcgmi diag -r 2`",
+    );
+}
+
+/// torch that cannot use CUDA on a machine with NVIDIA GPUs: a CPU-only build (the commonest
+/// cause of "training is slow" tickets), or a CUDA build that cannot start on this driver.
+fn python(report: &InfoReport, add: &mut Add) {
+    let py = &report.python;
+    if report.gpu.devices.is_empty() || py.torch_cuda_available != Some(false) {
+        return;
+    }
+    let torch = py.torch.as_deref().unwrap_or("torch");
+    let (evidence, advice) = match &py.torch_cuda {
+        None => (
+            format!("torch {torch} is a CPU-only build (torch.version.cuda is None)"),
+            "install a CUDA build of torch (pytorch.org lists the pip command for this driver's CUDA)".to_string(),
+        ),
+        Some(cuda) => (
+            format!(
+                "torch {torch}, built with CUDA {cuda}: torch.cuda.is_available() is False; the driver supports CUDA {}",
+                report.gpu.cuda_driver_version.as_deref().unwrap_or("(unknown)")
+            ),
+            format!(
+                "a driver for CUDA {cuda} or newer, or a torch built for the driver's CUDA; check CUDA_VISIBLE_DEVICES"
+            ),
+        ),
+    };
+    add(
+        "python.torch-without-cuda",
+        py.interpreter.as_deref().unwrap_or("Python"),
+        evidence,
+        &advice,
+    );
 }
 
 fn memory_rules(report: &InfoReport, add: &mut Add) {

@@ -17,7 +17,7 @@ use super::{Unavailable, keep};
 
 const MIB: u64 = 1024 * 1024;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuSection {
     /// True when NVML loaded and initialised.
     pub nvml_loaded: bool,
@@ -40,6 +40,9 @@ pub struct GpuSection {
     /// (with the reason) where the log cannot be read, absent on machines without NVIDIA GPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xids: Option<Vec<super::xid::XidCount>>,
+    /// How each pair of GPUs reaches the other (machines with two GPUs or more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology: Vec<GpuPath>,
     pub unavailable: Unavailable,
 }
 
@@ -135,7 +138,7 @@ pub fn pci_slot(address: &str) -> String {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuReport {
     /// NVML index (PCI bus order; may differ from CUDA's order unless CUDA_DEVICE_ORDER=PCI_BUS_ID).
     pub index: u32,
@@ -232,11 +235,43 @@ pub struct GpuReport {
     /// NVML answered GPU_IS_LOST for it: the GPU fell off the bus or is otherwise inaccessible.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost: bool,
+    /// The GPU's NVLink links, each with its state: absent on GPUs without NVLink (NVML answers
+    /// "not supported" for the first link).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvlinks: Option<Vec<NvLinkState>>,
     pub unavailable: Unavailable,
 }
 
+/// One NVLink link of a GPU.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct NvLinkState {
+    pub link: u32,
+    /// Whether the link is up (NVML's link state).
+    pub active: bool,
+    /// NVLink version of the link (4 on Hopper), where NVML says.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// The PCI bus id at the other end (a GPU, or an NVSwitch), where NVML says.
+    #[serde(default)]
+    pub remote_pci_bus_id: Option<String>,
+}
+
+/// How two GPUs reach each other, as `nvidia-smi topo -m` says, in words.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct GpuPath {
+    /// The two GPUs' NVML indices, the lower first.
+    pub gpus: (u32, u32),
+    /// "NVLink" (direct links between the two, or through NVSwitches), "one board", "one PCIe
+    /// switch", "PCIe switches under one host bridge", "one host bridge", "one NUMA node" or
+    /// "across NUMA nodes (CPU sockets)".
+    pub path: String,
+    /// Active NVLink links joining the two directly (0 through NVSwitches or PCIe).
+    #[serde(default)]
+    pub nvlinks: u32,
+}
+
 /// NVML's row remapping counts (Ampere and newer).
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RemappedRows {
     pub correctable: u32,
     pub uncorrectable: u32,
@@ -247,7 +282,7 @@ pub struct RemappedRows {
 }
 
 /// A process using a GPU.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuProcess {
     /// Redacted unless `--no-redact`.
     pub pid: Option<u32>,
@@ -256,7 +291,7 @@ pub struct GpuProcess {
     pub memory_used_mib: Option<u64>,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MigDevice {
     pub index: u32,
     pub name: Option<String>,
@@ -381,6 +416,7 @@ pub fn probe_nvml() -> GpuSection {
         message: None,
         pci_gpus: None,
         xids: None,
+        topology: Vec::new(),
         driver_version: keep(
             ask(nvml.sys_driver_version()),
             "driver_version",
@@ -418,6 +454,7 @@ pub fn probe_nvml() -> GpuSection {
             unavailable.insert("devices".into(), reason(e));
         }
     }
+    section.topology = topology(&nvml, &section.devices);
     section.unavailable = unavailable;
     section
 }
@@ -577,6 +614,7 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         numa_node: None,
         numa_cpus: None,
         lost: false,
+        nvlinks: nvlinks(device),
         unavailable: Unavailable::new(),
     };
     if mig_enabled == Ok(true) {
@@ -591,6 +629,99 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
     report.lost = u.values().any(|why| why == LOST);
     report.unavailable = u;
     report
+}
+
+/// The GPU's NVLink links, or `None` where it has none (the first link is "not supported").
+fn nvlinks(device: &Device) -> Option<Vec<NvLinkState>> {
+    let mut links = Vec::new();
+    for link in 0..nvml_wrapper_sys::bindings::NVML_NVLINK_MAX_LINKS {
+        let wrapper = device.link_wrapper_for(link);
+        match wrapper.is_active() {
+            Ok(active) => links.push(NvLinkState {
+                link,
+                active,
+                version: wrapper.version().ok(),
+                remote_pci_bus_id: active
+                    .then(|| wrapper.remote_pci_info().ok().map(|pci| pci.bus_id))
+                    .flatten(),
+            }),
+            // Links are numbered from 0 up; the first one missing ends them.
+            Err(_) => break,
+        }
+    }
+    (!links.is_empty()).then_some(links)
+}
+
+/// How every pair of GPUs reaches the other: direct NVLink links (counted from each GPU's
+/// links' far ends), else NVML's common ancestor in the PCIe tree.
+fn topology(nvml: &Nvml, devices: &[GpuReport]) -> Vec<GpuPath> {
+    let mut paths = Vec::new();
+    for (i, a) in devices.iter().enumerate() {
+        for b in &devices[i + 1..] {
+            let direct = direct_nvlinks(a, b);
+            let path = if direct > 0 || nvswitched(a, devices) && nvswitched(b, devices) {
+                Ok("NVLink".to_string())
+            } else {
+                match (nvml.device_by_index(a.index), nvml.device_by_index(b.index)) {
+                    (Ok(da), Ok(db)) => ask(da.topology_common_ancestor(db)).map(path_name),
+                    (Err(e), _) | (_, Err(e)) => Err(reason(e)),
+                }
+            };
+            if let Ok(path) = path {
+                paths.push(GpuPath {
+                    gpus: (a.index, b.index),
+                    path,
+                    nvlinks: direct,
+                });
+            }
+        }
+    }
+    paths
+}
+
+/// Active links of `a` whose far end is `b`.
+pub fn direct_nvlinks(a: &GpuReport, b: &GpuReport) -> u32 {
+    let Some(b_address) = &b.pci_bus_id else {
+        return 0;
+    };
+    a.nvlinks
+        .iter()
+        .flatten()
+        .filter(|l| l.active)
+        .filter(|l| {
+            l.remote_pci_bus_id
+                .as_deref()
+                .is_some_and(|remote| same_pci_device(remote, b_address))
+        })
+        .count() as u32
+}
+
+/// A GPU with an active link to an NVSwitch (a far end that is none of `devices`): on such
+/// machines (HGX), every GPU on the switches reaches every other over NVLink.
+pub fn nvswitched(gpu: &GpuReport, devices: &[GpuReport]) -> bool {
+    gpu.nvlinks.iter().flatten().any(|l| {
+        l.active
+            && l.remote_pci_bus_id.as_deref().is_some_and(|remote| {
+                !devices.iter().any(|d| {
+                    d.pci_bus_id
+                        .as_deref()
+                        .is_some_and(|address| same_pci_device(remote, address))
+                })
+            })
+    })
+}
+
+fn path_name(level: nvml_wrapper::enum_wrappers::device::TopologyLevel) -> String {
+    use nvml_wrapper::enum_wrappers::device::TopologyLevel;
+    match level {
+        TopologyLevel::Internal => "one board",
+        TopologyLevel::Single => "one PCIe switch",
+        TopologyLevel::Multiple => "PCIe switches under one host bridge",
+        TopologyLevel::HostBridge => "one host bridge",
+        TopologyLevel::Node => "one NUMA node",
+        TopologyLevel::System => "across NUMA nodes (CPU sockets)",
+    }
+    .to_string()
 }
 
 /// NVML's clocks event reasons, by name.

@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod gpu_model;
 pub mod machine;
 pub mod peaks;
+pub mod python;
 pub mod show;
 pub mod system;
 pub mod uarch;
@@ -41,7 +42,7 @@ pub fn keep<T>(result: Result<T, String>, field: &str, unavailable: &mut Unavail
 }
 
 /// The whole `hwbench info` report. The JSON schema is documented in docs/json-schema.md.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct InfoReport {
     /// Version of this JSON layout.
     pub schema_version: u32,
@@ -59,6 +60,10 @@ pub struct InfoReport {
     pub os: system::OsReport,
     pub gpu: gpu::GpuSection,
     pub cuda_environment: cuda_libs::CudaEnvironment,
+    /// Python, torch, numpy and NVIDIA's pip wheels, when a Python was named (absent in older
+    /// reports).
+    #[serde(default = "python::PythonStack::not_asked")]
+    pub python: python::PythonStack,
 }
 
 impl InfoReport {
@@ -238,5 +243,6 @@ pub fn collect(machine: &machine::Machine) -> InfoReport {
         os: system::probe_os(root),
         gpu,
         cuda_environment: cuda_libs::probe(),
+        python: python::PythonStack::not_asked(),
     }
 }

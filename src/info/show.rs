@@ -21,7 +21,11 @@ impl Render for InfoReport {
         for gpu in &self.gpu.devices {
             details.push(Section::pairs(format!("GPU {}", gpu.index), gpu_pairs(gpu)));
         }
+        if !self.gpu.topology.is_empty() {
+            details.push(Section::pairs("GPU topology", topology_pairs(&self.gpu)));
+        }
         details.push(Section::pairs("CUDA environment", cuda_env_pairs(self)));
+        details.push(Section::pairs("Python", python_pairs(self)));
         details.push(Section::pairs("This build", build_pairs(self)));
         Document {
             title: "hwbench info".to_string(),
@@ -117,6 +121,32 @@ impl Render for InfoReport {
                 Some(if self.gpu.nvml_loaded { 1.0 } else { 0.0 }),
             ),
         ];
+        let python = &self.python;
+        if let Some(version) = &python.version {
+            metrics.push(Metric::info(
+                "python_info",
+                "The Python named with --python or HWBENCH_PYTHON, and its torch and numpy.",
+                &[
+                    ("version", version),
+                    ("torch", &text(&python.torch)),
+                    ("torch_cuda", &text(&python.torch_cuda)),
+                    ("cudnn", &text(&python.cudnn)),
+                    ("numpy", &text(&python.numpy)),
+                ],
+            ));
+            metrics.push(
+                Metric::new(
+                    "torch_cuda_devices",
+                    "CUDA devices torch can use (0 when torch.cuda.is_available() is False).",
+                )
+                .sample(
+                    &[],
+                    python
+                        .torch_cuda_available
+                        .map(|_| f64::from(python.torch_cuda_devices.unwrap_or(0))),
+                ),
+            );
+        }
         if self.gpu.nvml_loaded {
             metrics.push(Metric::info(
                 "nvidia_driver_info",
@@ -133,6 +163,10 @@ impl Render for InfoReport {
         let mut power = Metric::new("gpu_power_limit_watts", "Power limit enforced.");
         let mut sm_clock = Metric::new("gpu_sm_clock_max_hertz", "Maximum SM clock.");
         let mut mig = Metric::new("gpu_mig_enabled", "1 when MIG mode is on.");
+        let mut nvlinks = Metric::new(
+            "gpu_nvlinks_active",
+            "NVLink links up (no sample on GPUs without NVLink).",
+        );
         for gpu in &self.gpu.devices {
             let index = gpu.index.to_string();
             let id = [("gpu", index.as_str())];
@@ -151,8 +185,14 @@ impl Render for InfoReport {
             power = power.sample(&id, gpu.power_limit_enforced_w);
             sm_clock = sm_clock.sample(&id, gpu.sm_clock_max_mhz.map(|m| f64::from(m) * 1e6));
             mig = mig.sample(&id, gpu.mig_enabled.map(|on| if on { 1.0 } else { 0.0 }));
+            nvlinks = nvlinks.sample(
+                &id,
+                gpu.nvlinks
+                    .as_ref()
+                    .map(|links| links.iter().filter(|l| l.active).count() as f64),
+            );
         }
-        metrics.extend([info, memory, power, sm_clock, mig]);
+        metrics.extend([info, memory, power, sm_clock, mig, nvlinks]);
         let mut finding = Metric::new(
             "finding",
             "1 for each finding: what on this machine makes training slow or wrong.",
@@ -648,6 +688,50 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
             },
         );
     }
+    if let Some(links) = &g.nvlinks {
+        let active = links.iter().filter(|l| l.active).count();
+        let mut versions: Vec<u32> = links.iter().filter_map(|l| l.version).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let version = match versions.as_slice() {
+            [one] => format!(", NVLink {one}"),
+            _ => String::new(),
+        };
+        let down: Vec<String> = links
+            .iter()
+            .filter(|l| !l.active)
+            .map(|l| l.link.to_string())
+            .collect();
+        p.add(
+            "NVLink",
+            if down.is_empty() {
+                format!("{active} links, all active{version}")
+            } else {
+                format!(
+                    "{active} of {} links active{version}; down: {}",
+                    links.len(),
+                    down.join(", ")
+                )
+            },
+        );
+    }
+    p.finish()
+}
+
+/// How each pair of GPUs reaches the other, one line per pair.
+fn topology_pairs(gpus: &GpuSection) -> Vec<(String, String)> {
+    let mut p = Pairs::new();
+    for path in &gpus.topology {
+        let (a, b) = path.gpus;
+        p.add(
+            &format!("GPU {a} ↔ GPU {b}"),
+            if path.nvlinks > 0 {
+                format!("{} ({} links)", path.path, path.nvlinks)
+            } else {
+                path.path.clone()
+            },
+        );
+    }
     p.finish()
 }
 
@@ -678,6 +762,55 @@ fn cuda_env_pairs(r: &InfoReport) -> Vec<(String, String)> {
             with_lib(&e.cuda_runtime_version, &e.cuda_runtime_library),
         )
         .add("cuDNN", with_lib(&e.cudnn_version, &e.cudnn_library));
+    p.finish()
+}
+
+fn python_pairs(r: &InfoReport) -> Vec<(String, String)> {
+    let py = &r.python;
+    let why = |field: &str| {
+        py.unavailable
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| NA.to_string())
+    };
+    let or_why = |value: &Option<String>, field: &str| value.clone().unwrap_or_else(|| why(field));
+    let mut p = Pairs::new();
+    let Some(version) = &py.version else {
+        p.add("Python", why("version"));
+        return p.finish();
+    };
+    let interpreter = py.interpreter.as_deref().unwrap_or("python");
+    p.add("Python", format!("{version} ({interpreter})"))
+        .add("torch", or_why(&py.torch, "torch"))
+        .add(
+            "torch built with CUDA",
+            or_why(&py.torch_cuda, "torch_cuda"),
+        )
+        .add("cuDNN (torch's)", or_why(&py.cudnn, "cudnn"))
+        .add(
+            "torch can use CUDA",
+            match (py.torch_cuda_available, py.torch_cuda_devices) {
+                (Some(true), Some(n)) => format!("yes, {n} device(s)"),
+                (Some(true), None) => "yes".to_string(),
+                (Some(false), _) => "no (torch.cuda.is_available() is False)".to_string(),
+                (None, _) => why("torch_cuda_available"),
+            },
+        )
+        .add("numpy", or_why(&py.numpy, "numpy"));
+    let wheels: Vec<String> = py
+        .cuda_wheels
+        .iter()
+        .flatten()
+        .map(|w| format!("{} {}", w.package, w.version))
+        .collect();
+    p.add(
+        "NVIDIA pip wheels",
+        if wheels.is_empty() {
+            "none".to_string()
+        } else {
+            wheels.join("; ")
+        },
+    );
     p.finish()
 }
 

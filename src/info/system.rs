@@ -7,7 +7,7 @@ use super::{Root, Unavailable, keep};
 
 const MIB: u64 = 1024 * 1024;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MemoryReport {
     pub total_mib: Option<u64>,
     pub available_mib: Option<u64>,
@@ -18,7 +18,7 @@ pub struct MemoryReport {
     pub unavailable: Unavailable,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OsReport {
     /// Distribution or OS name, e.g. "Ubuntu".
     pub name: Option<String>,

@@ -16,7 +16,7 @@ pub const DRAIN: &[u32] = &[48, 63, 64, 74, 79, 92, 94, 95];
 const MAX_LOG: u64 = 16 << 20;
 
 /// How often one Xid number appeared for one GPU.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct XidCount {
     /// The GPU's PCI address as the driver writes it ("0000:3b:00").
     pub pci: String,

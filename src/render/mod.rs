@@ -5,6 +5,7 @@
 //! a `Document`, and JSON is the report's own serde form, so every command gets all four formats
 //! from the same code.
 
+pub mod chart;
 pub mod document;
 pub mod json;
 pub mod markdown;

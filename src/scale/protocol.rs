@@ -43,8 +43,9 @@ pub struct LadderRequest {
 /// How each point is timed: a warm-up of at least one epoch after the cold one (up to
 /// `warmup_s`), then timed runs of at least one epoch, each about `work_s` / `runs.max` long:
 /// `runs.min` of them, then more while the median's confidence interval is wider than
-/// ±`runs.target`, as long as they fit in `work_s` (and at most `runs.max`).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// ±`runs.target`, as long as they fit in `work_s` (and at most `runs.max`); where a claim hangs
+/// on the point, up to `work_s` more (`Runs::deciding`, at most `runs.ceiling()` in all).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointTiming {
     pub runs: Runs,
     pub work_s: f64,
@@ -234,10 +235,10 @@ impl Checks<LadderStep, ScaleEvent> for ScaleCheck {
                     ));
                 };
                 *count += 1;
-                if *count > self.timing.runs.max {
+                if *count > self.timing.runs.ceiling() {
                     return Err(format!(
                         "the worker timed more than the {} runs a point may take",
-                        self.timing.runs.max
+                        self.timing.runs.ceiling()
                     ));
                 }
                 if !(run.seconds.is_finite() && run.seconds > 0.0) {

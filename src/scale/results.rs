@@ -14,7 +14,7 @@ use crate::stats::Spread;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScaleReport {
     pub schema_version: u32,
     /// Always "scale".
@@ -35,7 +35,7 @@ pub struct ScaleReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScaleConfig {
     /// The seed of the synthetic rows and initial weights.
     pub seed: u32,
@@ -52,7 +52,7 @@ pub struct ScaleConfig {
 }
 
 /// One size of the ladder and what it costs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LadderPoint {
     pub size: Size,
     pub flop_per_epoch: f64,
@@ -63,7 +63,7 @@ pub struct LadderPoint {
 }
 
 /// One device and framework, up the ladder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScaleColumn {
     /// "cpu×1", "cuda:0", "pytorch cpu×2".
     pub label: String,
@@ -100,7 +100,7 @@ impl ScaleColumn {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PointStatus {
     Measured,
@@ -126,7 +126,7 @@ impl PointStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointResult {
     pub size: Size,
     pub status: PointStatus,
@@ -175,7 +175,7 @@ impl PointResult {
 
 /// Where `faster` starts beating `slower` beyond noise (measurably faster: `stats::compare`) and
 /// keeps beating it at every larger point both measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Crossover {
     pub faster: String,
     pub slower: String,

@@ -27,17 +27,22 @@ use crate::engine::protocol::WorkerRequest;
 use crate::engine::runs::Runs;
 use crate::engine::synthetic::Size;
 use crate::info::peaks;
-use crate::progress::progress_bar;
+use crate::progress::Progress;
 use crate::readable;
-use crate::stats::Spread;
+use crate::stats::{self, Spread};
 
 /// A point is tried only when its estimated memory fits in this share of what was free.
 const MEMORY_HEADROOM: f64 = 0.9;
 
 /// Runs every column up the ladder and gathers the measurements (`analysis` works out the rest).
-/// Stops early, keeping the finished points, on a stop signal.
-pub fn run(plan: &ScalePlan) -> ScaleReport {
-    let bar = progress_bar();
+/// Stops early, keeping the finished points, on a stop signal. `job` names it in the progress
+/// lines.
+pub fn run(plan: &ScalePlan, job: &str) -> ScaleReport {
+    let bar = Progress::new(job);
+    bar.phase(
+        "starting workers",
+        format!("{} column(s)", plan.columns.columns.len()),
+    );
     let runnable = plan
         .columns
         .columns
@@ -53,6 +58,10 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         .map(|column| Climb::start(plan, column, &bar))
         .collect();
     // The climb, one point of every column at a time.
+    bar.phase(
+        "climbing the ladder",
+        format!("{} sizes", plan.ladder.len()),
+    );
     while live.iter().any(|c| c.climbing) {
         for i in 0..live.len() {
             // Columns on the same device hold their points in its memory at once.
@@ -64,6 +73,7 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         }
     }
     // Rounds over every point and column, while any figure wants another run.
+    bar.phase("timed runs", "round 1");
     let mut round = 0;
     loop {
         round += 1;
@@ -85,6 +95,29 @@ pub fn run(plan: &ScalePlan) -> ScaleReport {
         bar.set_message(format!("round {round}"));
         let rounds = u64::from(plan.settings.timing.runs.max.max(1));
         bar.set_position((runnable * plan.ladder.len()) as u64 * round.min(rounds) / rounds);
+    }
+    // Where two columns' medians differ beyond the verdict's threshold but their intervals still
+    // overlap, a claim (a crossover) hangs on more runs: those columns take more rounds of that
+    // point, interleaved as before, until it is decided or their extra runs are spent.
+    loop {
+        let undecided = undecided_points(&live);
+        if undecided.is_empty() {
+            break;
+        }
+        round += 1;
+        bar.phase(
+            "deciding close calls",
+            format!("round {round}: {} point(s)", undecided.len()),
+        );
+        for (index, climbs) in undecided {
+            for k in 0..climbs.len() {
+                let climb = &mut live[climbs[(k + round as usize) % climbs.len()]];
+                climb.run(index, &bar);
+                if let Some(timed) = climb.timed.iter_mut().find(|t| t.index == index) {
+                    timed.deciding = timed.deciding.saturating_sub(1);
+                }
+            }
+        }
     }
     for climb in &mut live {
         climb.finish(&bar);
@@ -153,6 +186,54 @@ struct Timed {
     prepared: PointPrepared,
     runs: Vec<PointRun>,
     most: Runs,
+    /// Runs it may still take if a claim hangs on it (`Runs::deciding`).
+    deciding: u32,
+}
+
+impl Timed {
+    /// The point's epoch times so far.
+    fn epoch_s(&self) -> Option<Spread> {
+        let epochs = self.prepared.epochs.max(1) as f64;
+        Spread::of(self.runs.iter().map(|r| r.seconds / epochs))
+    }
+}
+
+/// The points at which two columns of the same framework are still undecided
+/// (`stats::undecided`) and both can take more runs: each point's index and those columns.
+fn undecided_points(live: &[Climb]) -> Vec<(usize, Vec<usize>)> {
+    let deciding = |climb: &Climb, index: usize| {
+        climb
+            .timed
+            .iter()
+            .find(|t| t.index == index && t.deciding > 0)
+            .filter(|_| climb.worker.is_some())
+            .and_then(Timed::epoch_s)
+    };
+    let points = live
+        .iter()
+        .map(|c| c.result.points.len())
+        .max()
+        .unwrap_or(0);
+    let mut found = Vec::new();
+    for index in 0..points {
+        let mut climbs = Vec::new();
+        for (i, a) in live.iter().enumerate() {
+            for (j, b) in live.iter().enumerate().skip(i + 1) {
+                if a.result.framework == b.result.framework
+                    && let (Some(sa), Some(sb)) = (deciding(a, index), deciding(b, index))
+                    && stats::undecided(&sa, &sb, stats::VERDICT_THRESHOLD)
+                {
+                    climbs.extend([i, j]);
+                }
+            }
+        }
+        climbs.sort_unstable();
+        climbs.dedup();
+        if !climbs.is_empty() {
+            found.push((index, climbs));
+        }
+    }
+    found
 }
 
 /// Where a column's data lives: host memory (every CPU column) or one GPU's.
@@ -288,15 +369,14 @@ impl Climb {
             let mut point = point_result(prepared.clone(), &[]);
             point.epoch_s = Spread::of([prepared.warm_epoch_s]);
             self.result.points.push(point);
-            let most = self.timing.runs.within(
-                self.timing.work_s,
-                prepared.epochs as f64 * prepared.warm_epoch_s,
-            );
+            let per_run = prepared.epochs as f64 * prepared.warm_epoch_s;
+            let runs = self.timing.runs;
             self.timed.push(Timed {
                 index,
                 prepared,
                 runs: Vec::new(),
-                most,
+                most: runs.within(self.timing.work_s, per_run),
+                deciding: runs.deciding(self.timing.work_s, per_run),
             });
         }
         self.worker = Some(worker);

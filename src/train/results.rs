@@ -16,7 +16,7 @@ use crate::stats::Spread;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Everything `train-compare` measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TrainCompareReport {
     pub schema_version: u32,
     /// Always "train-compare".
@@ -34,7 +34,7 @@ pub struct TrainCompareReport {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunConfig {
     pub hidden: usize,
     pub lr: f64,
@@ -55,7 +55,7 @@ pub struct RunConfig {
     pub policies: Vec<SyncPolicy>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceResult {
     /// Column label: "cpu×1", "cpu×16", "cuda:0", "pytorch cpu×16".
     pub label: String,
@@ -99,7 +99,7 @@ pub struct DeviceResult {
 }
 
 /// The first epoch at which two columns' losses disagree.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Disagreement {
     pub epoch: u64,
     pub loss: f32,
@@ -108,7 +108,7 @@ pub struct Disagreement {
 }
 
 /// A loss that went up instead of down.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LossRise {
     /// The loss of the first epoch.
     pub first_loss: f32,
@@ -118,7 +118,7 @@ pub struct LossRise {
     pub final_loss: f32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyResult {
     pub policy: SyncPolicy,
     pub runs: Vec<RunResult>,
@@ -158,7 +158,7 @@ pub struct PolicyResult {
 }
 
 /// What the device ends with, after all its runs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceOutcome {
     /// Training loss of the last epoch of the last run.
     pub final_loss: Option<f32>,

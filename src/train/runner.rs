@@ -19,12 +19,12 @@ use crate::engine::conversation::{Worker, WorkerFailure, starting};
 use crate::engine::measured::{DeviceStatus, RunResult};
 use crate::engine::protocol::WorkerRequest;
 use crate::engine::runs::Runs;
-use crate::progress::progress_bar;
+use crate::progress::Progress;
 
 /// Runs every column. Stops early, keeping what finished, when a stop signal arrives (see
-/// `process::catch_stop_signals`).
-pub fn run(plan: &Plan) -> TrainCompareReport {
-    let bar = progress_bar();
+/// `process::catch_stop_signals`). `job` names it in the progress lines.
+pub fn run(plan: &Plan, job: &str) -> TrainCompareReport {
+    let bar = Progress::new(job);
     let started = Instant::now();
     let sessions: Vec<SessionRequest> = plan
         .columns
@@ -47,6 +47,7 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
     bar.set_length(live.len() as u64 * 100);
 
     // Warm-ups, one column after another; each worker then waits, idle, for its rounds.
+    bar.phase("warm-up", format!("{} column(s)", live.len()));
     for (index, (column, live)) in plan.columns.columns.iter().zip(&mut live).enumerate() {
         bar.set_position(index as u64 * 100);
         live.warm_up(plan, column, &bar);
@@ -63,6 +64,7 @@ pub fn run(plan: &Plan) -> TrainCompareReport {
     }
 
     // Rounds, interleaved across columns, while any figure wants another run.
+    bar.phase("timed runs", "round 1");
     let mut round_time = Duration::ZERO;
     let mut rounds = 0;
     loop {

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("diff", 3),
     ("fleet", 3),
     ("saved", 3),
+    ("schema", 3),
     ("worker", 3),
     ("scale", 2),
     ("train", 2),

@@ -1009,3 +1009,39 @@ fn columns_take_their_timed_runs_in_interleaved_rounds() {
         assert_eq!(spread["median"], 500.0, "{device}");
     }
 }
+
+#[test]
+fn progress_in_a_log_is_one_plain_line_per_phase() {
+    // stderr is a pipe here, as in a Slurm job's log: plain lines, no bar, no escapes.
+    let output = hwbench()
+        .args(["train-compare", "--quick", "--format", "json"])
+        .env_remove("HWBENCH_PROGRESS")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("train-compare: warm-up · "),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("train-compare: timed runs · ")),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| l.contains(" after ")), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains('\r'),
+        "{stderr:?}"
+    );
+    // A line per phase (and per column's warm-up message at most), not a redraw per tick.
+    assert!(lines.len() <= 6, "{stderr}");
+    let quiet = hwbench()
+        .args(["train-compare", "--quick", "--format", "json"])
+        .env("HWBENCH_PROGRESS", "none")
+        .output()
+        .unwrap();
+    assert!(quiet.stderr.is_empty());
+}

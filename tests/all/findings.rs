@@ -20,6 +20,20 @@ fn companion(dir: &Dir, cuda: &str, cc: &str, ptx: bool) -> String {
     .to_string()
 }
 
+/// A fake Python that answers the stack probe with torch built for `cuda` (None: a CPU-only
+/// build), which can use CUDA exactly when it was built for it.
+fn python(dir: &Dir, name: &str, cuda: Option<&str>) -> String {
+    let answer = match cuda {
+        Some(cuda) => format!(
+            r#"{{"python": "3.11.2", "torch": "2.9.1", "numpy": "2.3.4", "torch_cuda": "{cuda}", "cudnn": 91002, "cuda_available": true, "cuda_devices": 1}}"#
+        ),
+        None => r#"{"python": "3.11.2", "torch": "2.9.1+cpu", "numpy": "2.3.4", "torch_cuda": null, "cudnn": null, "cuda_available": false, "cuda_devices": 0}"#.to_string(),
+    };
+    dir.executable(name, &format!("echo '{answer}'"))
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// `hwbench info --format json` on a recorded machine; `extra` adds to its environment.
 fn info(root: &str, gpus: &str, extra: &[(&str, &str)], redact: bool) -> Value {
     let mut command = hwbench();
@@ -54,6 +68,7 @@ fn ids(report: &Value) -> BTreeSet<String> {
 fn every_rule_fires_on_its_fixture() {
     let dir = Dir::new();
     let newer = companion(&dir, "13.0", "9.0", false);
+    let cpu_torch = python(&dir, "python-cpu", None);
     let mut fired = BTreeSet::new();
     for (root, gpus, extra) in [
         (
@@ -76,6 +91,11 @@ fn every_rule_fires_on_its_fixture() {
         ("troubled", "no_driver.json", vec![]),
         ("arm-no-neon", "hopper_h100.json", vec![]),
         ("healthy", "gpu_lost.json", vec![]),
+        (
+            "healthy",
+            "healthy_h100.json",
+            vec![("HWBENCH_PYTHON", cpu_torch.as_str())],
+        ),
     ] {
         fired.extend(ids(&info(root, gpus, &extra, false)));
     }
@@ -89,12 +109,17 @@ fn every_rule_fires_on_its_fixture() {
 fn no_rule_fires_on_a_healthy_machine() {
     let dir = Dir::new();
     let matching = companion(&dir, "13.0", "8.0", true);
+    let cuda_torch = python(&dir, "python-cuda", Some("12.8"));
     for gpus in [
         "healthy_h100.json",
         "hopper_h100.json",
         "optional_fields_not_supported.json",
     ] {
-        let report = info("healthy", gpus, &[("HWBENCH_CUDA", &matching)], false);
+        let env = [
+            ("HWBENCH_CUDA", matching.as_str()),
+            ("HWBENCH_PYTHON", &cuda_torch),
+        ];
+        let report = info("healthy", gpus, &env, false);
         assert!(ids(&report).is_empty(), "{gpus}: {}", report["findings"]);
     }
 }
@@ -222,7 +247,7 @@ fn fail_on_exits_1_with_one_line_and_still_writes_the_report() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "at error or above: gpu.missing-from-nvml (GPUs), gpu.xid-drain (GPU 1), gpu.ecc-uncorrected (GPU 0)"
+            "at error or above: gpu.missing-from-nvml (GPUs), gpu.xid-drain (GPU 1), gpu.nvlink-down (GPU 0), gpu.ecc-uncorrected (GPU 0)"
         ),
         "{stderr}"
     );

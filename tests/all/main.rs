@@ -19,5 +19,6 @@ mod info_report;
 mod redaction;
 mod reference;
 mod scale;
+mod schema;
 mod signals;
 mod worker;

@@ -23,13 +23,16 @@ pub fn bin() -> PathBuf {
         .map_or_else(|| assert_cmd::cargo::cargo_bin("hwbench"), PathBuf::from)
 }
 
-/// The `hwbench` under test, with the test seams cleared from the environment.
+/// The `hwbench` under test, with the test seams cleared from the environment and no progress
+/// lines.
 pub fn hwbench() -> Command {
     let mut command = Command::new(bin());
     command
         .env_remove("HWBENCH_GPU_FIXTURE")
         .env_remove("HWBENCH_CUDA")
-        .env_remove("HWBENCH_PYTHON");
+        .env_remove("HWBENCH_PYTHON")
+        // Tests read stderr for errors; progress lines have their own test.
+        .env("HWBENCH_PROGRESS", "none");
     command
 }
 
@@ -267,6 +270,7 @@ fn recorded_info(gpu_fixture: &str) -> InfoReport {
             .into_iter()
             .collect(),
         },
+        python: hwbench::info::python::PythonStack::not_asked(),
     }
 }
 

@@ -16,7 +16,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 /// Where one column of the comparison trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum DeviceSpec {
     /// The CPU, with candle limited to this many threads.

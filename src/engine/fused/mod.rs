@@ -65,7 +65,18 @@ impl Kernels {
 /// epoch on the CPU, where hwbench has its own, candle's stock operations elsewhere — and `fused`
 /// or `stock` force one (the fused epoch exists only on the CPU: `fused` elsewhere is `stock`),
 /// to measure one against the other.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelChoice {
     #[default]
