@@ -23,48 +23,68 @@ const SEPARATOR: &str = " · ";
 /// derefs to the bar for messages, positions and ticks.
 pub struct Progress {
     bar: ProgressBar,
+    style: Style,
     job: String,
 }
 
 impl Progress {
     /// Progress of `job` (e.g. "scale", or "report 2/2: scale") on stderr.
     pub fn new(job: &str) -> Self {
-        let bar = match Style::chosen() {
-            Style::Bar => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template(
-                        "{prefix} {wide_msg} {bar:12} {percent:>3}% ~{eta} left",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                ),
+        let style = Style::chosen();
+        let bar = match style {
+            Style::Bar => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
             Style::Lines => ProgressBar::with_draw_target(
                 None,
                 ProgressDrawTarget::term_like(Box::new(LogLines::default())),
-            )
-            .with_style(
-                ProgressStyle::with_template(&format!(
-                    "{{prefix}}{SEPARATOR}{{msg}}{SEPARATOR}{{percent}}% after {{elapsed}}, about {{eta}} left"
-                ))
-                .expect("valid template"),
             ),
             Style::None => ProgressBar::hidden(),
         };
+        bar.set_style(template(style, false));
         Self {
             bar,
+            style,
             job: job.to_string(),
         }
     }
 
-    /// A new phase of the job ("warm-up", "timed runs") and what it starts with: logs get a
-    /// line for it at once.
+    /// A new phase of the job ("timed runs") and what it starts with: logs get a line for it at
+    /// once. Its time left is foretold from the rate so far.
     pub fn phase(&self, phase: &str, message: impl Into<String>) {
+        self.enter(phase, message.into(), true);
+    }
+
+    /// A phase whose length nothing foretells (workers starting: importing torch or loading
+    /// CUDA takes what it takes): no time left is shown until the next phase.
+    pub fn preparing(&self, phase: &str, message: impl Into<String>) {
+        self.enter(phase, message.into(), false);
+    }
+
+    fn enter(&self, phase: &str, message: String, eta: bool) {
         // No draw shows the new phase with the old message, or the reverse: logs skip lines
         // without a phase.
         self.bar.set_prefix("");
-        self.bar.set_message(message.into());
+        self.bar.set_style(template(self.style, eta));
+        self.bar.set_message(message);
         self.bar.set_prefix(format!("{}: {phase}", self.job));
     }
+}
+
+/// The bar's look: on a terminal a 12-column bar (the message takes what is left of the width);
+/// in logs a plain line. `eta`: with the time left.
+fn template(style: Style, eta: bool) -> ProgressStyle {
+    let text = match (style, eta) {
+        (Style::Bar, true) => "{prefix} {wide_msg} {bar:12} {percent:>3}% ~{eta} left".to_string(),
+        (Style::Bar, false) => "{prefix} {wide_msg} {bar:12} {percent:>3}% {elapsed}".to_string(),
+        (_, true) => format!(
+            "{{prefix}}{SEPARATOR}{{msg}}{SEPARATOR}{{percent}}% after {{elapsed}}, about {{eta}} left"
+        ),
+        (_, false) => {
+            format!("{{prefix}}{SEPARATOR}{{msg}}{SEPARATOR}{{percent}}% after {{elapsed}}")
+        }
+    };
+    ProgressStyle::with_template(&text)
+        .expect("valid template")
+        .progress_chars("=> ")
 }
 
 impl std::ops::Deref for Progress {

@@ -69,44 +69,28 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
         root.fill(&WHITE)?;
         let (charts, footer) = root.split_vertically(930);
         let (top, bottom) = charts.split_vertically(465);
-        let x_axis = |v: &f64| axis_number(*v, FLOP_UNITS);
+        let x = (x_lo, x_hi);
 
         // Time per epoch, with each median's interval.
-        let mut time = ChartBuilder::on(&top)
-            .caption(
-                "time per training epoch against the work in it",
-                ("sans-serif", 22),
-            )
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), (s_lo..s_hi).log_scale())?;
-        time.configure_mesh()
-            .x_desc("FLOP per epoch (log scale)")
-            .y_desc("seconds per epoch (log scale)")
-            .x_label_formatter(&x_axis)
-            .y_label_formatter(&|y| axis_number(*y, SECOND_UNITS))
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()?;
+        let mut time = panel(
+            &top,
+            "time per training epoch against the work in it",
+            ("seconds per epoch (log scale)", SECOND_UNITS),
+            x,
+            (s_lo, s_hi),
+        )?;
         course_marker(&mut time, course, s_lo, s_hi)?;
         for (i, line) in lines.iter().enumerate() {
-            let color = chart::color(i);
-            let style = color.stroke_width(2);
-            let centre = line.points.iter().map(|p| (p.0, p.1));
-            draw_line(&mut time, i, centre.clone(), style)?
-                .label(line.column.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            time.draw_series(line.points.iter().map(|&(flop, median, low, high)| {
-                ErrorBar::new_vertical(flop, low, median, high, color.stroke_width(1), 8)
-            }))?;
-            time.draw_series(centre.map(|p| Circle::new(p, 3, color.filled())))?;
+            draw_points(&mut time, i, line, |&(flop, median, low, high)| {
+                (flop, median, low, high)
+            })?;
             // Over-budget sizes inside the axis: a cross at the top, in the column's colour.
+            let cross = chart::color(i).stroke_width(2);
             time.draw_series(
                 line.over_budget
                     .iter()
                     .filter(|&&flop| flop <= x_hi)
-                    .map(|&flop| Cross::new((flop, s_hi / 1.4), 6, color.stroke_width(2))),
+                    .map(|&flop| Cross::new((flop, s_hi / 1.4), 6, cross)),
             )?;
         }
         time.configure_series_labels()
@@ -116,43 +100,19 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
             .draw()?;
 
         // Throughput, with each device's theoretical FP32 peak.
-        let mut speed = ChartBuilder::on(&bottom)
-            .caption(
-                "throughput against the work in an epoch",
-                ("sans-serif", 22),
-            )
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(80)
-            .build_cartesian_2d((x_lo..x_hi).log_scale(), (t_lo..t_hi).log_scale())?;
-        speed
-            .configure_mesh()
-            .x_desc("FLOP per epoch (log scale)")
-            .y_desc("FLOP per second (log scale)")
-            .x_label_formatter(&x_axis)
-            .y_label_formatter(&|y| axis_number(*y, FLOPS_UNITS))
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(225, 225, 225))
-            .draw()?;
+        let mut speed = panel(
+            &bottom,
+            "throughput against the work in an epoch",
+            ("FLOP per second (log scale)", FLOPS_UNITS),
+            x,
+            (t_lo, t_hi),
+        )?;
         course_marker(&mut speed, course, t_lo, t_hi)?;
         for (i, line) in lines.iter().enumerate() {
-            let color = chart::color(i);
-            let style = color.stroke_width(2);
-            let centre = line.points.iter().map(|p| (p.0, p.0 / p.1));
-            draw_line(&mut speed, i, centre.clone(), style)?
-                .label(line.column.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            speed.draw_series(line.points.iter().map(|&(flop, median, low, high)| {
-                ErrorBar::new_vertical(
-                    flop,
-                    flop / high,
-                    flop / median,
-                    flop / low,
-                    color.stroke_width(1),
-                    8,
-                )
-            }))?;
-            speed.draw_series(centre.map(|p| Circle::new(p, 3, color.filled())))?;
+            // Throughput is FLOP over time: the slowest run gives the lowest.
+            draw_points(&mut speed, i, line, |&(flop, median, low, high)| {
+                (flop, flop / median, flop / high, flop / low)
+            })?;
         }
         // Each distinct peak once, named for every column that has it (PyTorch's column shares
         // the CPU's), in the first one's colour.
@@ -182,7 +142,7 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
                     labels.join(", "),
                     axis_number(*peak, FLOPS_UNITS)
                 ),
-                (course * 1.3, peak * 1.08),
+                (course * 1.3, peak * 1.35),
                 ("sans-serif", 13).into_font().color(color),
             )))?;
         }
@@ -206,6 +166,54 @@ type LogChart<'a, 'b> = ChartContext<
         plotters::coord::combinators::LogCoord<f64>,
     >,
 >;
+
+/// One view: log-log, FLOP per epoch across, `y` (its name and units) up, light grid lines.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    (y_desc, y_units): (&str, &'static [(f64, &'static str)]),
+    (x_lo, x_hi): (f64, f64),
+    (y_lo, y_hi): (f64, f64),
+) -> anyhow::Result<LogChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("FLOP per epoch (log scale)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| axis_number(*v, FLOP_UNITS))
+        .y_label_formatter(&|v| axis_number(*v, y_units))
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+    Ok(chart)
+}
+
+/// The `i`-th column's line (solid or dashed, in the legend), a dot per point and its interval
+/// as a bar: `at` maps a point to (x, centre, low, high).
+fn draw_points(
+    chart: &mut LogChart,
+    i: usize,
+    line: &Line,
+    at: impl Fn(&(f64, f64, f64, f64)) -> (f64, f64, f64, f64),
+) -> anyhow::Result<()> {
+    let color = chart::color(i);
+    let style = color.stroke_width(2);
+    let points: Vec<(f64, f64, f64, f64)> = line.points.iter().map(at).collect();
+    let centre = points.iter().map(|p| (p.0, p.1));
+    draw_line(chart, i, centre.clone(), style)?
+        .label(line.column.label.as_str())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    chart.draw_series(points.iter().map(|&(x, centre, low, high)| {
+        ErrorBar::new_vertical(x, low, centre, high, color.stroke_width(1), 8)
+    }))?;
+    chart.draw_series(centre.map(|p| Circle::new(p, 3, color.filled())))?;
+    Ok(())
+}
 
 /// The `i`-th column's line, solid or dashed.
 fn draw_line<'c, 'a, 'b>(

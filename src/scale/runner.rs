@@ -39,7 +39,7 @@ const MEMORY_HEADROOM: f64 = 0.9;
 /// lines.
 pub fn run(plan: &ScalePlan, job: &str) -> ScaleReport {
     let bar = Progress::new(job);
-    bar.phase(
+    bar.preparing(
         "starting workers",
         format!("{} column(s)", plan.columns.columns.len()),
     );
@@ -58,7 +58,7 @@ pub fn run(plan: &ScalePlan, job: &str) -> ScaleReport {
         .map(|column| Climb::start(plan, column, &bar))
         .collect();
     // The climb, one point of every column at a time.
-    bar.phase(
+    bar.preparing(
         "climbing the ladder",
         format!("{} sizes", plan.ladder.len()),
     );

@@ -47,7 +47,7 @@ pub fn run(plan: &Plan, job: &str) -> TrainCompareReport {
     bar.set_length(live.len() as u64 * 100);
 
     // Warm-ups, one column after another; each worker then waits, idle, for its rounds.
-    bar.phase("warm-up", format!("{} column(s)", live.len()));
+    bar.preparing("warm-up", format!("{} column(s)", live.len()));
     for (index, (column, live)) in plan.columns.columns.iter().zip(&mut live).enumerate() {
         bar.set_position(index as u64 * 100);
         live.warm_up(plan, column, &bar);
@@ -64,6 +64,11 @@ pub fn run(plan: &Plan, job: &str) -> TrainCompareReport {
     }
 
     // Rounds, interleaved across columns, while any figure wants another run.
+    // From here on the bar counts the rounds' expected time (thousandths), so that the time
+    // left reckons with slow columns.
+    bar.set_length(1000);
+    bar.set_position(0);
+    bar.reset_eta();
     bar.phase("timed runs", "round 1");
     let mut round_time = Duration::ZERO;
     let mut rounds = 0;
@@ -82,13 +87,14 @@ pub fn run(plan: &Plan, job: &str) -> TrainCompareReport {
         }
         let round_started = Instant::now();
         for &i in &wanted {
-            live[i].round(&bar, i);
+            live[i].round(&bar);
+            bar.set_position(timed_share(&live));
         }
         round_time = round_started.elapsed();
         rounds += 1;
     }
-    for (index, column) in live.iter_mut().enumerate() {
-        bar.set_position(index as u64 * 100 + 99);
+    bar.set_position(1000);
+    for column in &mut live {
         column.finish(&bar);
     }
     bar.finish_and_clear();
@@ -225,7 +231,7 @@ impl<'a> Live<'a> {
     }
 
     /// One timed run of every policy.
-    fn round(&mut self, bar: &ProgressBar, index: usize) {
+    fn round(&mut self, bar: &ProgressBar) {
         let Some(mut worker) = self.worker.take() else {
             return;
         };
@@ -234,8 +240,6 @@ impl<'a> Live<'a> {
         };
         self.round += 1;
         bar.set_message(format!("{}: round {}", self.result.label, self.round));
-        let share = 30 + 69 * u64::from(self.round) / u64::from(self.runs.max.max(1));
-        bar.set_position(index as u64 * 100 + share.min(99));
         let (check, runs) = (&mut self.check, &mut self.runs_by_policy);
         let mut left = runs.len();
         let done = worker.step(Some(step), check, &|| bar.tick(), |event| {
@@ -305,6 +309,25 @@ impl<'a> Live<'a> {
 /// Each run's cost per epoch, in µs.
 fn per_epoch(runs: &[RunResult]) -> Vec<f64> {
     runs.iter().map(RunResult::per_epoch_us).collect()
+}
+
+/// How far the timed rounds are, in thousandths of their expected time: each column's rounds so
+/// far (at most its most runs) weighed by what a round of it costs (its warm-ups' epochs).
+fn timed_share(live: &[Live]) -> u64 {
+    let (mut done, mut all) = (0.0, 0.0);
+    for column in live {
+        let per_round: f64 = column.calibrated.as_ref().map_or(0.0, |costs| {
+            costs.iter().sum::<f64>() * column.epochs as f64
+        });
+        let most = f64::from(column.runs.max);
+        all += per_round * most;
+        done += per_round * f64::from(column.round).min(most);
+    }
+    if all > 0.0 {
+        (1000.0 * done / all) as u64
+    } else {
+        0
+    }
 }
 
 /// Says once, on stderr, when the run may take over ten minutes (every calibrated column guessed
