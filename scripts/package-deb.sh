@@ -11,6 +11,8 @@
 # hwbench-cuda_<version>_<arch>.deb: the CUDA companion and its bundled libraries in
 # /usr/lib/hwbench, next to hwbench, where hwbench looks for it.
 # The binary is target/release/hwbench, built first if missing (`cargo build --release`).
+# DEB_COMPRESSION (xz by default; gzip or none) is dpkg-deb's -Z: CI packs the companion's 700 MB
+# of CUDA libraries with gzip, for time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=$root/target/deb
@@ -22,6 +24,7 @@ while [[ $# -gt 0 ]]; do
         *) echo "package-deb: unknown option $1 (use --out DIR and --companion DIR)" >&2; exit 2 ;;
     esac
 done
+compression=${DEB_COMPRESSION:-xz}
 binary=$root/target/release/hwbench
 [[ -x $binary ]] || (cd "$root" && cargo build --release)
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -n1)
@@ -84,7 +87,7 @@ control hwbench "$tree" "libc6 (>= $glibc)" "what the machine is, and how fast a
  'hwbench info' metrics in node_exporter's textfile folder."
 echo /etc/default/hwbench >"$tree/DEBIAN/conffiles"
 install -m 0755 "$root/packaging/prerm" "$root/packaging/postrm" "$tree/DEBIAN/"
-dpkg-deb --root-owner-group -Zxz --build "$tree" "$out/hwbench_${version}_${arch}.deb" >/dev/null
+dpkg-deb --root-owner-group -Z"$compression" --build "$tree" "$out/hwbench_${version}_${arch}.deb" >/dev/null
 echo "$out/hwbench_${version}_${arch}.deb"
 
 # The CUDA companion, when it was built.
@@ -98,6 +101,6 @@ if [[ -n $companion ]]; then
     control hwbench-cuda "$tree" "hwbench (= $version)" "CUDA companion of hwbench
  hwbench-cuda trains hwbench's model on NVIDIA GPUs with candle's CUDA backend;
  hwbench finds it next to itself. It needs the NVIDIA driver (>= 580)."
-    dpkg-deb --root-owner-group -Zxz --build "$tree" "$out/hwbench-cuda_${version}_${arch}.deb" >/dev/null
+    dpkg-deb --root-owner-group -Z"$compression" --build "$tree" "$out/hwbench-cuda_${version}_${arch}.deb" >/dev/null
     echo "$out/hwbench-cuda_${version}_${arch}.deb"
 fi
