@@ -916,3 +916,63 @@ pub fn visible_count(gpus: &GpuSection, visible: Option<&str>) -> usize {
     }
     seen.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GPU at `address` whose links lead to `remotes` (`None`: a link that is down).
+    fn gpu(index: u32, address: &str, remotes: &[Option<&str>]) -> GpuReport {
+        GpuReport {
+            index,
+            pci_bus_id: Some(address.to_string()),
+            nvlinks: Some(
+                remotes
+                    .iter()
+                    .enumerate()
+                    .map(|(link, remote)| NvLinkState {
+                        link: link as u32,
+                        active: remote.is_some(),
+                        version: Some(4),
+                        remote_pci_bus_id: remote.map(str::to_string),
+                    })
+                    .collect(),
+            ),
+            ..GpuReport::default()
+        }
+    }
+
+    #[test]
+    fn nvlinks_between_two_gpus_are_counted_from_their_far_ends() {
+        // Two GPUs bridged by two links (one address written as sysfs writes it), a third
+        // alone; the bridged pair is not on NVSwitches.
+        let a = gpu(
+            0,
+            "00000000:07:00.0",
+            &[Some("0000:0f:00.0"), Some("00000000:0F:00.0"), None],
+        );
+        let b = gpu(
+            1,
+            "00000000:0F:00.0",
+            &[Some("00000000:07:00.0"), Some("00000000:07:00.0")],
+        );
+        let c = gpu(2, "00000000:19:00.0", &[None, None]);
+        let devices = [a.clone(), b.clone(), c.clone()];
+        assert_eq!((direct_nvlinks(&a, &b), direct_nvlinks(&b, &a)), (2, 2));
+        assert_eq!(direct_nvlinks(&a, &c), 0);
+        assert!(!nvswitched(&a, &devices) && !nvswitched(&c, &devices));
+        // On an HGX board every active link leads to an NVSwitch, none to another GPU.
+        let s = gpu(3, "00000000:2A:00.0", &[Some("00000000:C1:00.0"), None]);
+        assert!(nvswitched(&s, &[s.clone(), a]));
+    }
+
+    #[test]
+    fn nvml_topology_levels_read_as_words() {
+        use nvml_wrapper::enum_wrappers::device::TopologyLevel;
+        assert_eq!(path_name(TopologyLevel::Single), "one PCIe switch");
+        assert_eq!(
+            path_name(TopologyLevel::System),
+            "across NUMA nodes (CPU sockets)"
+        );
+    }
+}
