@@ -156,6 +156,56 @@ pub fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<Outp
     }
 }
 
+/// Why [`ask_python`] got no answer.
+#[derive(Debug)]
+pub enum PythonFailure {
+    /// No such program.
+    NotFound,
+    Spawn(std::io::Error),
+    TimedOut,
+    Stopped,
+    /// It exited with an error: the last line of its stderr, or its exit status.
+    Failed(String),
+    /// Its last line of stdout is not the JSON expected.
+    Unexpected(String),
+}
+
+/// Runs `python -I -c script` (isolated: no environment variables, no user site-packages, no
+/// current folder on `sys.path`, so a stray `torch.py` cannot answer) for at most `timeout`, and
+/// reads the last line it prints as JSON.
+pub fn ask_python<T: serde::de::DeserializeOwned>(
+    python: &Path,
+    script: &str,
+    timeout: Duration,
+) -> Result<T, PythonFailure> {
+    let output = run_with_timeout(Command::new(python).args(["-I", "-c", script]), timeout)
+        .map_err(|e| match e {
+            QuickRunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                PythonFailure::NotFound
+            }
+            QuickRunError::Spawn(e) => PythonFailure::Spawn(e),
+            QuickRunError::Stopped(_) => PythonFailure::Stopped,
+            QuickRunError::TimedOut => PythonFailure::TimedOut,
+        })?;
+    if !output.status.success() {
+        return Err(PythonFailure::Failed(
+            last_line(&String::from_utf8_lossy(&output.stderr))
+                .unwrap_or_else(|| format!("{}", output.status)),
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).map_err(|_| PythonFailure::Unexpected(line.to_string()))
+}
+
+/// A program's file name only, as reports name it: a full path can carry a user name.
+pub fn program_name(program: &Path) -> String {
+    program.file_name().map_or_else(
+        || program.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
 /// Reads a child's pipe to its end in a thread of its own; the bytes arrive when it closes.
 pub fn read_to_end_in_thread<R: Read + Send + 'static>(
     pipe: Option<R>,

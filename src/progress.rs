@@ -28,7 +28,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Progress of `job` (e.g. "scale", or "report 2/2: scale") on stderr.
+    /// Progress of `job` (e.g. "scale", or "report 2/2, scale") on stderr.
     pub fn new(job: &str) -> Self {
         let style = Style::chosen();
         let bar = match style {

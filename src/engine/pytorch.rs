@@ -7,11 +7,10 @@
 //! stand in for PyTorch.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use super::device::DeviceSpec;
-use crate::process::{QuickRunError, last_line, run_with_timeout};
+use crate::process::{PythonFailure, ask_python, program_name};
 
 /// The PyTorch worker.
 pub const SCRIPT: &str = include_str!("pytorch_worker.py");
@@ -68,33 +67,22 @@ pub fn devices(devices: &[DeviceSpec]) -> Vec<DeviceSpec> {
 /// silent: importing torch from a cold disk takes a while); the error says in a few words why
 /// torch is unusable.
 pub fn probe(python: &Path, timeout: Duration) -> Result<Torch, String> {
-    // Its file name only: a full path can carry a user name into a public report.
-    let name = python
-        .file_name()
-        .map_or(python.display(), |n| Path::new(n).display());
-    let output = run_with_timeout(Command::new(python).args(["-I", "-c", PROBE]), timeout)
-        .map_err(|e| match e {
-            QuickRunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                format!("{name} not found (name a Python with torch in --python or HWBENCH_PYTHON)")
-            }
-            QuickRunError::Spawn(e) => format!("cannot start {name}: {e}"),
-            QuickRunError::Stopped(_) => "interrupted while importing torch".to_string(),
-            QuickRunError::TimedOut => {
-                format!(
-                    "`{name} -c \"import torch\"` did not finish in {} s",
-                    timeout.as_secs()
-                )
-            }
-        })?;
-    if !output.status.success() {
-        let why = last_line(&String::from_utf8_lossy(&output.stderr))
-            .unwrap_or_else(|| format!("{}", output.status));
-        return Err(format!(
+    let name = program_name(python);
+    ask_python(python, PROBE, timeout).map_err(|failure| match failure {
+        PythonFailure::NotFound => {
+            format!("{name} not found (name a Python with torch in --python or HWBENCH_PYTHON)")
+        }
+        PythonFailure::Spawn(e) => format!("cannot start {name}: {e}"),
+        PythonFailure::Stopped => "interrupted while importing torch".to_string(),
+        PythonFailure::TimedOut => format!(
+            "`{name} -c \"import torch\"` did not finish in {} s",
+            timeout.as_secs()
+        ),
+        PythonFailure::Failed(why) => format!(
             "{name} cannot import torch ({why}); install PyTorch there, or name another Python in --python or HWBENCH_PYTHON"
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .map_err(|_| format!("{name} answered the torch probe with something unexpected: {line}"))
+        ),
+        PythonFailure::Unexpected(line) => {
+            format!("{name} answered the torch probe with something unexpected: {line}")
+        }
+    })
 }

@@ -826,23 +826,16 @@ fn cpu_rules(cpu: &CpuReport, add: &mut Add) {
 /// others lead to NVSwitches (an HGX board, where every link should be up). A lone card with some
 /// links unused (a bridge on part of them) is no fault.
 fn nvlink(report: &InfoReport, gpu: &GpuReport, subject: &str, add: &mut Add) {
-    let Some(links) = &gpu.nvlinks else {
+    let (Some(links), Some(here)) = (&gpu.nvlinks, gpu.active_nvlinks()) else {
         return;
     };
-    let active =
-        |links: &[crate::info::gpu::NvLinkState]| links.iter().filter(|l| l.active).count();
-    let here = active(links);
-    let down: Vec<String> = links
-        .iter()
-        .filter(|l| !l.active)
-        .map(|l| l.link.to_string())
-        .collect();
+    let down = gpu.nvlinks_down();
     let peer = report
         .gpu
         .devices
         .iter()
         .filter(|o| o.index != gpu.index && o.name == gpu.name)
-        .filter_map(|o| Some((o.index, active(o.nvlinks.as_deref()?))))
+        .filter_map(|o| Some((o.index, o.active_nvlinks()?)))
         .max_by_key(|&(_, n)| n);
     let behind = peer.filter(|&(_, most)| here < most);
     let switched = here > 0 && crate::info::gpu::nvswitched(gpu, &report.gpu.devices);

@@ -242,6 +242,23 @@ pub struct GpuReport {
     pub unavailable: Unavailable,
 }
 
+impl GpuReport {
+    /// How many of its NVLink links are up (`None` on GPUs without NVLink).
+    pub fn active_nvlinks(&self) -> Option<usize> {
+        Some(self.nvlinks.as_ref()?.iter().filter(|l| l.active).count())
+    }
+
+    /// Its NVLink links that are down, by number.
+    pub fn nvlinks_down(&self) -> Vec<String> {
+        self.nvlinks
+            .iter()
+            .flatten()
+            .filter(|l| !l.active)
+            .map(|l| l.link.to_string())
+            .collect()
+    }
+}
+
 /// One NVLink link of a GPU.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvLinkState {

@@ -8,13 +8,12 @@
 //! required, and every missing piece is `null` with its reason.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::Unavailable;
-use crate::process::{QuickRunError, last_line, run_with_timeout};
+use crate::process::{PythonFailure, ask_python, program_name};
 use crate::redact::outside_line;
 
 /// How long Python may take to start and import torch (a cold disk and a CUDA build take long).
@@ -135,41 +134,25 @@ impl PythonStack {
 
 /// Asks `python` what it has.
 pub fn probe(python: &Path) -> PythonStack {
-    let name = python.file_name().map_or_else(
-        || python.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = program_name(python);
     let interpreter = Some(outside_line(&name, MAX_TEXT));
-    let output = match run_with_timeout(Command::new(python).args(["-I", "-c", PROBE]), TIMEOUT) {
-        Ok(output) => output,
-        Err(e) => {
-            let why = match e {
-                QuickRunError::Spawn(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    format!("{name} not found")
-                }
-                QuickRunError::Spawn(e) => format!("cannot start {name}: {e}"),
-                QuickRunError::Stopped(_) => "interrupted".to_string(),
-                QuickRunError::TimedOut => {
+    match ask_python(python, PROBE, TIMEOUT) {
+        Ok(answer) => stack(interpreter, answer),
+        Err(failure) => {
+            let why = match failure {
+                PythonFailure::NotFound => format!("{name} not found"),
+                PythonFailure::Spawn(e) => format!("cannot start {name}: {e}"),
+                PythonFailure::Stopped => "interrupted".to_string(),
+                PythonFailure::TimedOut => {
                     format!("{name} did not answer in {} s", TIMEOUT.as_secs())
                 }
+                PythonFailure::Failed(why) | PythonFailure::Unexpected(why) => {
+                    format!("{name} could not run the probe: {why}")
+                }
             };
-            return PythonStack::failed(interpreter, &outside_line(&why, 200));
+            PythonStack::failed(interpreter, &outside_line(&why, 200))
         }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let answer = stdout
-        .lines()
-        .last()
-        .and_then(|line| serde_json::from_str::<Answer>(line).ok());
-    let Some(answer) = answer.filter(|_| output.status.success()) else {
-        let why = last_line(&String::from_utf8_lossy(&output.stderr))
-            .unwrap_or_else(|| format!("{}", output.status));
-        return PythonStack::failed(
-            interpreter,
-            &outside_line(&format!("{name} could not run the probe: {why}"), 200),
-        );
-    };
-    stack(interpreter, answer)
+    }
 }
 
 /// The report's stack from the probe's answer, every text cleaned.

@@ -185,12 +185,7 @@ impl Render for InfoReport {
             power = power.sample(&id, gpu.power_limit_enforced_w);
             sm_clock = sm_clock.sample(&id, gpu.sm_clock_max_mhz.map(|m| f64::from(m) * 1e6));
             mig = mig.sample(&id, gpu.mig_enabled.map(|on| if on { 1.0 } else { 0.0 }));
-            nvlinks = nvlinks.sample(
-                &id,
-                gpu.nvlinks
-                    .as_ref()
-                    .map(|links| links.iter().filter(|l| l.active).count() as f64),
-            );
+            nvlinks = nvlinks.sample(&id, gpu.active_nvlinks().map(|n| n as f64));
         }
         metrics.extend([info, memory, power, sm_clock, mig, nvlinks]);
         let mut finding = Metric::new(
@@ -688,8 +683,7 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
             },
         );
     }
-    if let Some(links) = &g.nvlinks {
-        let active = links.iter().filter(|l| l.active).count();
+    if let (Some(links), Some(active)) = (&g.nvlinks, g.active_nvlinks()) {
         let mut versions: Vec<u32> = links.iter().filter_map(|l| l.version).collect();
         versions.sort_unstable();
         versions.dedup();
@@ -697,11 +691,7 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
             [one] => format!(", NVLink {one}"),
             _ => String::new(),
         };
-        let down: Vec<String> = links
-            .iter()
-            .filter(|l| !l.active)
-            .map(|l| l.link.to_string())
-            .collect();
+        let down = g.nvlinks_down();
         p.add(
             "NVLink",
             if down.is_empty() {

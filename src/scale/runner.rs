@@ -96,9 +96,10 @@ pub fn run(plan: &ScalePlan, job: &str) -> ScaleReport {
         let rounds = u64::from(plan.settings.timing.runs.max.max(1));
         bar.set_position((runnable * plan.ladder.len()) as u64 * round.min(rounds) / rounds);
     }
-    // Where two columns' medians differ beyond the verdict's threshold but their intervals still
-    // overlap, a claim (a crossover) hangs on more runs: those columns take more rounds of that
-    // point, interleaved as before, until it is decided or their extra runs are spent.
+    // Where two columns are still undecided (`stats::undecided`: no measurable difference yet,
+    // but medians apart beyond the verdict's threshold or intervals wide enough to hide one), a
+    // claim (a crossover) hangs on more runs: those columns take more rounds of that point,
+    // interleaved as before, until it is decided or their extra runs are spent.
     loop {
         let undecided = undecided_points(&live);
         if undecided.is_empty() {
@@ -193,9 +194,14 @@ struct Timed {
 impl Timed {
     /// The point's epoch times so far.
     fn epoch_s(&self) -> Option<Spread> {
-        let epochs = self.prepared.epochs.max(1) as f64;
-        Spread::of(self.runs.iter().map(|r| r.seconds / epochs))
+        epoch_times(&self.prepared, &self.runs)
     }
+}
+
+/// A point's time per epoch over its timed runs.
+fn epoch_times(prepared: &PointPrepared, runs: &[PointRun]) -> Option<Spread> {
+    let epochs = prepared.epochs.max(1) as f64;
+    Spread::of(runs.iter().map(|r| r.seconds / epochs))
 }
 
 /// The points at which two columns of the same framework are still undecided
@@ -466,6 +472,7 @@ fn point_result(m: PointPrepared, runs: &[PointRun]) -> PointResult {
         .filter_map(|r| r.memory_mib)
         .chain(m.memory_mib)
         .max_by(f64::total_cmp);
+    let epoch_s = epoch_times(&m, runs);
     PointResult {
         size: m.size,
         status,
@@ -474,7 +481,7 @@ fn point_result(m: PointPrepared, runs: &[PointRun]) -> PointResult {
             .then(|| format!("an epoch took {}", readable::micros(m.warm_epoch_s * 1e6))),
         kernels: Some(m.kernels),
         epochs: (!m.over_budget).then_some(m.epochs),
-        epoch_s: Spread::of(runs.iter().map(|r| r.seconds / m.epochs.max(1) as f64)),
+        epoch_s,
         cold_epoch_s: Some(m.cold_epoch_s),
         gflops: None,
         peak_share: None,

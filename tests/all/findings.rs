@@ -29,9 +29,7 @@ fn python(dir: &Dir, name: &str, cuda: Option<&str>) -> String {
         ),
         None => r#"{"python": "3.11.2", "torch": "2.9.1+cpu", "numpy": "2.3.4", "torch_cuda": null, "cudnn": null, "cuda_available": false, "cuda_devices": 0}"#.to_string(),
     };
-    dir.executable(name, &format!("echo '{answer}'"))
-        .to_string_lossy()
-        .into_owned()
+    util::fake_python(dir, name, &answer)
 }
 
 /// `hwbench info --format json` on a recorded machine; `extra` adds to its environment.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::util::{self, Dir, hwbench};
+use crate::util::{self, Dir};
 
 /// `docs/schema/<kind>.schema.json`.
 fn schema_file(kind: &str) -> String {
@@ -48,26 +48,14 @@ fn validators() -> BTreeMap<String, jsonschema::Validator> {
 
 /// `hwbench ARGS --format json` with `env`, whatever its exit code, as JSON.
 fn json_of(args: &[&str], env: &[(&str, &str)]) -> Value {
-    let output = hwbench()
-        .args(args)
-        .args(["--format", "json"])
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    let args: Vec<&str> = args.iter().copied().chain(["--format", "json"]).collect();
+    util::run_json_status(&args, env).1
 }
 
 /// A Python that answers the stack probe as a CUDA machine's would.
 fn fake_python(dir: &Dir) -> String {
     let answer = r#"{"python": "3.11.2", "torch": "2.9.1+cu128", "numpy": "2.3.4", "wheels": [{"package": "nvidia-cudnn-cu12", "version": "9.10.2.21", "libraries": ["libcudnn.so.9"]}], "torch_cuda": "12.8", "cudnn": 91002, "cuda_available": true, "cuda_devices": 2}"#;
-    dir.executable("python3", &format!("echo '{answer}'"))
-        .to_string_lossy()
-        .into_owned()
+    util::fake_python(dir, "python3", answer)
 }
 
 #[test]

@@ -158,6 +158,14 @@ impl Dir {
     }
 }
 
+/// A fake Python named `name` in `dir` that answers the Python-stack probe with `answer` (the
+/// probe's one JSON line), whatever it is asked; its path.
+pub fn fake_python(dir: &Dir, name: &str, answer: &str) -> String {
+    dir.executable(name, &format!("echo '{answer}'"))
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// `hwbench info --format json` with the GPUs of a recorded fixture.
 pub fn info_with(gpu_fixture: &str) -> serde_json::Value {
     run_json(
