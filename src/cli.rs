@@ -90,9 +90,10 @@ pub struct InfoArgs {
     /// Slurm prolog or a Kubernetes readiness check.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
-    /// Also report this Python's stack: its version, torch (its CUDA, cuDNN, whether it can use
-    /// the GPUs), numpy and NVIDIA's pip wheels. Imports torch: a second or more [default: none;
-    /// `hwbench report` asks python3].
+    /// Run this Python and report its stack: its version, torch (its CUDA, cuDNN, whether it can
+    /// use the GPUs), numpy and NVIDIA's pip wheels. Imports torch: a second or more [default:
+    /// the python3 on PATH, read from its files without running it; `hwbench report` runs
+    /// python3].
     #[arg(long, value_name = "PATH", env = "HWBENCH_PYTHON")]
     pub python: Option<PathBuf>,
 }

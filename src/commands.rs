@@ -141,9 +141,14 @@ pub fn info(
 /// again from what the report may show, so that they name no process).
 fn info_report(machine: &Machine, python: Option<&Path>) -> info::InfoReport {
     let mut report = info::collect(machine);
-    if let Some(python) = python {
-        report.python = info::python::probe(python);
-    }
+    report.python = match python {
+        Some(python) => info::python::probe(python),
+        // A recorded machine's Python is not on this PATH.
+        None if !machine.root.is_real() => info::python::PythonStack::not_asked(),
+        None => std::env::var_os("PATH")
+            .and_then(|path| info::python::files::read_from_path(&path))
+            .unwrap_or_else(info::python::PythonStack::none_on_path),
+    };
     report.findings = findings::assess(&report);
     report
 }

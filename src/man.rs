@@ -94,6 +94,10 @@ const ENVIRONMENT: &[Status] = &[
         "the Python that has torch, for --with-pytorch, and whose stack info and report describe (as --python)",
     ),
     (
+        "PATH",
+        "where info finds the python3 it describes without --python (read from its files, not run), and where a --python name without a slash is looked up",
+    ),
+    (
         "HWBENCH_PROGRESS",
         "bar, lines or none: how progress shows on stderr (default: a bar on a terminal, plain lines elsewhere, none when TERM=dumb)",
     ),

@@ -179,18 +179,26 @@ fn open_special(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Whether hwbench was started with stdout closed (`exec >&-`). Rust's runtime then opens
-/// `/dev/null` in its place, read-write, and every write vanishes; a `> /dev/null` the user asked
-/// for opens it write-only.
+/// `/dev/null` in its place and every write would vanish, so the descriptor is looked at before
+/// the runtime starts (a constructor in `.init_array`, which the C runtime runs before `main`).
+/// `> /dev/null`, or Python's `subprocess.DEVNULL`, is an open stdout and is not flagged.
 fn stdout_was_closed() -> bool {
-    // SAFETY: fstat and fcntl(F_GETFL) only read the descriptor's state into `stat`.
-    unsafe {
-        let mut stat: libc::stat = std::mem::zeroed();
-        let null_device = libc::fstat(1, &mut stat) == 0
-            && (stat.st_mode & libc::S_IFMT) == libc::S_IFCHR
-            && stat.st_rdev == libc::makedev(1, 3);
-        let flags = libc::fcntl(1, libc::F_GETFL);
-        flags == -1 || (null_device && flags & libc::O_ACCMODE == libc::O_RDWR)
-    }
+    STDOUT_CLOSED_AT_START.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static STDOUT_CLOSED_AT_START: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LOOK_AT_STDOUT: extern "C" fn() = look_at_stdout;
+
+#[cfg(target_os = "linux")]
+extern "C" fn look_at_stdout() {
+    // SAFETY: F_GETFD only asks whether descriptor 1 is open.
+    let closed = unsafe { libc::fcntl(1, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED_AT_START.store(closed, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn temp_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {

@@ -57,12 +57,15 @@ pub fn probe() -> CudaEnvironment {
 
 /// The first library of `names` the dynamic loader can open.
 fn open_first(names: &[&str]) -> Option<(libloading::Library, String)> {
-    names.iter().find_map(|name| {
-        // SAFETY: CUDA's libraries run no code at load time that could conflict with hwbench.
-        unsafe { libloading::Library::new(name) }
-            .ok()
-            .map(|lib| (lib, name.to_string()))
-    })
+    names
+        .iter()
+        .filter(|name| super::loader::may_find(name))
+        .find_map(|name| {
+            // SAFETY: CUDA's libraries run no code at load time that could conflict with hwbench.
+            unsafe { libloading::Library::new(name) }
+                .ok()
+                .map(|lib| (lib, name.to_string()))
+        })
 }
 
 fn cudart_version() -> Result<(String, String), String> {

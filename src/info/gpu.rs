@@ -58,10 +58,12 @@ pub fn pci_gpus(root: &super::Root) -> Option<Vec<String>> {
                 root.read(&format!("/sys/bus/pci/devices/{name}/{file}"))
                     .map(|t| t.trim().to_lowercase())
             };
+            if read("vendor")? != "0x10de" {
+                return None;
+            }
             let class = read("class")?;
-            (read("vendor")? == "0x10de"
-                && (class.starts_with("0x0300") || class.starts_with("0x0302")))
-            .then_some(name.to_lowercase())
+            (class.starts_with("0x0300") || class.starts_with("0x0302"))
+                .then_some(name.to_lowercase())
         })
         .take(1024)
         .collect();
@@ -405,10 +407,14 @@ fn ask<T>(result: Result<T, NvmlError>) -> Result<T, String> {
 }
 
 pub fn probe_nvml() -> GpuSection {
+    const NO_DRIVER: &str = "no NVIDIA driver: libnvidia-ml.so.1 not found";
+    if !super::loader::may_find("libnvidia-ml.so.1") {
+        return GpuSection::without_gpus(NO_DRIVER);
+    }
     let nvml = match Nvml::init() {
         Ok(nvml) => nvml,
         Err(NvmlError::LibloadingError(_)) => {
-            return GpuSection::without_gpus("no NVIDIA driver: libnvidia-ml.so.1 not found");
+            return GpuSection::without_gpus(NO_DRIVER);
         }
         Err(NvmlError::DriverNotLoaded) => {
             return GpuSection::without_gpus(

@@ -10,6 +10,7 @@ pub mod cuda_libs;
 pub mod findings;
 pub mod gpu;
 pub mod gpu_model;
+pub mod loader;
 pub mod machine;
 pub mod peaks;
 pub mod python;

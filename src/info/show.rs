@@ -5,6 +5,7 @@ use super::InfoReport;
 use super::cpu::CpuReport;
 use super::findings::{Finding, Severity};
 use super::gpu::{GpuReport, GpuSection};
+use super::python::Source;
 use crate::readable::gib;
 use crate::render::document::{NA, Pairs};
 use crate::render::prometheus::Metric;
@@ -125,8 +126,9 @@ impl Render for InfoReport {
         if let Some(version) = &python.version {
             metrics.push(Metric::info(
                 "python_info",
-                "The Python named with --python or HWBENCH_PYTHON, and its torch and numpy.",
+                "The Python and its torch and numpy: named with --python or HWBENCH_PYTHON and run (source \"ran\"), or python3 on PATH read from its files (source \"files\").",
                 &[
+                    ("source", python_source(python.source)),
                     ("version", version),
                     ("torch", &text(&python.torch)),
                     ("torch_cuda", &text(&python.torch_cuda)),
@@ -755,6 +757,15 @@ fn cuda_env_pairs(r: &InfoReport) -> Vec<(String, String)> {
     p.finish()
 }
 
+/// `source` as the JSON writes it.
+fn python_source(source: Option<Source>) -> &'static str {
+    match source {
+        Some(Source::Ran) => "ran",
+        Some(Source::Files) => "files",
+        None => "",
+    }
+}
+
 fn python_pairs(r: &InfoReport) -> Vec<(String, String)> {
     let py = &r.python;
     let why = |field: &str| {
@@ -770,7 +781,11 @@ fn python_pairs(r: &InfoReport) -> Vec<(String, String)> {
         return p.finish();
     };
     let interpreter = py.interpreter.as_deref().unwrap_or("python");
-    p.add("Python", format!("{version} ({interpreter})"))
+    let how = match py.source {
+        Some(Source::Files) => ", on PATH, read from its files",
+        _ => "",
+    };
+    p.add("Python", format!("{version} ({interpreter}{how})"))
         .add("torch", or_why(&py.torch, "torch"))
         .add(
             "torch built with CUDA",

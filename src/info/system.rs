@@ -1,4 +1,4 @@
-//! Memory (from /proc/meminfo and the cgroup limit) and the operating system (through sysinfo).
+//! Memory (from /proc/meminfo and the cgroup limit) and the operating system (os-release, /proc).
 
 use serde::{Deserialize, Serialize};
 use sysinfo::System;
@@ -98,19 +98,85 @@ pub fn hostname(root: &Root) -> Option<String> {
         .filter(|n| !n.trim().is_empty())
 }
 
+/// The OS from os-release (read once, from the root: a recorded root reports its own) and the
+/// kernel from /proc, named the way sysinfo names them: "Debian GNU/Linux", "12",
+/// "Linux (Debian GNU/Linux 12)".
 pub fn probe_os(root: &Root) -> OsReport {
     let mut unavailable = Unavailable::new();
-    let known = |value: Option<String>| value.ok_or_else(|| "not reported by the OS".to_string());
+    let release = root
+        .read("/etc/os-release")
+        .or_else(|| root.read("/usr/lib/os-release"))
+        .unwrap_or_default();
+    let field = |key: &str| os_release_field(&release, key);
+    let name = field("NAME");
+    let version = field("VERSION_ID");
+    let long_name = match (&name, &version) {
+        (_, Some(version)) => format!("Linux ({} {version})", name.as_deref().unwrap_or("unknown")),
+        (Some(name), None) => format!("Linux ({name})"),
+        (None, None) => "Linux".to_string(),
+    };
+    let missing = |what: &str| format!("no {what} in /etc/os-release");
+    let kernel = root
+        .read("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
     OsReport {
-        name: keep(known(System::name()), "name", &mut unavailable),
-        version: keep(known(System::os_version()), "version", &mut unavailable),
-        long_name: keep(
-            known(System::long_os_version()),
-            "long_name",
+        name: keep(
+            name.ok_or_else(|| missing("NAME")),
+            "name",
             &mut unavailable,
         ),
-        kernel: keep(known(System::kernel_version()), "kernel", &mut unavailable),
-        hostname: keep(known(hostname(root)), "hostname", &mut unavailable),
+        version: keep(
+            version.ok_or_else(|| missing("VERSION_ID")),
+            "version",
+            &mut unavailable,
+        ),
+        long_name: Some(long_name),
+        kernel: keep(
+            kernel.ok_or_else(|| "no /proc/sys/kernel/osrelease".to_string()),
+            "kernel",
+            &mut unavailable,
+        ),
+        hostname: keep(
+            hostname(root).ok_or_else(|| "not reported by the OS".to_string()),
+            "hostname",
+            &mut unavailable,
+        ),
         unavailable,
+    }
+}
+
+/// One `KEY=value` of os-release, its quotes removed.
+fn os_release_field(release: &str, key: &str) -> Option<String> {
+    release
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+        .map(|value| {
+            value
+                .trim()
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_string()
+        })
+        .filter(|value| !value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::os_release_field;
+
+    #[test]
+    fn os_release_values_lose_their_quotes() {
+        let release = "NAME=\"Debian GNU/Linux\"\nVERSION_ID='12'\nID=debian\nEMPTY=\n";
+        assert_eq!(
+            os_release_field(release, "NAME").as_deref(),
+            Some("Debian GNU/Linux")
+        );
+        assert_eq!(
+            os_release_field(release, "VERSION_ID").as_deref(),
+            Some("12")
+        );
+        assert_eq!(os_release_field(release, "ID").as_deref(), Some("debian"));
+        assert_eq!(os_release_field(release, "EMPTY"), None);
+        assert_eq!(os_release_field(release, "VERSION"), None);
     }
 }

@@ -430,6 +430,9 @@ fn the_edges_of_files_streams_and_flags_hold() {
     let (code, stderr) = shell("exec >&-; \"$HWBENCH\" info", &dir);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("stdout is closed"), "{stderr}");
+    // stdout on /dev/null opened read-write (Python's subprocess.DEVNULL): open, so exit 0.
+    let (code, stderr) = shell("\"$HWBENCH\" info 1<>/dev/null", &dir);
+    assert_eq!(code, Some(0), "{stderr}");
     // stderr's reader gone before an error: still exit 2, not a panic (101).
     let mut child = hwbench()
         .args(["diff", "/nonexistent-a", "/nonexistent-b"])

@@ -16,6 +16,7 @@ mod fuzz_regressions;
 mod gpu_check;
 mod hostile;
 mod info_report;
+mod python_on_path;
 mod redaction;
 mod reference;
 mod scale;

@@ -2,10 +2,13 @@
 //! the CUDA it was built with, cuDNN, whether it can use CUDA), numpy, and the CUDA libraries pip
 //! wheels bring (`nvidia-*` packages and the libraries in them).
 //!
-//! A Python is asked only when one is named (`--python`, `HWBENCH_PYTHON`; `hwbench report`:
-//! also `python3` on PATH): starting Python and importing torch takes a second or more, and `info`
-//! stays as quick as `lscpu`. Python starts isolated (`-I`) with a timeout; nothing in it is
-//! required, and every missing piece is `null` with its reason.
+//! A Python is run only when one is named (`--python`, `HWBENCH_PYTHON`; `hwbench report` runs
+//! `python3` by default): starting Python and importing torch takes a second or more. It starts
+//! isolated (`-I`) with a timeout. Otherwise `info` reads the `python3` on PATH from its files
+//! ([`files`]) and stays as quick as `lscpu`. Nothing in it is required, and every missing piece
+//! is `null` with its reason.
+
+pub mod files;
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,12 +55,27 @@ if out["torch"]:
 print(json.dumps(out))
 "#;
 
+/// How the stack was learnt.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The Python was run and imported torch (`--python`, `HWBENCH_PYTHON`, `hwbench report`).
+    Ran,
+    /// The `python3` on PATH, read from its files without running it (plain `hwbench info`):
+    /// what only a running torch knows (cuDNN, whether it can use CUDA) is null.
+    Files,
+}
+
 /// The Python stack. Every field is `null` with its reason in `unavailable` when unknown.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PythonStack {
     /// The Python asked: its file name only (a full path can carry a user name), e.g. "python3".
     pub interpreter: Option<String>,
-    /// `platform.python_version()`, e.g. "3.11.2".
+    /// How this was learnt: `ran` or `files`; null when no Python was asked or found.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// `platform.python_version()`, e.g. "3.11.2" (read from files: a virtual environment's
+    /// full version, else "3.11" from the interpreter's file name).
     pub version: Option<String>,
     /// torch's version, e.g. "2.9.1+cu128".
     pub torch: Option<String>,
@@ -109,6 +127,14 @@ impl PythonStack {
         )
     }
 
+    /// The stack when no Python was named and none is on PATH.
+    pub fn none_on_path() -> Self {
+        Self::failed(
+            None,
+            "no python3 on PATH: name a Python with --python or HWBENCH_PYTHON",
+        )
+    }
+
     fn failed(interpreter: Option<String>, reason: &str) -> Self {
         let unavailable = [
             "version",
@@ -150,7 +176,10 @@ pub fn probe(python: &Path) -> PythonStack {
                     format!("{name} could not run the probe: {why}")
                 }
             };
-            PythonStack::failed(interpreter, &outside_line(&why, 200))
+            PythonStack {
+                source: Some(Source::Ran),
+                ..PythonStack::failed(interpreter, &outside_line(&why, 200))
+            }
         }
     }
 }
@@ -223,6 +252,7 @@ fn stack(interpreter: Option<String>, answer: Answer) -> PythonStack {
     let (torch_cuda, cudnn, torch_cuda_available, torch_cuda_devices) = torch_fields;
     PythonStack {
         interpreter,
+        source: Some(Source::Ran),
         version: Some(clean(answer.python)),
         torch,
         torch_cuda,
