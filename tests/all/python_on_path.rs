@@ -5,24 +5,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{Dir, hwbench};
+use crate::util::Dir;
 
 /// `hwbench info --format json` with `path` as PATH and the GPUs of `gpu_fixture`, if any.
 fn info(path: &Path, gpu_fixture: Option<&str>) -> Value {
-    let mut command = hwbench();
-    command
-        .args(["info", "--format", "json", "--no-redact"])
-        .env("PATH", path);
-    if let Some(fixture) = gpu_fixture {
-        command.env("HWBENCH_GPU_FIXTURE", crate::util::fixture(fixture));
-    }
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let fixture = gpu_fixture.map(crate::util::fixture);
+    let mut env = vec![("PATH", path.to_str().unwrap())];
+    env.extend(fixture.as_deref().map(|f| ("HWBENCH_GPU_FIXTURE", f)));
+    crate::util::run_json(&["info", "--format", "json", "--no-redact"], &env)
 }
 
 fn write(path: &Path, contents: &str) {

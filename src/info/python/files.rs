@@ -242,14 +242,8 @@ fn stack(
     let mut torch_cuda_available = None;
     match torch {
         None => {
-            for field in [
-                "torch",
-                "torch_cuda",
-                "cudnn",
-                "torch_cuda_available",
-                "torch_cuda_devices",
-            ] {
-                missing(field, "torch is not installed in this Python");
+            for field in super::TORCH_FIELDS {
+                missing(field, super::NO_TORCH);
             }
         }
         Some(_) => {

@@ -103,6 +103,16 @@ pub struct CudaWheel {
     pub libraries: Vec<String>,
 }
 
+/// The fields that only torch can fill, and why they are null without it.
+const TORCH_FIELDS: [&str; 5] = [
+    "torch",
+    "torch_cuda",
+    "cudnn",
+    "torch_cuda_available",
+    "torch_cuda_devices",
+];
+const NO_TORCH: &str = "torch is not installed in this Python";
+
 /// What the probe printed.
 #[derive(Deserialize)]
 struct Answer {
@@ -195,14 +205,8 @@ fn stack(interpreter: Option<String>, answer: Answer) -> PythonStack {
     let mut torch_fields = (None, None, None, None);
     match (&torch, answer.torch_error) {
         (None, _) => {
-            for field in [
-                "torch",
-                "torch_cuda",
-                "cudnn",
-                "torch_cuda_available",
-                "torch_cuda_devices",
-            ] {
-                missing(field, "torch is not installed in this Python".to_string());
+            for field in TORCH_FIELDS {
+                missing(field, NO_TORCH.to_string());
             }
         }
         (Some(_), Some(error)) => {
