@@ -166,6 +166,10 @@ pub struct GpuReport {
     pub power_limit_enforced_w: Option<f64>,
     pub sm_clock_mhz: Option<u32>,
     pub sm_clock_max_mhz: Option<u32>,
+    /// NVML's default applications (graphics) clock, where the board has one: the rated boost on
+    /// RTX workstation boards, the base clock on some data-centre boards (585 MHz on a T4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sm_clock_default_app_mhz: Option<u32>,
     pub memory_clock_mhz: Option<u32>,
     pub memory_clock_max_mhz: Option<u32>,
     pub temperature_c: Option<u32>,
@@ -550,6 +554,11 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
         sm_clock_max_mhz: keep(
             ask(device.max_clock_info(Clock::SM)),
             "sm_clock_max_mhz",
+            &mut u,
+        ),
+        sm_clock_default_app_mhz: keep(
+            ask(device.default_applications_clock(Clock::Graphics)),
+            "sm_clock_default_app_mhz",
             &mut u,
         ),
         memory_clock_mhz: keep(

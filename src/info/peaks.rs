@@ -75,17 +75,27 @@ fn why_not(gpu: &mut GpuReport, field: &str, reason: String) {
 }
 
 /// A GPU's FP32 peak in TFLOP/s — CUDA cores × 2 FLOP per cycle (one FMA) × the rated boost
-/// clock — with its basis. The clock: the model's rated boost where NVML's maximum is the top of
-/// a clock table instead (GeForce and RTX workstation boards); on data-centre boards NVML's
-/// maximum is the boost clock; elsewhere it is only an upper bound, and the basis says so.
+/// clock — with its basis. The clock, first that applies:
+/// 1. the model's rated boost (published figures), where hwbench knows the model;
+/// 2. on data-centre boards NVML's maximum, which is their boost clock (their default
+///    applications clock can be the base clock instead: 585 MHz on a T4 that boosts to 1590);
+/// 3. NVML's default applications clock, the rated boost on the RTX workstation boards that
+///    have one (their maximum is the top of a clock table);
+/// 4. NVML's maximum, as an upper bound, and the basis says so.
 fn fp32_peak(gpu: &GpuReport, model: Option<&Model>) -> Result<(f64, String), String> {
     let cores = gpu.cuda_cores.ok_or("NVML gave no CUDA core count")?;
     let max = gpu.sm_clock_max_mhz;
+    let data_centre = gpu.class.as_deref() == Some("data centre");
+    let default_app = gpu.sm_clock_default_app_mhz.filter(|&mhz| mhz > 0);
     let (mhz, clock) = match (model.and_then(Model::rated_boost_mhz), max) {
         (Some(rated), _) => (rated, "rated boost clock of this model"),
-        (None, Some(max)) if gpu.class.as_deref() == Some("data centre") => (
+        (None, Some(max)) if data_centre => (
             max,
             "maximum SM clock, NVML: the boost clock on data-centre boards",
+        ),
+        (None, _) if let Some(app) = default_app => (
+            app,
+            "default applications clock, NVML: the rated boost on workstation boards",
         ),
         (None, Some(max)) => (
             max,
@@ -272,14 +282,36 @@ mod tests {
                 "{name}: {tflops:.1} TFLOP/s, published {published}"
             );
         }
-        // A board hwbench has no rated clock for says its peak is an upper bound.
+        // A board hwbench has no rated clock for says its peak is an upper bound …
         let other = gpu("NVIDIA RTX A1000", "8.6", 2304, 2100, 128, 6001);
         assert!(
             other
                 .fp32_peak_basis
+                .as_deref()
                 .unwrap()
                 .contains("upper bound: NVML's maximum SM clock")
         );
+        // … unless NVML gives its default applications clock, the rated boost (1.46 GHz on an
+        // RTX A1000: 6.7 TFLOP/s published).
+        let mut with_app_clock = GpuReport {
+            sm_clock_default_app_mhz: Some(1460),
+            ..other.clone()
+        };
+        with_app_clock.fp32_peak_tflops = None;
+        fill_gpu(&mut with_app_clock);
+        let tflops = with_app_clock.fp32_peak_tflops.unwrap();
+        assert!((tflops / 6.7 - 1.0).abs() < 0.05, "{tflops}");
+        assert!(
+            with_app_clock
+                .fp32_peak_basis
+                .unwrap()
+                .contains("default applications clock")
+        );
+        // A data-centre board's default applications clock can be its base clock: not used.
+        let mut t4_like = gpu("NVIDIA A2", "8.6", 1280, 1770, 128, 6251);
+        t4_like.sm_clock_default_app_mhz = Some(585);
+        fill_gpu(&mut t4_like);
+        assert!(!t4_like.fp32_peak_basis.unwrap().contains("applications"));
     }
 
     #[test]

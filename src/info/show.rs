@@ -560,7 +560,13 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
         )
         .add(
             "SM clock (current / max)",
-            both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / "),
+            match g.sm_clock_default_app_mhz {
+                Some(app) => format!(
+                    "{} (default applications clock {app} MHz)",
+                    both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / ")
+                ),
+                None => both(mhz(g.sm_clock_mhz), mhz(g.sm_clock_max_mhz), " / "),
+            },
         )
         .add(
             "memory clock (current / max)",
