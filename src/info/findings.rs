@@ -119,6 +119,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
     ),
     ("gpu.lost", Severity::Error, "the GPU fell off the bus"),
     (
+        "gpu.recovery-needed",
+        Severity::Error,
+        "the driver asks for the GPU to be reset, drained or the node rebooted (NVML's recovery action)",
+    ),
+    (
         "gpu.missing-from-nvml",
         Severity::Error,
         "NVIDIA GPUs on the PCI bus that NVML does not see (fallen off the bus, or held by another driver)",
@@ -373,6 +378,30 @@ fn driver(report: &InfoReport, add: &mut Add) {
                     .unwrap_or_default()
             ),
             "drain the node: the GPU needs a reset (nvidia-smi -r) or a reboot; look for Xid 79 in the kernel log, and reseat or replace it if it comes back",
+        );
+    }
+    for gpu in &gpus.devices {
+        let Some(action) = gpu.recovery_action.as_deref().filter(|a| *a != "none") else {
+            continue;
+        };
+        let advice = match action {
+            "gpu_reset" => {
+                "drain the GPU's jobs and reset it (nvidia-smi -r -i INDEX); look for Xids in the kernel log"
+            }
+            "node_reboot" => {
+                "drain the node and reboot it: a GPU reset is not enough; look for Xids in the kernel log"
+            }
+            "drain_p2p" => {
+                "stop peer-to-peer (NVLink) traffic: drain the multi-GPU jobs, then reset the GPU"
+            }
+            "drain_and_reset" => "drain the GPU's jobs, then reset it (nvidia-smi -r -i INDEX)",
+            _ => "drain the node and follow NVIDIA's recovery steps for this action",
+        };
+        add(
+            "gpu.recovery-needed",
+            &format!("GPU {}", gpu.index),
+            format!("NVML's GPU recovery action: {action}"),
+            advice,
         );
     }
     let mut names: Vec<&str> = gpus

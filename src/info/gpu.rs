@@ -9,7 +9,9 @@ use nvml_wrapper::bitmasks::device::ThrottleReasons;
 use nvml_wrapper::enum_wrappers::device::{
     Brand, Clock, EccCounter, MemoryError, TemperatureSensor, TemperatureThreshold,
 };
+use nvml_wrapper::enums::device::SampleValue;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::{Device, Nvml};
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +243,11 @@ pub struct GpuReport {
     /// NVML answered GPU_IS_LOST for it: the GPU fell off the bus or is otherwise inaccessible.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lost: bool,
+    /// What the driver asks to be done for the GPU to be usable again after an error (NVML's
+    /// GPU recovery action, drivers 555 on): "none", "gpu_reset", "node_reboot", "drain_p2p",
+    /// "drain_and_reset". Absent where the driver does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_action: Option<String>,
     /// The GPU's NVLink links, each with its state: absent on GPUs without NVLink (NVML answers
     /// "not supported" for the first link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -636,6 +643,7 @@ fn probe_device(nvml: &Nvml, index: u32, device: &Device) -> GpuReport {
             "retired_pages_pending",
             &mut u,
         ),
+        recovery_action: keep(recovery_action(device), "recovery_action", &mut u),
         processes: keep(processes(device), "processes", &mut u),
         cpu_affinity: keep(
             ask(device.cpu_affinity(16)).map(|masks| affinity_list(&masks)),
@@ -782,6 +790,38 @@ fn reason_names(reasons: ThrottleReasons) -> Vec<String> {
     .filter(|(flag, _)| reasons.contains(*flag))
     .map(|(_, name)| name.to_string())
     .collect()
+}
+
+/// NVML's GPU recovery action (field 230, NVML_FI_DEV_GET_GPU_RECOVERY_ACTION), in words.
+fn recovery_action(device: &Device) -> Result<String, String> {
+    const GET_GPU_RECOVERY_ACTION: u32 = 230;
+    let samples = ask(device.field_values_for(&[FieldId(GET_GPU_RECOVERY_ACTION)]))?;
+    let sample = samples
+        .into_iter()
+        .next()
+        .ok_or("NVML returned no recovery action")?
+        .map_err(reason)?;
+    let value = match sample.value.map_err(reason)? {
+        SampleValue::U32(v) => u64::from(v),
+        SampleValue::U64(v) => v,
+        SampleValue::I64(v) => u64::try_from(v).map_err(|_| format!("recovery action {v}"))?,
+        other => return Err(format!("recovery action of an unexpected type: {other:?}")),
+    };
+    recovery_action_name(value)
+        .map(str::to_string)
+        .ok_or_else(|| format!("unknown recovery action {value}"))
+}
+
+/// nvmlDeviceGpuRecoveryAction_t in words.
+pub fn recovery_action_name(value: u64) -> Option<&'static str> {
+    Some(match value {
+        0 => "none",
+        1 => "gpu_reset",
+        2 => "node_reboot",
+        3 => "drain_p2p",
+        4 => "drain_and_reset",
+        _ => return None,
+    })
 }
 
 /// NVML's CPU affinity masks (64 CPUs per word) as a CPU list.

@@ -245,7 +245,7 @@ fn fail_on_exits_1_with_one_line_and_still_writes_the_report() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(
         stderr.contains(
-            "at error or above: gpu.missing-from-nvml (GPUs), gpu.xid-drain (GPU 1), gpu.nvlink-down (GPU 0), gpu.ecc-uncorrected (GPU 0)"
+            "at error or above: gpu.missing-from-nvml (GPUs), gpu.xid-drain (GPU 1), gpu.recovery-needed (GPU 1), gpu.nvlink-down (GPU 0), gpu.ecc-uncorrected (GPU 0)"
         ),
         "{stderr}"
     );
