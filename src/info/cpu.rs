@@ -407,9 +407,14 @@ pub fn parse_cpu_list(text: &str) -> Vec<usize> {
     cpus
 }
 
-/// The CPUs this process may run on: `Cpus_allowed_list` of /proc/self/status (what
-/// sched_getaffinity returns), else every online CPU.
+/// The CPUs this process may run on: sched_getaffinity on this machine (one system call), else
+/// `Cpus_allowed_list` of /proc/self/status (the same list), else every online CPU.
 fn affinity(root: &Root) -> Result<Vec<usize>, String> {
+    if root.is_real()
+        && let Some(cpus) = sched_affinity()
+    {
+        return Ok(cpus);
+    }
     if let Some(status) = root.read("/proc/self/status")
         && let Some(list) = status
             .lines()
@@ -420,6 +425,22 @@ fn affinity(root: &Root) -> Result<Vec<usize>, String> {
     root.read("/sys/devices/system/cpu/online")
         .map(|online| parse_cpu_list(online.trim()))
         .ok_or_else(|| "no Cpus_allowed_list in /proc/self/status".to_string())
+}
+
+/// This process's CPU affinity; `None` where sched_getaffinity fails (more than 1024 CPUs).
+fn sched_affinity() -> Option<Vec<usize>> {
+    // SAFETY: sched_getaffinity fills the zeroed set it is given, of the size it is told;
+    // CPU_ISSET reads it within CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return None;
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect();
+        (!cpus.is_empty()).then_some(cpus)
+    }
 }
 
 /// [0, 1, 2, 3, 8] → "0-3,8".
