@@ -87,7 +87,8 @@ fields = {"name": d["name"], "memory.total": d["memory_total_mib"],
           "mig.mode.current": onoff(d.get("mig_enabled")),
           "ecc.errors.uncorrected.volatile.total": d.get("ecc_uncorrected_volatile", "[N/A]"),
           "retired_pages.pending": {True: "Yes", False: "No"}.get(d.get("retired_pages_pending"), "[N/A]"),
-          "clocks_event_reasons.active": hex(sum(bits[r] for r in d.get("clocks_event_reasons") or []))}
+          "clocks_event_reasons.active": hex(sum(bits[r] for r in d.get("clocks_event_reasons") or [])),
+          "clocks.default_applications.graphics": d.get("sm_clock_default_app_mhz", "[N/A]")}
 query = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--query-gpu=")), None)
 if any(a.startswith("--query-compute-apps=") for a in sys.argv):
     for p in d.get("processes") or []:
@@ -178,7 +179,29 @@ QUERY = [
     ("clocks_event_reasons.active", "clocks_event_reasons", reasons),
 ]
 
+# Asked one by one: a field an older nvidia-smi does not know fails only its own row.
+OPTIONAL_QUERY = [
+    ("clocks.default_applications.graphics", "sm_clock_default_app_mhz", int),
+]
+
 NOT_SUPPORTED = {"[n/a]", "n/a", "[not supported]", "not supported"}
+
+
+def agreement_row(query, field, kind, value, info, gpu):
+    """(query, nvidia-smi's value, hwbench's, whether they agree or why not)."""
+    ours = info["gpu"]["driver_version"] if field == "driver_version" else gpu.get(field)
+    theirs = None if value.lower() in NOT_SUPPORTED else value
+    try:
+        same = (theirs is None and ours is None) or (
+            theirs is not None and ours is not None and kind(theirs) == kind(ours))
+    except ValueError:
+        same = False
+    why = "" if same else (gpu.get("unavailable", {}).get(field) or "differs")
+    if not same and field == "memory_total_mib" and ours is not None:
+        why = f"differs by {abs(int(value) - int(ours))} MiB (NVML v2 counts reserved memory)"
+    if same and theirs is None:
+        why = "both: not supported"
+    return (query, value, "null" if ours is None else str(ours), "yes" if same else why)
 
 
 def agreement(hwbench, env):
@@ -188,21 +211,16 @@ def agreement(hwbench, env):
     _, text, _ = run([hwbench, "info", "--format", "json", "--no-redact"], env=env)
     info = json.loads(text)
     gpu = info["gpu"]["devices"][0]
-    rows = []
-    for (query, field, kind), value in zip(QUERY, smi):
-        ours = info["gpu"]["driver_version"] if field == "driver_version" else gpu.get(field)
-        theirs = None if value.lower() in NOT_SUPPORTED else value
-        try:
-            same = (theirs is None and ours is None) or (
-                theirs is not None and ours is not None and kind(theirs) == kind(ours))
-        except ValueError:
-            same = False
-        why = "" if same else (gpu.get("unavailable", {}).get(field) or "differs")
-        if not same and field == "memory_total_mib" and ours is not None:
-            why = f"differs by {abs(int(value) - int(ours))} MiB (NVML v2 counts reserved memory)"
-        if same and theirs is None:
-            why = "both: not supported"
-        rows.append((query, value, "null" if ours is None else str(ours), "yes" if same else why))
+    rows = [agreement_row(q, field, kind, value, info, gpu)
+            for (q, field, kind), value in zip(QUERY, smi)]
+    for query, field, kind in OPTIONAL_QUERY:
+        code, out, err = run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+                             env=env, check=False)
+        if code != 0 or not out.strip():
+            said = (err.strip().splitlines() or out.strip().splitlines() or [""])[-1]
+            rows.append((query, "not asked", str(gpu.get(field)), f"nvidia-smi: {said}"))
+            continue
+        rows.append(agreement_row(query, field, kind, out.splitlines()[0].strip(), info, gpu))
     # The processes on the GPU: the findings count them.
     _, apps, _ = run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], env=env)
     theirs = len([l for l in apps.splitlines() if l.strip()])

@@ -30,7 +30,7 @@ fn the_gpu_check_runs_every_step_in_rehearsal() {
         String::from_utf8_lossy(&output.stderr)
     );
     for line in [
-        "fields agreeing with nvidia-smi           15 of 15",
+        "fields agreeing with nvidia-smi           16 of 16",
         "correctness gate",
         "cuda:0 ok",
         "first epoch cold / warm",
