@@ -48,15 +48,7 @@ pub fn may_find(name: &str) -> bool {
 /// The default folders that exist, each once: on a merged-/usr system /lib is /usr/lib.
 fn default_dirs() -> &'static [std::path::PathBuf] {
     static DIRS: OnceLock<Vec<std::path::PathBuf>> = OnceLock::new();
-    DIRS.get_or_init(|| {
-        let mut dirs: Vec<std::path::PathBuf> = DEFAULT_DIRS
-            .iter()
-            .filter_map(|dir| std::fs::canonicalize(dir).ok())
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
-    })
+    DIRS.get_or_init(|| super::distinct_dirs(DEFAULT_DIRS))
 }
 
 fn cache() -> Option<&'static [u8]> {

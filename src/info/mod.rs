@@ -42,6 +42,30 @@ pub fn keep<T>(result: Result<T, String>, field: &str, unavailable: &mut Unavail
     }
 }
 
+/// The value of `key` in a `key = value` file (os-release, pyvenv.cfg): trimmed, its quotes
+/// removed.
+pub fn config_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches(|c| c == '"' || c == '\''))
+    })
+}
+
+/// The folders of `dirs` that exist, each once, by their real paths (a link to another is the
+/// other).
+pub fn distinct_dirs<P: AsRef<std::path::Path>>(
+    dirs: impl IntoIterator<Item = P>,
+) -> Vec<std::path::PathBuf> {
+    let mut real: Vec<std::path::PathBuf> = dirs
+        .into_iter()
+        .filter_map(|dir| std::fs::canonicalize(dir).ok())
+        .filter(|dir| dir.is_dir())
+        .collect();
+    real.sort();
+    real.dedup();
+    real
+}
+
 /// The whole `hwbench info` report. The JSON schema is documented in docs/json-schema.md.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct InfoReport {

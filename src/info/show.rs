@@ -128,7 +128,7 @@ impl Render for InfoReport {
                 "python_info",
                 "The Python and its torch and numpy: named with --python or HWBENCH_PYTHON and run (source \"ran\"), or python3 on PATH read from its files (source \"files\").",
                 &[
-                    ("source", python_source(python.source)),
+                    ("source", python.source.map_or("", Source::name)),
                     ("version", version),
                     ("torch", &text(&python.torch)),
                     ("torch_cuda", &text(&python.torch_cuda)),
@@ -639,14 +639,7 @@ fn gpu_pairs(g: &GpuReport) -> Vec<(String, String)> {
         p.add("memory bandwidth (theoretical)", format!("{gbs:.0} GB/s"));
     }
     if let Some(reasons) = &g.clocks_event_reasons {
-        p.add(
-            "clocks event reasons",
-            if reasons.is_empty() {
-                "none".to_string()
-            } else {
-                reasons.join(", ")
-            },
-        );
+        p.add("clocks event reasons", joined_or_none(reasons, ", "));
     }
     if let Some(errors) = g.ecc_uncorrected_volatile {
         p.add(
@@ -763,12 +756,12 @@ fn cuda_env_pairs(r: &InfoReport) -> Vec<(String, String)> {
     p.finish()
 }
 
-/// `source` as the JSON writes it.
-fn python_source(source: Option<Source>) -> &'static str {
-    match source {
-        Some(Source::Ran) => "ran",
-        Some(Source::Files) => "files",
-        None => "",
+/// The items joined by `separator`, or "none".
+fn joined_or_none(items: &[String], separator: &str) -> String {
+    if items.is_empty() {
+        "none".to_string()
+    } else {
+        items.join(separator)
     }
 }
 
@@ -814,14 +807,7 @@ fn python_pairs(r: &InfoReport) -> Vec<(String, String)> {
         .flatten()
         .map(|w| format!("{} {}", w.package, w.version))
         .collect();
-    p.add(
-        "NVIDIA pip wheels",
-        if wheels.is_empty() {
-            "none".to_string()
-        } else {
-            wheels.join("; ")
-        },
-    );
+    p.add("NVIDIA pip wheels", joined_or_none(&wheels, "; "));
     p.finish()
 }
 

@@ -146,18 +146,11 @@ pub fn probe_os(root: &Root) -> OsReport {
     }
 }
 
-/// One `KEY=value` of os-release, its quotes removed.
+/// One `KEY=value` of os-release, its quotes removed; `None` when empty.
 fn os_release_field(release: &str, key: &str) -> Option<String> {
-    release
-        .lines()
-        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
-        .map(|value| {
-            value
-                .trim()
-                .trim_matches(|c| c == '"' || c == '\'')
-                .to_string()
-        })
+    super::config_value(release, key)
         .filter(|value| !value.is_empty())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

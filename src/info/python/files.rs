@@ -43,10 +43,7 @@ pub fn read(python: &Path) -> PythonStack {
         &crate::process::program_name(python),
         MAX_TEXT,
     ));
-    let failed = |why: &str| PythonStack {
-        source: Some(Source::Files),
-        ..PythonStack::failed(interpreter.clone(), why)
-    };
+    let failed = |why: &str| PythonStack::failed(interpreter.clone(), Some(Source::Files), why);
     if is_script(python) {
         return failed(
             "python3 on PATH is a script (a pyenv shim or a wrapper), not read: name the Python with --python",
@@ -58,14 +55,7 @@ pub fn read(python: &Path) -> PythonStack {
         );
     };
     // A virtual environment's lib64 is a link to its lib: each folder is read once.
-    let mut site: Vec<PathBuf> = env
-        .site_dirs()
-        .iter()
-        .filter_map(|dir| std::fs::canonicalize(dir).ok())
-        .filter(|dir| dir.is_dir())
-        .collect();
-    site.sort();
-    site.dedup();
+    let site = crate::info::distinct_dirs(env.site_dirs());
     let installed: Vec<Distribution> = site.iter().flat_map(|dir| distributions(dir)).collect();
     stack(interpreter, &env.version, &installed, &site)
 }
@@ -93,7 +83,11 @@ impl Environment {
     fn of(python: &Path) -> Option<Self> {
         let prefix = python.parent()?.parent()?.to_path_buf();
         let venv = std::fs::read_to_string(prefix.join("pyvenv.cfg")).ok();
-        let venv_field = |key: &str| venv.as_deref().and_then(|cfg| cfg_field(cfg, key));
+        let venv_field = |key: &str| {
+            venv.as_deref()
+                .and_then(|cfg| crate::info::config_value(cfg, key))
+                .map(str::to_string)
+        };
         let resolved = std::fs::canonicalize(python).unwrap_or_else(|_| python.to_path_buf());
         let version = venv_field("version")
             .or_else(|| venv_field("version_info"))
@@ -141,14 +135,6 @@ impl Environment {
         }
         dirs
     }
-}
-
-/// A `key = value` line of pyvenv.cfg.
-fn cfg_field(cfg: &str, key: &str) -> Option<String> {
-    cfg.lines().find_map(|line| {
-        let (k, v) = line.split_once('=')?;
-        (k.trim() == key).then(|| v.trim().to_string())
-    })
 }
 
 /// "python3.11" → "3.11".
@@ -332,8 +318,9 @@ mod tests {
         assert_eq!(minor_version(Path::new("/usr/bin/python3")), None);
         assert_eq!(minor_version(Path::new("/usr/bin/python3.11-config")), None);
         let cfg = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.2\n";
-        assert_eq!(cfg_field(cfg, "version").as_deref(), Some("3.11.2"));
-        assert_eq!(cfg_field(cfg, "home").as_deref(), Some("/usr/bin"));
-        assert_eq!(cfg_field(cfg, "version_info"), None);
+        let value = |key| crate::info::config_value(cfg, key);
+        assert_eq!(value("version"), Some("3.11.2"));
+        assert_eq!(value("home"), Some("/usr/bin"));
+        assert_eq!(value("version_info"), None);
     }
 }

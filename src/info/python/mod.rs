@@ -66,6 +66,16 @@ pub enum Source {
     Files,
 }
 
+impl Source {
+    /// The name JSON gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ran => "ran",
+            Self::Files => "files",
+        }
+    }
+}
+
 /// The Python stack. Every field is `null` with its reason in `unavailable` when unknown.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PythonStack {
@@ -133,6 +143,7 @@ impl PythonStack {
     pub fn not_asked() -> Self {
         Self::failed(
             None,
+            None,
             "not asked: name a Python with --python or HWBENCH_PYTHON",
         )
     }
@@ -141,11 +152,13 @@ impl PythonStack {
     pub fn none_on_path() -> Self {
         Self::failed(
             None,
+            None,
             "no python3 on PATH: name a Python with --python or HWBENCH_PYTHON",
         )
     }
 
-    fn failed(interpreter: Option<String>, reason: &str) -> Self {
+    /// Every field null for one reason: `interpreter` (when known) could not be asked or read.
+    fn failed(interpreter: Option<String>, source: Option<Source>, reason: &str) -> Self {
         let unavailable = [
             "version",
             "torch",
@@ -162,6 +175,7 @@ impl PythonStack {
         .collect();
         Self {
             interpreter,
+            source,
             unavailable,
             ..Self::default()
         }
@@ -186,10 +200,7 @@ pub fn probe(python: &Path) -> PythonStack {
                     format!("{name} could not run the probe: {why}")
                 }
             };
-            PythonStack {
-                source: Some(Source::Ran),
-                ..PythonStack::failed(interpreter, &outside_line(&why, 200))
-            }
+            PythonStack::failed(interpreter, Some(Source::Ran), &outside_line(&why, 200))
         }
     }
 }
