@@ -7,7 +7,14 @@
 //!   lies between two measured times, so it never implies a negative time;
 //! - two figures differ ([`compare`]) only when their intervals do not overlap *and* the ratio of
 //!   their medians is beyond a threshold (5% in verdicts, 10% in `diff`); otherwise there is no
-//!   measurable difference, and the largest difference the intervals allow is said.
+//!   measurable difference, and the largest difference the intervals allow is said;
+//! - between two runs made at different times or on different machines (`diff`, `fleet`), a
+//!   difference must also show in the fastest runs ([`beyond_interference`]): interference on a
+//!   shared machine — another tenant, a sibling hyperthread, a busy hypervisor — only adds time,
+//!   and can last a whole run, so it can move every run of one report; it cannot make the fastest
+//!   run slower than the machine is. A change of the machine or of the code moves the fastest run
+//!   too. Within one run the columns are measured in interleaved rounds, so interference weighs on
+//!   every column alike and [`compare`] alone decides.
 
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +176,29 @@ pub fn compare(a: &Spread, b: &Spread, threshold: f64) -> Comparison {
     }
 }
 
+/// What [`compare`] said of two runs' times, kept only where their fastest runs (`fastest_a`,
+/// `fastest_b`) differ beyond `threshold` the same way; otherwise the medians moved with
+/// interference and not with the machine: no measurable difference, within the medians' ratio.
+pub fn beyond_interference(
+    comparison: Comparison,
+    fastest_a: f64,
+    fastest_b: f64,
+    threshold: f64,
+) -> Comparison {
+    let fastest = fastest_a / fastest_b;
+    let moved = match comparison {
+        Comparison::Slower { .. } => fastest > 1.0 + threshold,
+        Comparison::Faster { .. } => fastest * (1.0 + threshold) < 1.0,
+        Comparison::Same { .. } => true,
+    };
+    match comparison {
+        Comparison::Slower { ratio } | Comparison::Faster { ratio } if !moved => Comparison::Same {
+            within: ratio - 1.0,
+        },
+        _ => comparison,
+    }
+}
+
 /// Whether more runs could change what [`compare`] says of `a` and `b`: no measurable difference
 /// yet, but their medians differ by more than `threshold` or their intervals allow a difference
 /// of more than three times it.
@@ -269,6 +299,32 @@ mod tests {
         assert!(undecided(&wide_at_ten, &around(10.0), 0.05));
         let fairly_wide = Spread::of([9.0, 9.5, 10.0, 10.0, 10.5, 11.0]).unwrap();
         assert!(!undecided(&fairly_wide, &around(10.0), 0.05));
+    }
+
+    #[test]
+    fn between_runs_a_difference_must_move_the_fastest_run_too() {
+        let around = |m: f64| Spread::of([0.98 * m, 0.99 * m, m, m, 1.01 * m, 1.02 * m]).unwrap();
+        // A whole run 12% slower, its fastest run too: a change.
+        let (a, slow) = (around(10.0), around(11.2));
+        let c = beyond_interference(compare(&slow, &a, 0.10), slow.min, a.min, 0.10);
+        assert!(matches!(c, Comparison::Slower { ratio } if (ratio - 1.12).abs() < 1e-9));
+        // The same median, but one run as fast as A's fastest: interference held the rest back.
+        let busier = Spread::of([9.8, 11.0, 11.1, 11.2, 11.2, 11.3, 11.4, 11.5, 11.6]).unwrap();
+        assert_eq!(compare(&busier, &a, 0.10).word(), "slower");
+        let Comparison::Same { within } =
+            beyond_interference(compare(&busier, &a, 0.10), busier.min, a.min, 0.10)
+        else {
+            panic!("interference called a change");
+        };
+        assert!((within - 0.12).abs() < 1e-9, "{within}");
+        // Faster the same way: the fastest run must be faster beyond the threshold too.
+        let c = beyond_interference(compare(&a, &slow, 0.10), a.min, slow.min, 0.10);
+        assert_eq!(c.word(), "faster");
+        let c = beyond_interference(compare(&a, &busier, 0.10), a.min, busier.min, 0.10);
+        assert_eq!(c.word(), "same");
+        // No difference stays none, whatever the fastest runs say.
+        let same = compare(&a, &a, 0.10);
+        assert_eq!(beyond_interference(same, 1.0, 10.0, 0.10), same);
     }
 
     #[test]

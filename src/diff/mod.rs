@@ -16,7 +16,7 @@ use crate::info::findings::{Finding, Severity};
 use crate::redact::Redactor;
 use crate::saved::{Kind, Saved};
 use crate::scale::ScaleReport;
-use crate::stats::Spread;
+use crate::stats::{self, Comparison, Spread};
 use crate::train::results::TrainCompareReport;
 pub use walk::{FieldDifference, Walk};
 
@@ -111,8 +111,13 @@ pub struct TimingDifference {
     pub b_us: f64,
     /// B / A.
     pub ratio: f64,
+    /// B's fastest run / A's: a change must move it beyond the threshold too (interference on a
+    /// shared machine slows a run's median, not the machine's fastest run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fastest_ratio: Option<f64>,
     /// True when no change can be claimed: the confidence intervals of the two medians overlap
-    /// (older reports: their ranges), or the medians differ by less than the threshold.
+    /// (older reports: their ranges), the medians differ by less than the threshold, or the
+    /// fastest runs do (`stats::beyond_interference`).
     pub noise: bool,
 }
 
@@ -435,7 +440,8 @@ fn scale_timing_differences(
 }
 
 /// One device's median cost in A and B, in µs (`to_us` converts the spreads' unit): a change only
-/// when B is measurably slower or faster than A (`stats::compare` at `threshold`).
+/// when B is measurably slower or faster than A (`stats::compare` at `threshold`) and its fastest
+/// run moved the same way beyond `threshold` (`stats::beyond_interference`).
 fn timing(
     device: &str,
     sync_every: u64,
@@ -459,10 +465,16 @@ fn timing(
         } else {
             f64::NAN
         },
+        fastest_ratio: Some(b.min / a.min).filter(|r| comparable && r.is_finite()),
         noise: !comparable
             || matches!(
-                crate::stats::compare(&b, &a, threshold),
-                crate::stats::Comparison::Same { .. }
+                stats::beyond_interference(
+                    stats::compare(&b, &a, threshold),
+                    b.min,
+                    a.min,
+                    threshold
+                ),
+                Comparison::Same { .. }
             ),
     }
 }

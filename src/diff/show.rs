@@ -7,14 +7,22 @@ use crate::render::prometheus::Metric;
 use crate::render::{Document, Render, Section};
 
 /// Per-epoch costs in A and B, with their change.
-fn timing_grid(title: &str, timings: &[&TimingDifference]) -> Section {
+fn timing_grid(title: &str, timings: &[&TimingDifference], threshold: f64) -> Section {
     let rows = timings
         .iter()
         .map(|t| {
             let change = if !t.ratio.is_finite() {
                 "not comparable (a time is not a positive number)".to_string()
             } else if t.noise {
-                format!("none measurable ({})", factor(t.ratio))
+                match t.fastest_ratio {
+                    // The medians moved beyond the threshold: how far the fastest runs did.
+                    Some(fastest) if t.ratio.max(1.0 / t.ratio) > 1.0 + threshold => format!(
+                        "none measurable ({}, fastest run {})",
+                        factor(t.ratio),
+                        factor(fastest)
+                    ),
+                    _ => format!("none measurable ({})", factor(t.ratio)),
+                }
             } else if t.ratio > 1.0 {
                 format!("B {} slower", factor(t.ratio))
             } else {
@@ -133,12 +141,14 @@ impl Render for DiffReport {
             summary.push(timing_grid(
                 "Per-epoch cost that changed (median)",
                 &changed,
+                self.threshold,
             ));
         }
         if !unchanged.is_empty() {
             details.push(timing_grid(
                 "Per-epoch cost within noise or the threshold (median)",
                 &unchanged,
+                self.threshold,
             ));
         }
         Document {

@@ -17,14 +17,15 @@ use crate::readable::{factor, micros};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
-use crate::stats::{Comparison, Spread, compare};
+use crate::stats::{Comparison, Spread, beyond_interference, compare};
 use crate::train::results::TrainCompareReport;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// A node this much slower per epoch than its group's median — and beyond noise: its own runs'
-/// confidence interval apart from the interval of the group's median (`stats::compare`) — is an
-/// outlier.
+/// confidence interval apart from the interval of the group's median (`stats::compare`), and its
+/// fastest run this much slower than the group's median fastest run
+/// (`stats::beyond_interference`) — is an outlier.
 pub const SLOW_FACTOR: f64 = 1.25;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -485,16 +486,27 @@ fn slow_nodes(
         for (position, node_costs) in costs.iter().enumerate() {
             for (label, cost) in node_costs {
                 // The group without this node: an outlier must not widen its own yardstick.
-                let others = costs
+                let others: Vec<&Spread> = costs
                     .iter()
                     .enumerate()
                     .filter(|(other, _)| *other != position)
                     .flat_map(|(_, list)| list.iter().filter(|(l, _)| l == label))
-                    .map(|(_, spread)| spread.median);
-                let Some(group) = Spread::of(others) else {
+                    .map(|(_, spread)| spread)
+                    .collect();
+                let (Some(group), Some(group_fastest)) = (
+                    Spread::of(others.iter().map(|s| s.median)),
+                    Spread::of(others.iter().map(|s| s.min)),
+                ) else {
                     continue;
                 };
-                if let Comparison::Slower { ratio } = compare(cost, &group, SLOW_FACTOR - 1.0) {
+                let threshold = SLOW_FACTOR - 1.0;
+                let comparison = beyond_interference(
+                    compare(cost, &group, threshold),
+                    cost.min,
+                    group_fastest.median,
+                    threshold,
+                );
+                if let Comparison::Slower { ratio } = comparison {
                     outliers
                         .entry(signatures[indices[position]].0.clone())
                         .or_default()

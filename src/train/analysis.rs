@@ -7,7 +7,7 @@ use crate::engine::device::DeviceSpec;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::{Framework, SyncPolicy};
 use crate::readable::{micros, range_micros};
-use crate::stats::Spread;
+use crate::stats::{Spread, VERDICT_THRESHOLD};
 
 /// Fills in every derived figure of the report.
 pub fn add_derived_figures(report: &mut TrainCompareReport) {
@@ -119,8 +119,10 @@ pub fn loss_rise(device: &DeviceResult) -> Option<LossRise> {
 /// The marginal cost of one sync per policy, against the policy that never syncs during
 /// training: per round, (T(k) − T(never)) / (syncs(k) − syncs(never)) of the two runs of that
 /// round (paired: they ran back to back), and the median over rounds with its confidence
-/// interval. A cost is exported only when the interval is above zero and agrees with the time
-/// measured inside the readback calls: a sync cannot cost more than the time spent in it.
+/// interval. A cost is exported only when the interval is above zero, the median is beyond the
+/// verdicts' threshold (5% of an epoch: below it, as every other difference, it is too little to
+/// measure), and it agrees with the time measured inside the readback calls: a sync cannot cost
+/// more than the time spent in it.
 pub fn marginal_sync_costs(device: &mut DeviceResult) {
     let Some(never) = device.policy(SyncPolicy::NEVER) else {
         return;
@@ -152,7 +154,7 @@ pub fn marginal_sync_costs(device: &mut DeviceResult) {
         };
         let (low, high) = cost.interval();
         policy.sync_cost_interval_us = Some((low, high));
-        if cost.holds_zero() {
+        if cost.holds_zero() || cost.median.abs() < VERDICT_THRESHOLD * epoch0 {
             policy.sync_cost_below_us = Some(low.abs().max(high.abs()));
             continue;
         }

@@ -405,6 +405,27 @@ mod tests {
     }
 
     #[test]
+    fn a_paired_difference_below_the_threshold_is_too_little_to_measure() {
+        // Every round the every-epoch run is 0.6–1.2 µs per epoch slower (the interval is above
+        // zero) on a 30 µs epoch: 3%, below the verdicts' 5%, as every other difference.
+        let lines = verdict(vec![device(
+            CPU1,
+            Framework::Candle,
+            &[
+                (1, &[0.0309, 0.0312, 0.0307]),
+                (0, &[0.0300, 0.0301, 0.0301]),
+            ],
+        )]);
+        let readback = line(&lines, "One readback");
+        assert!(
+            readback.contains("too little to measure on cpu×1 (under 5% of an epoch)"),
+            "{readback}"
+        );
+        let logging = line(&lines, "Logging every epoch");
+        assert!(logging.contains("nothing measurable on cpu×1"), "{logging}");
+    }
+
+    #[test]
     fn a_measured_cost_of_logging_is_called_out() {
         let lines = verdict(vec![device(
             CPU1,

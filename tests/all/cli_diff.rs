@@ -99,6 +99,31 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
         c.as_os_str(),
     ]);
     assert_eq!(code, Some(0));
+    // 30% slower, the intervals apart, but B's fastest run as fast as A's: interference held B's
+    // other runs back (it only adds time); not a change, and said so in the details.
+    let mut busier = with_cost(&report, 130.0);
+    busier["devices"][0]["policies"][0]["per_epoch_us"]["min"] = Value::from(101.0);
+    let d = dir.write_json("d.json", &busier);
+    let (code, stdout, _) = diff(&a, &d);
+    assert_eq!(code, Some(0), "{stdout}");
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["timings"][0]["noise"], true);
+    assert!((json["timings"][0]["fastest_ratio"].as_f64().unwrap() - 1.01).abs() < 1e-9);
+    let table = hwbench()
+        .args(["diff", "--format", "markdown"])
+        .arg(&a)
+        .arg(&d)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        text.contains("none measurable (1.30×, fastest run 1.01×)"),
+        "{text}"
+    );
+    // Its fastest run 20% slower too: a change.
+    busier["devices"][0]["policies"][0]["per_epoch_us"]["min"] = Value::from(120.0);
+    let e = dir.write_json("e.json", &busier);
+    assert_eq!(diff(&a, &e).0, Some(1));
     let refused = hwbench()
         .args(["diff", "--threshold", "ten"])
         .arg(&a)

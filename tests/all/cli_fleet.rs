@@ -97,6 +97,24 @@ fn a_node_slower_than_its_group_is_an_outlier() {
             .unwrap()
             .contains("2.00× its group's median")
     );
+
+    // Its median as slow, but one run as fast as the group's: a node that was busier while it
+    // ran (interference only adds time), not a slower node.
+    let busy_dir = Dir::new();
+    for node in ["a", "b", "c", "d"] {
+        save(&busy_dir, node, &report);
+    }
+    let mut busy = slow.clone();
+    busy["devices"][0]["policies"][0]["per_epoch_us"]["min"] =
+        report["devices"][0]["policies"][0]["per_epoch_us"]["min"].clone();
+    save(&busy_dir, "f", &busy);
+    let (_, stdout, _) = fleet(&[
+        busy_dir.path().as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let json: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["outliers"].as_array().unwrap().len(), 0, "{stdout}");
 }
 
 #[test]
