@@ -121,6 +121,15 @@ pub struct TimingDifference {
     pub noise: bool,
 }
 
+impl TimingDifference {
+    /// Whether the median moved beyond `threshold` but the fastest run did not: interference
+    /// while one of the runs ran (it only adds time), not a change.
+    pub fn interference(&self, threshold: f64) -> bool {
+        let beyond = |ratio: f64| ratio.max(1.0 / ratio) > 1.0 + threshold;
+        self.noise && beyond(self.ratio) && self.fastest_ratio.is_some_and(|f| !beyond(f))
+    }
+}
+
 /// The default `--threshold`: a timing must change by more than this (and beyond both runs'
 /// noise) to count.
 pub const THRESHOLD: f64 = 0.10;

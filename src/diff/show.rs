@@ -15,8 +15,7 @@ fn timing_grid(title: &str, timings: &[&TimingDifference], threshold: f64) -> Se
                 "not comparable (a time is not a positive number)".to_string()
             } else if t.noise {
                 match t.fastest_ratio {
-                    // The medians moved beyond the threshold: how far the fastest runs did.
-                    Some(fastest) if t.ratio.max(1.0 / t.ratio) > 1.0 + threshold => format!(
+                    Some(fastest) if t.interference(threshold) => format!(
                         "none measurable ({}, fastest run {})",
                         factor(t.ratio),
                         factor(fastest)
@@ -64,25 +63,32 @@ impl Render for DiffReport {
         }
         let changed: Vec<&TimingDifference> = self.timings.iter().filter(|t| !t.noise).collect();
         let unchanged: Vec<&TimingDifference> = self.timings.iter().filter(|t| t.noise).collect();
-        let mut summary = vec![Section::text(
-            "Result",
-            vec![if self.same {
-                format!(
-                    "No difference between {} and {} beyond measurement noise and the {} threshold.",
-                    self.a,
-                    self.b,
-                    percent(self.threshold)
-                )
-            } else {
-                format!(
-                    "{} field(s) differ, {} finding(s) appeared or disappeared, and {} timing(s) changed beyond both runs' noise and the {} threshold.",
-                    self.fields.len() as u64 + self.fields_not_listed,
-                    self.findings.len(),
-                    changed.len(),
-                    percent(self.threshold)
-                )
-            }],
-        )];
+        let interfered = unchanged
+            .iter()
+            .filter(|t| t.interference(self.threshold))
+            .count();
+        let mut result = vec![if self.same {
+            format!(
+                "No difference between {} and {} beyond measurement noise and the {} threshold.",
+                self.a,
+                self.b,
+                percent(self.threshold)
+            )
+        } else {
+            format!(
+                "{} field(s) differ, {} finding(s) appeared or disappeared, and {} timing(s) changed beyond both runs' noise and the {} threshold.",
+                self.fields.len() as u64 + self.fields_not_listed,
+                self.findings.len(),
+                changed.len(),
+                percent(self.threshold)
+            )
+        }];
+        if interfered > 0 {
+            result.push(format!(
+                "{interfered} timing(s) moved beyond the threshold in the median but not in the fastest run: interference while one of the runs ran (another tenant, a busy core), not a change of the machine or the code."
+            ));
+        }
+        let mut summary = vec![Section::text("Result", result)];
         if self.fields_not_listed > 0 {
             summary.push(Section::text(
                 "Not listed",

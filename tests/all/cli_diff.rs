@@ -120,6 +120,12 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
         text.contains("none measurable (1.30×, fastest run 1.01×)"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "1 timing(s) moved beyond the threshold in the median but not in the fastest run"
+        ),
+        "{text}"
+    );
     // Its fastest run 20% slower too: a change.
     busier["devices"][0]["policies"][0]["per_epoch_us"]["min"] = Value::from(120.0);
     let e = dir.write_json("e.json", &busier);
