@@ -1,7 +1,9 @@
 //! The plain-language answer to the exercise, drawn from this run's numbers only.
 
 use super::results::{DeviceResult, PolicyResult, TrainCompareReport};
+use crate::engine::data::{CLASSES, FEATURES};
 use crate::engine::device::DeviceSpec;
+use crate::engine::fused;
 use crate::engine::measured::DeviceStatus;
 use crate::engine::{Framework, SyncPolicy};
 use crate::readable::{micros, percent};
@@ -41,7 +43,9 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
         lines.push("No device computed right results, so there is nothing to compare.".to_string());
         return lines;
     }
-    lines.push(fastest(&measured));
+    let config = &report.config;
+    let shared = fused::shares_epoch(config.train_rows, FEATURES, config.hidden, CLASSES);
+    lines.push(fastest(&measured, shared));
     for device in &measured {
         if let Some(rise) = &device.did_not_learn {
             lines.push(format!(
@@ -54,7 +58,7 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
             ));
         }
     }
-    if let Some(line) = threads(&measured) {
+    if let Some(line) = threads(&measured, shared) {
         lines.push(line);
     }
     if let Some(line) = against_pytorch(&measured) {
@@ -88,8 +92,10 @@ pub fn conclusions(report: &TrainCompareReport) -> Vec<String> {
 }
 
 /// Which devices are fastest. Devices with no measurable difference from the fastest are named
-/// together (in the report's order), so that a tie never reads as a winner.
-fn fastest(measured: &[&DeviceResult]) -> String {
+/// together (in the report's order), so that a tie never reads as a winner; so are candle's CPU
+/// columns when the fastest is one of them and the epoch is too small to share (`shared` false):
+/// they run the same one-thread epoch, and what their workers measured apart is said as such.
+fn fastest(measured: &[&DeviceResult], shared: bool) -> String {
     let mut ranked: Vec<(&DeviceResult, Spread)> = measured
         .iter()
         .filter_map(|d| Some((*d, d.headline_spread()?)))
@@ -97,7 +103,7 @@ fn fastest(measured: &[&DeviceResult]) -> String {
     ranked.sort_by(|a, b| a.1.median.total_cmp(&b.1.median));
     let (best, best_time) = ranked[0];
     let mut within: f64 = 0.0;
-    let tied: Vec<&DeviceResult> = measured
+    let by_test: Vec<&DeviceResult> = measured
         .iter()
         .copied()
         .filter(|d| {
@@ -113,7 +119,37 @@ fn fastest(measured: &[&DeviceResult]) -> String {
                 })
         })
         .collect();
-    let mut line = if tied.len() == 1 {
+    let one_epoch: Vec<&DeviceResult> = measured
+        .iter()
+        .copied()
+        .filter(|d| !shared && one_thread_cpu(best) && one_thread_cpu(d))
+        .collect();
+    let same_epoch = one_epoch.len() > 1 && by_test.iter().all(|d| one_thread_cpu(d));
+    let tied = if same_epoch { one_epoch } else { by_test };
+    let mut line = if same_epoch {
+        let apart = tied
+            .iter()
+            .filter_map(
+                |d| match compare(&d.headline_spread()?, &best_time, VERDICT_THRESHOLD) {
+                    Comparison::Slower { ratio } => Some(ratio),
+                    _ => None,
+                },
+            )
+            .fold(1.0, f64::max);
+        let workers = if apart > 1.0 {
+            format!("their workers up to {apart:.2}× apart here: where each ran, not threads")
+        } else {
+            format!(
+                "no measurable difference between their workers, within ±{}",
+                percent(within)
+            )
+        };
+        format!(
+            "Fastest for this model: {}, which run the same one-thread epoch at this size, at about {} per epoch ({workers}).",
+            and_list(&tied.iter().map(|d| named(d)).collect::<Vec<_>>()),
+            micros(best_time.median)
+        )
+    } else if tied.len() == 1 {
         format!(
             "Fastest for this model: {} at {} per epoch.",
             named(best),
@@ -151,6 +187,11 @@ fn fastest(measured: &[&DeviceResult]) -> String {
     line
 }
 
+/// A CPU column of candle's (hwbench's fused epoch).
+fn one_thread_cpu(device: &DeviceResult) -> bool {
+    device.framework == Framework::Candle && matches!(device.device, DeviceSpec::Cpu { .. })
+}
+
 /// "a", "a and b", "a, b and c".
 fn and_list(items: &[String]) -> String {
     match items {
@@ -180,8 +221,12 @@ fn loss(value: f32) -> String {
     }
 }
 
-/// The CPU at one thread against more threads.
-fn threads(measured: &[&DeviceResult]) -> Option<String> {
+/// The CPU at one thread against more threads. Where the fused epoch hands nothing to other
+/// threads (`shared` false: the model is too small), every CPU column runs the same
+/// single-threaded epoch: a measured difference between them is where each worker ran (its core,
+/// what else ran there), not its thread count, and is said as such.
+fn threads(measured: &[&DeviceResult], shared: bool) -> Option<String> {
+    const WHERE: &str = ", which comes from where each worker ran (its core, what else ran there), not from threads";
     let cpu: Vec<(usize, Spread)> = measured
         .iter()
         .filter(|d| d.framework == Framework::Candle)
@@ -195,7 +240,25 @@ fn threads(measured: &[&DeviceResult]) -> Option<String> {
     if most == 1 {
         return None;
     }
-    Some(match compare(&many, &one, VERDICT_THRESHOLD) {
+    let comparison = compare(&many, &one, VERDICT_THRESHOLD);
+    if !shared {
+        let measured = match comparison {
+            Comparison::Same { within } => format!(
+                "no measurable difference per epoch (within ±{})",
+                percent(within)
+            ),
+            Comparison::Slower { ratio } => {
+                format!("its worker took {ratio:.2}× as long per epoch as cpu×1's here{WHERE}")
+            }
+            Comparison::Faster { ratio } => {
+                format!("its worker was {ratio:.2}× faster per epoch than cpu×1's here{WHERE}")
+            }
+        };
+        return Some(format!(
+            "cpu×{most} is no faster than cpu×1: at this size the epoch runs on one thread in every CPU column (matrices this small give extra threads nothing to share); {measured}."
+        ));
+    }
+    Some(match comparison {
         Comparison::Same { within } => format!(
             "cpu×{most} is no faster than cpu×1: no measurable difference per epoch (within ±{}); matrices this small give extra threads nothing to share.",
             percent(within)
@@ -458,15 +521,54 @@ mod tests {
     fn the_fastest_device_and_the_slowest_are_named_with_the_ratio() {
         let lines = verdict(vec![
             device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
-            device(CPU2, Framework::Candle, &[(0, &[0.062, 0.063, 0.064])]),
+            device(CPU1, Framework::Pytorch, &[(0, &[0.062, 0.063, 0.064])]),
         ]);
         let fastest = line(&lines, "Fastest for this model");
         assert!(fastest.contains("cpu×1 at 31 µs per epoch"), "{fastest}");
+        assert!(fastest.contains("needs 63 µs (2.0× longer)"), "{fastest}");
+    }
+
+    #[test]
+    fn cpu_columns_running_the_same_one_thread_epoch_are_not_ranked_by_their_threads() {
+        // The course's model is too small for the fused epoch to share: cpu×1 and cpu×2 run the
+        // same one-thread epoch, so their workers' difference is not the threads'.
+        let lines = verdict(vec![
+            device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, &[0.062, 0.063, 0.064])]),
+        ]);
+        let fastest = line(&lines, "Fastest for this model");
         assert!(
-            fastest.contains("The slowest, cpu×2, needs 63 µs (2.0× longer)"),
+            fastest.contains("cpu×1 and cpu×2, which run the same one-thread epoch at this size"),
             "{fastest}"
         );
-        let threads = line(&lines, "More CPU threads make it slower");
-        assert!(threads.contains("2.0× as long"), "{threads}");
+        assert!(fastest.contains("up to 2.03× apart here"), "{fastest}");
+        assert!(!fastest.contains("slowest"), "{fastest}");
+        let threads = line(&lines, "cpu×2 is no faster than cpu×1");
+        assert!(
+            threads.contains("its worker took 2.03× as long"),
+            "{threads}"
+        );
+        // Equal workers: no measurable difference, the same claim.
+        let lines = verdict(vec![
+            device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, &[0.031, 0.032, 0.032])]),
+        ]);
+        let fastest = line(&lines, "Fastest for this model");
+        assert!(
+            fastest.contains("no measurable difference between their workers"),
+            "{fastest}"
+        );
+        // A model large enough to share: more threads that are slower are said to be slower.
+        let report = sample::report(vec![
+            device(CPU1, Framework::Candle, &[(0, &[0.031, 0.031, 0.032])]),
+            device(CPU2, Framework::Candle, &[(0, &[0.062, 0.063, 0.064])]),
+        ]);
+        let measured: Vec<&DeviceResult> = report.devices.iter().collect();
+        let shared = super::threads(&measured, true).unwrap();
+        assert!(
+            shared.starts_with("More CPU threads make it slower"),
+            "{shared}"
+        );
+        assert!(shared.contains("2.0× as long"), "{shared}");
     }
 }

@@ -18,6 +18,8 @@
 pub mod isa;
 mod parallel;
 
+pub use parallel::shares_epoch;
+
 use serde::{Deserialize, Serialize};
 
 use candle_core::{Result, Storage, bail};

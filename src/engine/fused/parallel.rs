@@ -262,6 +262,23 @@ unsafe fn gemm_to(a: Matrix, b: Matrix, dst: *mut f32) {
     }
 }
 
+/// Whether an epoch of the fused model (`rows` rows, `inputs` features, `hidden` units, `classes`
+/// classes) hands any step to other threads: one of its groups of products (as `FusedEpoch::step`
+/// makes them) reaches [`PARALLEL_PRODUCT`] multiply–adds, or one of its element-wise passes
+/// [`PARALLEL_ELEMENTS`] elements. Where none does, every CPU column runs the same
+/// single-threaded epoch, whatever its thread count.
+pub fn shares_epoch(rows: usize, inputs: usize, hidden: usize, classes: usize) -> bool {
+    let with_bias = inputs + 1;
+    let products = [
+        rows * with_bias * hidden,   // x · fc1, and xᵀ · d hidden
+        rows * hidden * classes,     // hidden · fc2
+        2 * rows * hidden * classes, // d scores · fc2ᵀ with hiddenᵀ · d scores
+    ];
+    let passes = [rows * hidden, rows * classes, with_bias * hidden];
+    products.iter().any(|&work| work >= PARALLEL_PRODUCT)
+        || passes.iter().any(|&elements| elements >= PARALLEL_ELEMENTS)
+}
+
 /// Runs `task(i)` for every i below `count`: on candle's barrier pool when `share`, else here.
 fn in_parallel(count: usize, share: bool, task: impl Fn(usize) + Sync) {
     if share && count > 1 {
@@ -330,5 +347,22 @@ impl<'a, T> Shared<'a, T> {
         // SAFETY: inside the buffer (checked by `ptr`), initialised (`of`), and disjoint from
         // every other live slice, as the caller promised.
         unsafe { std::slice::from_raw_parts_mut(self.ptr(range), len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_course_model_runs_on_one_thread_and_the_ladder_shares_from_32_inputs_on() {
+        // The course's model: 120 rows, 4 features, 10 hidden units, 3 classes.
+        assert!(!shares_epoch(120, 4, 10, 3));
+        // scale's ladder: 16:48:16:384 still whole (384 · 17 · 48 = 313 k multiply–adds),
+        // 32:96:24:768 shared (768 · 33 · 96 = 2.4 M).
+        assert!(!shares_epoch(384, 16, 48, 16));
+        assert!(shares_epoch(768, 32, 96, 24));
+        // Many rows of a narrow model: the element-wise pass over the hidden layer is shared.
+        assert!(shares_epoch(8192, 4, 10, 3));
     }
 }
