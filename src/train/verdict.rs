@@ -137,7 +137,7 @@ fn fastest(measured: &[&DeviceResult], shared: bool) -> String {
             )
             .fold(1.0, f64::max);
         let workers = if apart > 1.0 {
-            format!("their workers up to {apart:.2}× apart here: where each ran, not threads")
+            format!("their workers up to {apart:.2}× apart here, not the threads' doing")
         } else {
             format!(
                 "no measurable difference between their workers, within ±{}",
@@ -223,10 +223,10 @@ fn loss(value: f32) -> String {
 
 /// The CPU at one thread against more threads. Where the fused epoch hands nothing to other
 /// threads (`shared` false: the model is too small), every CPU column runs the same
-/// single-threaded epoch: a measured difference between them is where each worker ran (its core,
-/// what else ran there), not its thread count, and is said as such.
+/// single-threaded epoch: a measured difference between them is not its thread count's doing (the
+/// workers ran on their own cores, at their own times), and is said as such.
 fn threads(measured: &[&DeviceResult], shared: bool) -> Option<String> {
-    const WHERE: &str = ", which comes from where each worker ran (its core, what else ran there), not from threads";
+    const WHERE: &str = ", not the threads' doing: the workers ran the same one-thread epoch, on their own cores and at their own times";
     let cpu: Vec<(usize, Spread)> = measured
         .iter()
         .filter(|d| d.framework == Framework::Candle)
