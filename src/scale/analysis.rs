@@ -5,6 +5,8 @@
 
 use super::results::{Crossover, LadderPoint, PointStatus, ScaleColumn, ScaleReport};
 use crate::engine::Framework;
+use crate::engine::device::DeviceSpec;
+use crate::engine::fused::{self, Kernels};
 use crate::engine::measured::DeviceStatus;
 use crate::engine::synthetic::Size;
 use crate::stats::{Comparison, Spread, VERDICT_THRESHOLD, compare};
@@ -76,18 +78,40 @@ pub fn crossovers(report: &ScaleReport) -> Vec<Crossover> {
     found
 }
 
+/// Whether columns `a` and `b` run the very same epoch at their point `index`: both hwbench's
+/// fused epoch on the CPU (candle's CPU columns), at a size too small for it to hand work to other
+/// threads (`fused::shares_epoch`). Their thread counts then make no difference: whatever their
+/// workers measured apart, neither beats the other there.
+pub fn same_epoch(a: &ScaleColumn, b: &ScaleColumn, index: usize) -> bool {
+    let fused_cpu = |c: &ScaleColumn| {
+        c.framework == Framework::Candle
+            && matches!(c.device, DeviceSpec::Cpu { .. })
+            && c.points
+                .get(index)
+                .is_some_and(|p| p.kernels.as_deref() == Some(Kernels::Fused.name()))
+    };
+    let Some(size) = a.points.get(index).map(|p| p.size) else {
+        return false;
+    };
+    fused_cpu(a)
+        && fused_cpu(b)
+        && !fused::shares_epoch(size.rows, size.inputs, size.hidden, size.classes)
+}
+
 /// Which of `a` and `b` is faster at the largest point both measured, and from which point on it
 /// wins beyond noise (`stats::compare`: measurably faster, there and at every larger common
-/// point). `None` when they share no measured point or tie at the largest.
+/// point; never where both run the same one-thread epoch, [`same_epoch`]). `None` when they share
+/// no measured point or tie at the largest.
 pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Option<Crossover> {
     // Both columns list the ladder's points in its order.
     let common: Vec<_> = a
         .points
         .iter()
         .zip(&b.points)
-        .filter_map(|(pa, pb)| Some((pa.size, pa.epoch_s?, pb.epoch_s?)))
+        .enumerate()
+        .filter_map(|(i, (pa, pb))| Some((pa.size, pa.epoch_s?, pb.epoch_s?, same_epoch(a, b, i))))
         .collect();
-    let &(largest, sa, sb) = common.last()?;
+    let &(largest, sa, sb, _) = common.last()?;
     let (faster, slower, a_is_faster) = if sa.median < sb.median {
         (a, b, true)
     } else if sb.median < sa.median {
@@ -97,12 +121,13 @@ pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Op
     };
     // Beyond noise: the faster one's time is measurably below the other's (the report's one
     // method: confidence intervals apart and beyond the verdict's threshold).
-    let beats = |(_, sa, sb): &(Size, Spread, Spread)| {
+    let beats = |(_, sa, sb, same): &(Size, Spread, Spread, bool)| {
         let (fast, slow) = if a_is_faster { (sa, sb) } else { (sb, sa) };
-        matches!(
-            compare(fast, slow, VERDICT_THRESHOLD),
-            Comparison::Faster { .. }
-        )
+        !same
+            && matches!(
+                compare(fast, slow, VERDICT_THRESHOLD),
+                Comparison::Faster { .. }
+            )
     };
     let from = common
         .iter()
@@ -266,6 +291,35 @@ mod tests {
         assert_eq!(found.from, None);
         // Exactly equal medians: no faster device at all.
         assert!(crossover(&a, &a, &ladder()).is_none());
+    }
+
+    #[test]
+    fn cpu_columns_running_the_same_one_thread_epoch_never_beat_each_other() {
+        // cpu×2's worker measurably faster at every point: at the first three the fused epoch is
+        // too small to share (the same one-thread epoch in both), so its win starts at the fourth.
+        let fused = |mut column: ScaleColumn, threads| {
+            column.device = DeviceSpec::Cpu { threads };
+            for point in &mut column.points {
+                point.kernels = Some("fused".to_string());
+            }
+            column
+        };
+        let one = fused(column("cpu×1", &[(1.0, 0.01); 6]), 1);
+        let two = fused(column("cpu×2", &[(0.8, 0.01); 6]), 2);
+        assert!(same_epoch(&one, &two, 2) && !same_epoch(&one, &two, 3));
+        let found = crossover(&one, &two, &ladder()).unwrap();
+        assert_eq!(found.faster, "cpu×2");
+        assert_eq!(found.from, Some(ladder::DEFAULT[3]));
+        // candle's stock operations share their own way: no such rule.
+        let mut stock = two.clone();
+        stock
+            .points
+            .iter_mut()
+            .for_each(|p| p.kernels = Some("stock".to_string()));
+        assert_eq!(
+            crossover(&one, &stock, &ladder()).unwrap().from,
+            Some(Size::COURSE)
+        );
     }
 
     #[test]

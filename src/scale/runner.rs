@@ -205,7 +205,8 @@ fn epoch_times(prepared: &PointPrepared, runs: &[PointRun]) -> Option<Spread> {
 }
 
 /// The points at which two columns of the same framework are still undecided
-/// (`stats::undecided`) and both can take more runs: each point's index and those columns.
+/// (`stats::undecided`) and both can take more runs: each point's index and those columns. Columns
+/// that run the same one-thread epoch there (`analysis::same_epoch`) have nothing to decide.
 fn undecided_points(live: &[Climb]) -> Vec<(usize, Vec<usize>)> {
     let deciding = |climb: &Climb, index: usize| {
         climb
@@ -226,6 +227,7 @@ fn undecided_points(live: &[Climb]) -> Vec<(usize, Vec<usize>)> {
         for (i, a) in live.iter().enumerate() {
             for (j, b) in live.iter().enumerate().skip(i + 1) {
                 if a.result.framework == b.result.framework
+                    && !analysis::same_epoch(&a.result, &b.result, index)
                     && let (Some(sa), Some(sb)) = (deciding(a, index), deciding(b, index))
                     && stats::undecided(&sa, &sb, stats::VERDICT_THRESHOLD)
                 {
