@@ -11,9 +11,9 @@
 //! - between two runs made at different times or on different machines (`diff`, `fleet`), a
 //!   difference must also show in the fastest runs ([`beyond_interference`]): interference on a
 //!   shared machine — another tenant, a sibling hyperthread, a busy hypervisor — only adds time,
-//!   and can last a whole run, so it can move every run of one report; it cannot make the fastest
-//!   run slower than the machine is. A change of the machine or of the code moves the fastest run
-//!   too. Within one run the columns are measured in interleaved rounds, so interference weighs on
+//!   and can last most of a run, moving a report's median far beyond its interval; unless it holds
+//!   back every run, the fastest run still shows what the machine can do. A change of the machine
+//!   or of the code moves the fastest run too. Within one run the columns are measured in interleaved rounds, so interference weighs on
 //!   every column alike and [`compare`] alone decides.
 
 use serde::{Deserialize, Serialize};
