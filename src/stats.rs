@@ -13,8 +13,9 @@
 //!   shared machine — another tenant, a sibling hyperthread, a busy hypervisor — only adds time,
 //!   and can last most of a run, moving a report's median far beyond its interval; unless it holds
 //!   back every run, the fastest run still shows what the machine can do. A change of the machine
-//!   or of the code moves the fastest run too. Within one run the columns are measured in interleaved rounds, so interference weighs on
-//!   every column alike and [`compare`] alone decides.
+//!   or of the code moves the fastest run too. Within one run the columns are measured in
+//!   interleaved rounds, so interference weighs on every column alike and [`compare`] alone
+//!   decides.
 
 use serde::{Deserialize, Serialize};
 

@@ -122,9 +122,9 @@ fn fastest(measured: &[&DeviceResult], shared: bool) -> String {
     let one_epoch: Vec<&DeviceResult> = measured
         .iter()
         .copied()
-        .filter(|d| !shared && one_thread_cpu(best) && one_thread_cpu(d))
+        .filter(|d| !shared && fused_cpu(best) && fused_cpu(d))
         .collect();
-    let same_epoch = one_epoch.len() > 1 && by_test.iter().all(|d| one_thread_cpu(d));
+    let same_epoch = one_epoch.len() > 1 && by_test.iter().all(|d| fused_cpu(d));
     let tied = if same_epoch { one_epoch } else { by_test };
     let mut line = if same_epoch {
         let apart = tied
@@ -187,8 +187,9 @@ fn fastest(measured: &[&DeviceResult], shared: bool) -> String {
     line
 }
 
-/// A CPU column of candle's (hwbench's fused epoch).
-fn one_thread_cpu(device: &DeviceResult) -> bool {
+/// A CPU column of candle's: hwbench's fused epoch, on one thread where the model is too small to
+/// share (`fused::shares_epoch`).
+fn fused_cpu(device: &DeviceResult) -> bool {
     device.framework == Framework::Candle && matches!(device.device, DeviceSpec::Cpu { .. })
 }
 
