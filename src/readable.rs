@@ -299,6 +299,7 @@ mod tests {
             n: 0,
             ci_low: None,
             ci_high: None,
+            values: Vec::new(),
         };
         assert_eq!(spread_micros(&old), "1.50 ms (1.45–1.61 ms)");
         assert_eq!(range_micros(151_000.0, 158_000.0), "151–158 ms");

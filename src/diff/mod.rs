@@ -111,13 +111,13 @@ pub struct TimingDifference {
     pub b_us: f64,
     /// B / A.
     pub ratio: f64,
-    /// B's fastest run / A's: a change must move it beyond the threshold too (interference on a
-    /// shared machine slows a run's median, not the machine's fastest run).
+    /// B's fastest run / A's: what a change is judged by (interference on a shared machine slows
+    /// a run's median, not the machine's fastest runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fastest_ratio: Option<f64>,
-    /// True when no change can be claimed: the confidence intervals of the two medians overlap
-    /// (older reports: their ranges), the medians differ by less than the threshold, or the
-    /// fastest runs do (`stats::beyond_interference`).
+    /// True when no change can be claimed by `stats::compare` at the threshold: the faster
+    /// report's fastest runs do not all beat the other's fastest beyond it (older reports without
+    /// their runs: the medians' intervals overlap, or the medians differ by less).
     pub noise: bool,
 }
 
@@ -438,7 +438,7 @@ fn scale_timing_differences(
             let Some(point_b) = column_b.points.iter().find(|p| p.size == point_a.size) else {
                 continue;
             };
-            if let (Some(sa), Some(sb)) = (point_a.epoch_s, point_b.epoch_s) {
+            if let (Some(sa), Some(sb)) = (&point_a.epoch_s, &point_b.epoch_s) {
                 let mut timing = timing(&column_a.label, 0, sa, sb, 1e6, threshold);
                 timing.size = Some(point_a.size.to_string());
                 timings.push(timing);
@@ -449,13 +449,12 @@ fn scale_timing_differences(
 }
 
 /// One device's median cost in A and B, in µs (`to_us` converts the spreads' unit): a change only
-/// when B is measurably slower or faster than A (`stats::compare` at `threshold`) and its fastest
-/// run moved the same way beyond `threshold` (`stats::beyond_interference`).
+/// when B is measurably slower or faster than A (`stats::compare` at `threshold`).
 fn timing(
     device: &str,
     sync_every: u64,
-    a: Spread,
-    b: Spread,
+    a: &Spread,
+    b: &Spread,
     to_us: f64,
     threshold: f64,
 ) -> TimingDifference {
@@ -475,16 +474,7 @@ fn timing(
             f64::NAN
         },
         fastest_ratio: Some(b.min / a.min).filter(|r| comparable && r.is_finite()),
-        noise: !comparable
-            || matches!(
-                stats::beyond_interference(
-                    stats::compare(&b, &a, threshold),
-                    b.min,
-                    a.min,
-                    threshold
-                ),
-                Comparison::Same { .. }
-            ),
+        noise: !comparable || matches!(stats::compare(b, a, threshold), Comparison::Same { .. }),
     }
 }
 
@@ -526,12 +516,12 @@ fn timing_differences(
             continue;
         };
         for policy_a in &device_a.policies {
-            let Some(sa) = policy_a.per_epoch_us else {
+            let Some(sa) = &policy_a.per_epoch_us else {
                 continue;
             };
             let Some(sb) = device_b
                 .policy(policy_a.policy)
-                .and_then(|p| p.per_epoch_us)
+                .and_then(|p| p.per_epoch_us.as_ref())
             else {
                 continue;
             };

@@ -17,15 +17,14 @@ use crate::readable::{factor, micros};
 use crate::redact::{Redactor, outside_line};
 use crate::saved::{self, Kind, Saved, Typed};
 use crate::scale::ScaleReport;
-use crate::stats::{Comparison, Spread, beyond_interference, compare};
+use crate::stats::{Comparison, Spread, compare};
 use crate::train::results::TrainCompareReport;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A node this much slower per epoch than its group's median — and beyond noise: its own runs'
-/// confidence interval apart from the interval of the group's median (`stats::compare`), and its
-/// fastest run this much slower than the group's median fastest run
-/// (`stats::beyond_interference`) — is an outlier.
+/// A node this much slower per epoch than the rest of its group — by `stats::compare`'s test on
+/// the fastest runs: the group's fastest runs, pooled, all beat its fastest by this much — is an
+/// outlier.
 pub const SLOW_FACTOR: f64 = 1.25;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -454,14 +453,17 @@ fn per_epoch(reading: &Reading) -> Vec<(String, Spread)> {
         Reading::TrainCompare(report) => report
             .devices
             .iter()
-            .filter_map(|d| Some((d.label.clone(), d.headline_spread()?)))
+            .filter_map(|d| Some((d.label.clone(), d.headline_spread()?.clone())))
             .collect(),
         Reading::Scale(report) => report
             .devices
             .iter()
             .flat_map(|c| {
                 c.points.iter().filter_map(|p| {
-                    Some((format!("{} at {}", c.label, p.size), p.epoch_s?.scaled(1e6)))
+                    Some((
+                        format!("{} at {}", c.label, p.size),
+                        p.epoch_s.as_ref()?.scaled(1e6),
+                    ))
                 })
             })
             .collect(),
@@ -493,28 +495,28 @@ fn slow_nodes(
                     .flat_map(|(_, list)| list.iter().filter(|(l, _)| l == label))
                     .map(|(_, spread)| spread)
                     .collect();
-                let (Some(group), Some(group_fastest)) = (
-                    Spread::of(others.iter().map(|s| s.median)),
-                    Spread::of(others.iter().map(|s| s.min)),
-                ) else {
+                // Every run of the others (their medians, from reports that did not keep them).
+                let pooled = Spread::of(others.iter().flat_map(|s| {
+                    if s.values.is_empty() {
+                        vec![s.median]
+                    } else {
+                        s.values.clone()
+                    }
+                }));
+                let (Some(pooled), Some(group_fastest)) =
+                    (pooled, Spread::of(others.iter().map(|s| s.min)))
+                else {
                     continue;
                 };
-                let threshold = SLOW_FACTOR - 1.0;
-                let comparison = beyond_interference(
-                    compare(cost, &group, threshold),
-                    cost.min,
-                    group_fastest.median,
-                    threshold,
-                );
-                if let Comparison::Slower { ratio } = comparison {
+                if let Comparison::Slower { .. } = compare(cost, &pooled, SLOW_FACTOR - 1.0) {
                     outliers
                         .entry(signatures[indices[position]].0.clone())
                         .or_default()
                         .push(format!(
-                            "{label} {} per epoch, {} its group's median ({})",
-                            micros(cost.median),
-                            factor(ratio),
-                            micros(group.median)
+                            "{label} {} per epoch at its fastest, {} its group's ({}, the median of their fastest runs)",
+                            micros(cost.min),
+                            factor(cost.min / group_fastest.median),
+                            micros(group_fastest.median)
                         ));
                 }
             }

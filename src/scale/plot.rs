@@ -33,7 +33,7 @@ pub fn svg(report: &ScaleReport) -> anyhow::Result<String> {
                 if point.status == PointStatus::OverBudget {
                     over_budget.push(flop);
                 }
-                if let Some(spread) = point.epoch_s {
+                if let Some(spread) = &point.epoch_s {
                     let (low, high) = spread.interval();
                     if [flop, spread.median, low, high].iter().all(|&v| usable(v)) {
                         points.push((flop, spread.median, low, high));

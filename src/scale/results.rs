@@ -169,7 +169,7 @@ impl PointResult {
 
     /// The median seconds per epoch, when measured.
     pub fn median_s(&self) -> Option<f64> {
-        self.epoch_s.map(|s| s.median)
+        self.epoch_s.as_ref().map(|s| s.median)
     }
 }
 
@@ -182,7 +182,8 @@ pub struct Crossover {
     /// `None`: it is faster at the largest common point, but not beyond noise.
     pub from: Option<Size>,
     pub flop_per_epoch: Option<f64>,
-    /// slower / faster median time at the largest point both measured.
+    /// slower / faster fastest run at the largest point both measured (the ratio `stats::compare`
+    /// states a difference by).
     pub speedup_at_largest: f64,
     pub largest: Size,
 }

@@ -97,9 +97,9 @@ pub fn run(plan: &ScalePlan, job: &str) -> ScaleReport {
         bar.set_position((runnable * plan.ladder.len()) as u64 * round.min(rounds) / rounds);
     }
     // Where two columns are still undecided (`stats::undecided`: no measurable difference yet,
-    // but medians apart beyond the verdict's threshold or intervals wide enough to hide one), a
-    // claim (a crossover) hangs on more runs: those columns take more rounds of that point,
-    // interleaved as before, until it is decided or their extra runs are spent.
+    // but their fastest runs apart beyond the verdict's threshold), a claim (a crossover) hangs
+    // on more runs: those columns take more rounds of that point, interleaved as before, until it
+    // is decided or their extra runs are spent.
     loop {
         let undecided = undecided_points(&live);
         if undecided.is_empty() {

@@ -14,7 +14,7 @@ impl Render for ScaleReport {
         let mut summary = vec![Section::text("Verdict", self.verdict.clone())];
         summary.push(self.grid(
             "Time per epoch (median, 95% confidence interval of the median, runs)",
-            |p| p.epoch_s.map(|s| spread_micros(&s.scaled(1e6))),
+            |p| p.epoch_s.as_ref().map(|s| spread_micros(&s.scaled(1e6))),
         ));
         summary.push(
             self.grid("Throughput in GFLOP/s (share of FP32 peak)", |p| {

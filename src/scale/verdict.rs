@@ -15,7 +15,7 @@ pub fn conclusions(report: &ScaleReport) -> Vec<String> {
     let first = report.ladder.first().map(|p| p.size);
     for c in &report.crossovers {
         let at_largest = format!(
-            "{} at {}",
+            "{} at {}, fastest runs",
             readable::factor(c.speedup_at_largest),
             c.largest
         );

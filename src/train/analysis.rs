@@ -26,10 +26,13 @@ pub fn course_totals(device: &mut DeviceResult, epochs: u64) {
     for policy in &mut device.policies {
         let measured = policy.runs.iter().all(|r| r.epochs == epochs);
         (policy.course_total_s, policy.course_total_derived) = if measured {
-            (policy.total_s.map(|s| s.median), false)
+            (policy.total_s.as_ref().map(|s| s.median), false)
         } else {
             (
-                policy.per_epoch_us.map(|s| s.median * epochs as f64 / 1e6),
+                policy
+                    .per_epoch_us
+                    .as_ref()
+                    .map(|s| s.median * epochs as f64 / 1e6),
                 true,
             )
         };
@@ -127,7 +130,7 @@ pub fn marginal_sync_costs(device: &mut DeviceResult) {
     let Some(never) = device.policy(SyncPolicy::NEVER) else {
         return;
     };
-    let Some(epoch0) = never.per_epoch_us.map(|s| s.median) else {
+    let Some(epoch0) = never.per_epoch_us.as_ref().map(|s| s.median) else {
         return;
     };
     let baseline: Vec<(u32, f64, u64)> = never
@@ -165,7 +168,7 @@ pub fn marginal_sync_costs(device: &mut DeviceResult) {
             ));
             continue;
         }
-        if let Some(inside) = policy.readback_us
+        if let Some(inside) = &policy.readback_us
             && low > inside.interval().1
         {
             policy.sync_cost_note = Some(format!(

@@ -124,7 +124,7 @@ fn legend(device: &DeviceResult) -> String {
     let timed = device
         .policies
         .iter()
-        .find_map(|p| Some((p.policy, p.per_epoch_us?)));
+        .find_map(|p| Some((p.policy, p.per_epoch_us.as_ref()?)));
     match timed {
         Some((policy, spread)) => format!(
             "{}: {} per epoch ({})",

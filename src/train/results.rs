@@ -249,10 +249,10 @@ impl DeviceResult {
     }
 
     /// The runs behind [`Self::headline_per_epoch_us`], in µs per epoch.
-    pub fn headline_spread(&self) -> Option<Spread> {
+    pub fn headline_spread(&self) -> Option<&Spread> {
         self.policy(SyncPolicy::NEVER)
             .or(self.policies.first())
-            .and_then(|p| p.per_epoch_us)
+            .and_then(|p| p.per_epoch_us.as_ref())
     }
 
     /// Keeps what the worker ended with: final loss, accuracy, memory, the loss curve.

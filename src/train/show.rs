@@ -84,7 +84,9 @@ impl Render for TrainCompareReport {
             }
             rows.push(row("  blocked in readback", &|d| {
                 cell(d, &|p| {
-                    p.readback_us.map(|s| format!("{}/sync", micros(s.median)))
+                    p.readback_us
+                        .as_ref()
+                        .map(|s| format!("{}/sync", micros(s.median)))
                 })
             }));
             if measured
@@ -264,7 +266,7 @@ impl Render for TrainCompareReport {
             let device = d.framework.metric_labels(d.device);
             for p in &d.policies {
                 let every = p.policy.every.to_string();
-                if let Some(spread) = p.per_epoch_us {
+                if let Some(spread) = &p.per_epoch_us {
                     for (stat, value) in [
                         ("min", spread.min),
                         ("median", spread.median),

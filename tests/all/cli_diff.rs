@@ -40,14 +40,19 @@ fn a_report_diffed_with_itself_is_one_line_identical() {
     assert!(stdout.contains("are identical"), "{stdout}");
 }
 
-/// A train-compare report whose first policy's per-epoch spread is exactly `us` in every field.
-fn with_cost(report: &Value, us: f64) -> Value {
+/// A train-compare report whose first policy took `runs`, in µs per epoch.
+fn with_runs(report: &Value, runs: &[f64]) -> Value {
     let mut report = report.clone();
-    let spread = &mut report["devices"][0]["policies"][0]["per_epoch_us"];
-    for field in ["min", "median", "max", "ci_low", "ci_high"] {
-        spread[field] = Value::from(us);
-    }
+    util::set_runs(
+        &mut report["devices"][0]["policies"][0]["per_epoch_us"],
+        runs,
+    );
     report
+}
+
+/// A train-compare report whose first policy took six runs of exactly `us` per epoch.
+fn with_cost(report: &Value, us: f64) -> Value {
+    with_runs(report, &[us; 6])
 }
 
 #[test]
@@ -65,7 +70,7 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
         &[],
     );
     let a = dir.write_json("a.json", &with_cost(&report, 100.0));
-    // 5% slower, the intervals apart: below the default 10% threshold, so not a change.
+    // 5% slower in every run: below the default 10% threshold, so not a change.
     let b = dir.write_json("b.json", &with_cost(&report, 105.0));
     let (code, stdout, _) = diff(&a, &b);
     assert_eq!(code, Some(0), "{stdout}");
@@ -87,9 +92,9 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
     assert_eq!(strict.status.code(), Some(1));
     let text = String::from_utf8(strict.stdout).unwrap();
     assert!(text.contains("B 1.05× slower"), "{text}");
-    // 50% slower but with intervals that overlap A's: noise, whatever the threshold.
-    let mut wide = with_cost(&report, 150.0);
-    wide["devices"][0]["policies"][0]["per_epoch_us"]["ci_low"] = Value::from(90.0);
+    // 50% slower in the median but with a run faster than all of A's: noise, whatever the
+    // threshold.
+    let wide = with_runs(&report, &[150.0, 150.0, 90.0, 150.0, 150.0, 150.0]);
     let c = dir.write_json("c.json", &wide);
     let (code, _, _) = util::run(&[
         "diff".as_ref(),
@@ -99,11 +104,12 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
         c.as_os_str(),
     ]);
     assert_eq!(code, Some(0));
-    // 30% slower, the intervals apart, but B's fastest run as fast as A's: interference held B's
-    // other runs back (it only adds time); not a change, and said so in the details.
-    let mut busier = with_cost(&report, 130.0);
-    busier["devices"][0]["policies"][0]["per_epoch_us"]["min"] = Value::from(101.0);
-    let d = dir.write_json("d.json", &busier);
+    // 30% slower in the median, but B's fastest run as fast as A's: interference held B's other
+    // runs back (it only adds time); not a change, and said so in the details.
+    let d = dir.write_json(
+        "d.json",
+        &with_runs(&report, &[130.0, 130.0, 101.0, 130.0, 130.0, 130.0]),
+    );
     let (code, stdout, _) = diff(&a, &d);
     assert_eq!(code, Some(0), "{stdout}");
     let json: Value = serde_json::from_str(&stdout).unwrap();
@@ -127,8 +133,10 @@ fn a_timing_changes_only_beyond_noise_and_the_threshold() {
         "{text}"
     );
     // Its fastest run 20% slower too: a change.
-    busier["devices"][0]["policies"][0]["per_epoch_us"]["min"] = Value::from(120.0);
-    let e = dir.write_json("e.json", &busier);
+    let e = dir.write_json(
+        "e.json",
+        &with_runs(&report, &[130.0, 130.0, 120.0, 130.0, 130.0, 130.0]),
+    );
     assert_eq!(diff(&a, &e).0, Some(1));
     let refused = hwbench()
         .args(["diff", "--threshold", "ten"])
@@ -167,7 +175,7 @@ fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
     let report = util::run_json(
         &tiny_train(&[
             "--repeats",
-            "2",
+            "6",
             "--cpu-threads",
             "1",
             "--sync-every",
@@ -181,14 +189,11 @@ fn per_epoch_costs_compare_as_ratios_and_overlap_is_noise() {
     let (code, _, _) = diff(&a, &a);
     assert_eq!(code, Some(0), "a report against itself");
 
-    // B's first policy: every run twice as slow as A's slowest, so the ranges cannot overlap.
-    let mut slower = report.clone();
-    let spread = &mut slower["devices"][0]["policies"][0]["per_epoch_us"];
+    // B's first policy: every run twice as slow as A's slowest.
+    let spread = &report["devices"][0]["policies"][0]["per_epoch_us"];
     let a_max = spread["max"].as_f64().unwrap();
     let a_median = spread["median"].as_f64().unwrap();
-    for field in ["min", "median", "max", "ci_low", "ci_high"] {
-        spread[field] = Value::from(a_max * 2.0);
-    }
+    let slower = with_cost(&report, a_max * 2.0);
     let b = dir.write_json("b.json", &slower);
     let (code, stdout, _) = diff(&a, &b);
     assert_eq!(code, Some(1));

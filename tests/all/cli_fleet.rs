@@ -70,19 +70,22 @@ fn a_node_slower_than_its_group_is_an_outlier() {
         ]),
         &[],
     );
+    // Every node took six runs of 10–11 µs per epoch.
+    let runs = [10.0, 10.4, 10.2, 11.0, 10.1, 10.6];
+    let with_runs = |runs: &[f64]| {
+        let mut report = report.clone();
+        util::set_runs(
+            &mut report["devices"][0]["policies"][0]["per_epoch_us"],
+            runs,
+        );
+        report
+    };
     for node in ["a", "b", "c", "d"] {
-        save(&dir, node, &report);
+        save(&dir, node, &with_runs(&runs));
     }
-    let mut slow = report.clone();
-    let median = slow["devices"][0]["policies"][0]["per_epoch_us"]["median"]
-        .as_f64()
-        .unwrap();
-    // Every run twice as slow: its interval is apart from the group's too.
-    let spread = &mut slow["devices"][0]["policies"][0]["per_epoch_us"];
-    for field in ["min", "median", "max", "ci_low", "ci_high"] {
-        spread[field] = Value::from(spread[field].as_f64().unwrap_or(median) * 2.0);
-    }
-    save(&dir, "e", &slow);
+    // Every run twice as slow.
+    let slow = runs.map(|r| r * 2.0);
+    save(&dir, "e", &with_runs(&slow));
 
     let (code, stdout, _) = fleet(&[dir.path().as_os_str(), "--format".as_ref(), "json".as_ref()]);
     assert_eq!(code, Some(0));
@@ -95,19 +98,18 @@ fn a_node_slower_than_its_group_is_an_outlier() {
         outliers[0]["reasons"][0]
             .as_str()
             .unwrap()
-            .contains("2.00× its group's median")
+            .contains("20 µs per epoch at its fastest, 2.00× its group's (10 µs")
     );
 
     // Its median as slow, but one run as fast as the group's: a node that was busier while it
     // ran (interference only adds time), not a slower node.
     let busy_dir = Dir::new();
     for node in ["a", "b", "c", "d"] {
-        save(&busy_dir, node, &report);
+        save(&busy_dir, node, &with_runs(&runs));
     }
-    let mut busy = slow.clone();
-    busy["devices"][0]["policies"][0]["per_epoch_us"]["min"] =
-        report["devices"][0]["policies"][0]["per_epoch_us"]["min"].clone();
-    save(&busy_dir, "f", &busy);
+    let mut busy = slow;
+    busy[2] = 10.0;
+    save(&busy_dir, "f", &with_runs(&busy));
     let (_, stdout, _) = fleet(&[
         busy_dir.path().as_os_str(),
         "--format".as_ref(),

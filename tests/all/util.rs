@@ -16,6 +16,19 @@ use hwbench::info::{InfoReport, SCHEMA_VERSION, Unavailable, cpu};
 
 pub const HOSTNAME: &str = "build-host-4242";
 
+/// Makes a spread of a saved report summarise `runs`, as hwbench writes one: the runs, their
+/// count, range, median and its interval.
+pub fn set_runs(spread: &mut serde_json::Value, runs: &[f64]) {
+    let summary = hwbench::stats::Spread::of(runs.iter().copied()).expect("some runs");
+    *spread = serde_json::to_value(summary).unwrap();
+}
+
+/// Multiplies every time of a spread of a saved report, its runs included, by `factor`.
+pub fn scale_spread(spread: &mut serde_json::Value, factor: f64) {
+    let summary: hwbench::stats::Spread = serde_json::from_value(spread.clone()).unwrap();
+    *spread = serde_json::to_value(summary.scaled(factor)).unwrap();
+}
+
 /// The executable under test: this build's, or `$HWBENCH_TEST_BIN` (to check that a regression
 /// test fails on an older build).
 pub fn bin() -> PathBuf {
