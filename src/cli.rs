@@ -275,8 +275,9 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The second report, of the same kind.
     pub b: PathBuf,
-    /// A timing counts as changed only when it moved by more than this, as well as beyond both
-    /// runs' noise (their medians' 95% confidence intervals apart): "10%", "5", "0.5%".
+    /// A timing counts as changed only when it moved by more than this beyond both runs' noise
+    /// (the faster report's fastest runs all ahead of the other's fastest by it): "10%", "5",
+    /// "0.5%".
     #[arg(long, value_name = "PERCENT", default_value = "10%", value_parser = parse_percent)]
     pub threshold: f64,
     #[command(flatten)]

@@ -95,12 +95,6 @@ impl Spread {
         }
     }
 
-    /// Whether the interval holds zero (for differences: no measurable difference).
-    pub fn holds_zero(&self) -> bool {
-        let (low, high) = self.interval();
-        low <= 0.0 && high >= 0.0
-    }
-
     /// This spread with every value multiplied by `factor` (> 0): a unit change.
     pub fn scaled(&self, factor: f64) -> Self {
         Self {
@@ -265,11 +259,6 @@ pub fn undecided(a: &Spread, b: &Spread, threshold: f64) -> bool {
     ratio.is_finite() && ratio > 0.0 && ratio.max(1.0 / ratio) > 1.0 + threshold
 }
 
-/// The median of paired differences `a[i] − b[i]` (runs of the same round), with its interval.
-pub fn paired_difference(a: &[f64], b: &[f64]) -> Option<Spread> {
-    Spread::of(a.iter().zip(b).map(|(x, y)| x - y))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,14 +400,5 @@ mod tests {
         // Decided: apart (30%), or as good as equal (3%, below the threshold).
         assert!(!undecided(&around(13.0), &around(10.0), 0.05));
         assert!(!undecided(&around(10.3), &around(10.0), 0.05));
-    }
-
-    #[test]
-    fn paired_differences_keep_their_sign() {
-        let d = paired_difference(&[10.0, 11.0, 12.0, 10.5, 11.5, 10.2], &[9.0; 6]).unwrap();
-        assert!(!d.holds_zero());
-        assert!((d.median - 1.75).abs() < 1e-12);
-        let d = paired_difference(&[9.1, 8.9, 9.0, 9.2, 8.8, 9.0], &[9.0; 6]).unwrap();
-        assert!(d.holds_zero());
     }
 }

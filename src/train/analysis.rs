@@ -122,8 +122,8 @@ pub fn loss_rise(device: &DeviceResult) -> Option<LossRise> {
 /// The marginal cost of one sync per policy, against the policy that never syncs during
 /// training: per round, (T(k) − T(never)) / (syncs(k) − syncs(never)) of the two runs of that
 /// round (paired: they ran back to back), and the median over rounds with its confidence
-/// interval. A cost is exported only when the interval is above zero, the median is beyond the
-/// verdicts' threshold (5% of an epoch: below it, as every other difference, it is too little to
+/// interval. A cost is exported only when the whole interval is beyond the verdicts' threshold
+/// (5% of an epoch: a cost that may be below it is, as every other difference, too little to
 /// measure), and it agrees with the time measured inside the readback calls: a sync cannot cost
 /// more than the time spent in it.
 pub fn marginal_sync_costs(device: &mut DeviceResult) {
@@ -157,7 +157,8 @@ pub fn marginal_sync_costs(device: &mut DeviceResult) {
         };
         let (low, high) = cost.interval();
         policy.sync_cost_interval_us = Some((low, high));
-        if cost.holds_zero() || cost.median.abs() < VERDICT_THRESHOLD * epoch0 {
+        let threshold = VERDICT_THRESHOLD * epoch0;
+        if low < threshold && high > -threshold {
             policy.sync_cost_below_us = Some(low.abs().max(high.abs()));
             continue;
         }

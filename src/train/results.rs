@@ -147,8 +147,9 @@ pub struct PolicyResult {
     pub sync_cost_interval_us: Option<(f64, f64)>,
     /// That marginal cost as a share of one epoch without syncs (0.05 = 5 %).
     pub sync_share_of_epoch: Option<f64>,
-    /// When the interval holds zero, the runs cannot resolve the cost: this is the most it can
-    /// be, in µs, and `sync_cost_us` is null.
+    /// When the interval reaches below the verdicts' threshold (5% of an epoch; zero included),
+    /// the runs cannot resolve the cost: this is the most it can be, in µs, and `sync_cost_us` is
+    /// null.
     pub sync_cost_below_us: Option<f64>,
     /// Why a measured difference is not exported as a cost: it disagrees with the time measured
     /// inside the readback beyond the noise, or the runs that sync were faster.

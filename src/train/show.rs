@@ -149,7 +149,7 @@ impl Render for TrainCompareReport {
                 "all {} epochs; when the time budget let a column time fewer (see \"timed epochs per run\"), its per-epoch cost, syncs included, times {} (derived)",
                 self.config.epochs, self.config.epochs
             ))
-            .add("cost of one sync", "median over rounds of (T(k) − T(never)) / (syncs(k) − syncs(never)), the two runs of each round paired; % of an epoch without syncs; \"< x (noise)\" when its 95% confidence interval holds zero or its median is below 5% of an epoch")
+            .add("cost of one sync", "median over rounds of (T(k) − T(never)) / (syncs(k) − syncs(never)), the two runs of each round paired; % of an epoch without syncs; \"< x (noise)\" when its 95% confidence interval reaches below 5% of an epoch")
             .add("blocked in readback", "time inside the readback call; on a GPU it includes waiting for queued work");
         if self.devices.iter().any(|d| {
             d.facts
