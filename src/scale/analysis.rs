@@ -160,18 +160,23 @@ pub fn crossover(a: &ScaleColumn, b: &ScaleColumn, ladder: &[LadderPoint]) -> Op
 }
 
 /// The fixed cost of an epoch on a column (its smallest measured point's median time), and the
-/// first point whose epoch takes measurably at least twice that (its confidence interval wholly
-/// above twice the fixed cost's): from there on the arithmetic, not the fixed cost, decides.
-/// `None` for the point when no measured point gets there.
+/// first point whose epoch takes measurably longer than twice that (`stats::compare` against the
+/// smallest point's runs doubled, the report's one test): from there on the arithmetic, not the
+/// fixed cost, decides. `None` for the point when no measured point gets there.
 pub fn fixed_cost(column: &ScaleColumn) -> Option<(f64, Option<Size>)> {
     let mut measured = column
         .points
         .iter()
         .filter_map(|p| Some((p.size, p.epoch_s.as_ref()?)));
     let (_, fixed) = measured.next()?;
-    let twice = 2.0 * fixed.interval().1;
+    let twice = fixed.scaled(2.0);
     let from = measured
-        .find(|(_, time)| time.interval().0 >= twice)
+        .find(|(_, time)| {
+            matches!(
+                compare(time, &twice, VERDICT_THRESHOLD),
+                Comparison::Slower { .. }
+            )
+        })
         .map(|(size, _)| size);
     Some((fixed.median, from))
 }

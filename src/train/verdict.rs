@@ -521,24 +521,18 @@ mod tests {
         assert!(logging.contains("does matter"), "{logging}");
     }
 
+    /// A device whose silent policy took six runs: `runs`, twice.
+    fn six_runs(spec: DeviceSpec, framework: Framework, runs: [f64; 3]) -> DeviceResult {
+        let [a, b, c] = runs;
+        device(spec, framework, &[(0, &[a, b, c, a, b, c])])
+    }
+
     #[test]
     fn candle_is_compared_with_pytorch_on_the_same_device_only() {
         let lines = verdict(vec![
-            device(
-                CPU1,
-                Framework::Candle,
-                &[(0, &[0.031, 0.031, 0.032, 0.031, 0.031, 0.032])],
-            ),
-            device(
-                CPU2,
-                Framework::Candle,
-                &[(0, &[0.030, 0.031, 0.032, 0.030, 0.031, 0.032])],
-            ),
-            device(
-                CPU2,
-                Framework::Pytorch,
-                &[(0, &[0.600, 0.604, 0.610, 0.600, 0.604, 0.610])],
-            ),
+            six_runs(CPU1, Framework::Candle, [0.031, 0.031, 0.032]),
+            six_runs(CPU2, Framework::Candle, [0.030, 0.031, 0.032]),
+            six_runs(CPU2, Framework::Pytorch, [0.600, 0.604, 0.610]),
         ]);
         let against = line(&lines, "hwbench's loop is");
         assert!(
@@ -555,16 +549,8 @@ mod tests {
     #[test]
     fn the_fastest_device_and_the_slowest_are_named_with_the_ratio() {
         let lines = verdict(vec![
-            device(
-                CPU1,
-                Framework::Candle,
-                &[(0, &[0.031, 0.031, 0.032, 0.031, 0.031, 0.032])],
-            ),
-            device(
-                CPU1,
-                Framework::Pytorch,
-                &[(0, &[0.062, 0.063, 0.064, 0.062, 0.063, 0.064])],
-            ),
+            six_runs(CPU1, Framework::Candle, [0.031, 0.031, 0.032]),
+            six_runs(CPU1, Framework::Pytorch, [0.062, 0.063, 0.064]),
         ]);
         let fastest = line(&lines, "Fastest for this model");
         assert!(fastest.contains("cpu×1 at 31 µs per epoch"), "{fastest}");
@@ -579,16 +565,8 @@ mod tests {
         // The course's model is too small for the fused epoch to share: cpu×1 and cpu×2 run the
         // same one-thread epoch, so their workers' difference is not the threads'.
         let lines = verdict(vec![
-            device(
-                CPU1,
-                Framework::Candle,
-                &[(0, &[0.031, 0.031, 0.032, 0.031, 0.031, 0.032])],
-            ),
-            device(
-                CPU2,
-                Framework::Candle,
-                &[(0, &[0.062, 0.063, 0.064, 0.062, 0.063, 0.064])],
-            ),
+            six_runs(CPU1, Framework::Candle, [0.031, 0.031, 0.032]),
+            six_runs(CPU2, Framework::Candle, [0.062, 0.063, 0.064]),
         ]);
         let fastest = line(&lines, "Fastest for this model");
         assert!(
@@ -604,16 +582,8 @@ mod tests {
         );
         // Equal workers: no measurable difference, the same claim.
         let lines = verdict(vec![
-            device(
-                CPU1,
-                Framework::Candle,
-                &[(0, &[0.031, 0.031, 0.032, 0.031, 0.031, 0.032])],
-            ),
-            device(
-                CPU2,
-                Framework::Candle,
-                &[(0, &[0.031, 0.032, 0.032, 0.031, 0.032, 0.032])],
-            ),
+            six_runs(CPU1, Framework::Candle, [0.031, 0.031, 0.032]),
+            six_runs(CPU2, Framework::Candle, [0.031, 0.032, 0.032]),
         ]);
         let fastest = line(&lines, "Fastest for this model");
         assert!(
@@ -622,16 +592,8 @@ mod tests {
         );
         // A model large enough to share: more threads that are slower are said to be slower.
         let report = sample::report(vec![
-            device(
-                CPU1,
-                Framework::Candle,
-                &[(0, &[0.031, 0.031, 0.032, 0.031, 0.031, 0.032])],
-            ),
-            device(
-                CPU2,
-                Framework::Candle,
-                &[(0, &[0.062, 0.063, 0.064, 0.062, 0.063, 0.064])],
-            ),
+            six_runs(CPU1, Framework::Candle, [0.031, 0.031, 0.032]),
+            six_runs(CPU2, Framework::Candle, [0.062, 0.063, 0.064]),
         ]);
         let measured: Vec<&DeviceResult> = report.devices.iter().collect();
         let shared = super::threads(&measured, true).unwrap();
