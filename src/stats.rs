@@ -113,7 +113,7 @@ impl Spread {
     fn sorted_times(&self) -> Option<Vec<f64>> {
         let usable = !self.values.is_empty()
             && self.values.len() == self.n
-            && self.values.iter().all(|v| v.is_finite() && *v > 0.0);
+            && self.values.iter().copied().all(is_time);
         usable.then(|| {
             let mut sorted = self.values.clone();
             sorted.sort_by(f64::total_cmp);
@@ -192,8 +192,7 @@ impl Comparison {
 /// = 5%). Spreads from older reports, which did not keep their runs, are compared by their
 /// medians' intervals instead.
 pub fn compare(a: &Spread, b: &Spread, threshold: f64) -> Comparison {
-    let usable = |v: f64| v.is_finite() && v > 0.0;
-    if !(usable(a.median) && usable(b.median)) {
+    if !(is_time(a.median) && is_time(b.median)) {
         return Comparison::Same { within: f64::NAN };
     }
     match (a.sorted_times(), b.sorted_times()) {
@@ -238,8 +237,7 @@ fn compare_intervals(a: &Spread, b: &Spread, threshold: f64) -> Comparison {
     if apart && 1.0 / ratio > 1.0 + threshold {
         return Comparison::Faster { ratio: 1.0 / ratio };
     }
-    let usable = |v: f64| v.is_finite() && v > 0.0;
-    let widest = if usable(a_low) && usable(b_low) {
+    let widest = if is_time(a_low) && is_time(b_low) {
         (a_high / b_low).max(b_high / a_low) - 1.0
     } else {
         f64::INFINITY
@@ -256,7 +254,18 @@ pub fn undecided(a: &Spread, b: &Spread, threshold: f64) -> bool {
         return false;
     }
     let ratio = a.min / b.min;
-    ratio.is_finite() && ratio > 0.0 && ratio.max(1.0 / ratio) > 1.0 + threshold
+    is_time(ratio) && apart_beyond(ratio, threshold)
+}
+
+/// Whether a ratio of two times is beyond `threshold` either way (1.2 and 1 / 1.2 both beyond
+/// 10%).
+pub fn apart_beyond(ratio: f64, threshold: f64) -> bool {
+    ratio.max(1.0 / ratio) > 1.0 + threshold
+}
+
+/// A positive, finite number: something a time (or a ratio of times) can be.
+fn is_time(v: f64) -> bool {
+    v.is_finite() && v > 0.0
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl TimingDifference {
     /// Whether the median moved beyond `threshold` but the fastest run did not: interference
     /// while one of the runs ran (it only adds time), not a change.
     pub fn interference(&self, threshold: f64) -> bool {
-        let beyond = |ratio: f64| ratio.max(1.0 / ratio) > 1.0 + threshold;
+        let beyond = |ratio| stats::apart_beyond(ratio, threshold);
         self.noise && beyond(self.ratio) && self.fastest_ratio.is_some_and(|f| !beyond(f))
     }
 }

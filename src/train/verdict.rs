@@ -188,8 +188,8 @@ fn fastest(measured: &[&DeviceResult], shared: bool) -> String {
     line
 }
 
-/// A CPU column of candle's: hwbench's fused epoch, on one thread where the model is too small to
-/// share (`fused::shares_epoch`).
+/// A CPU column of candle's: hwbench's fused epoch (which stays on one thread where the model is
+/// too small to share, `fused::shares_epoch`; the callers ask that).
 fn fused_cpu(device: &DeviceResult) -> bool {
     device.framework == Framework::Candle && matches!(device.device, DeviceSpec::Cpu { .. })
 }
